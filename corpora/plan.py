@@ -1,0 +1,50 @@
+"""Plan a document run: which inputs exist, which are already finished in this output folder (resume)."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from corpora.readers import expand_inputs
+from corpora.staging import StagedInput, is_done
+
+WORK_DIR = "_work"
+OUTPUT_ENTRIES = ("data", "rejected", "quarantine", WORK_DIR, "manifest.json", "stats.json")
+
+
+@dataclass
+class RunPlan:
+    out_dir: Path
+    staging: Path
+    items: list[StagedInput]
+    pending: list[StagedInput]
+    config_hash: str
+
+    @property
+    def finished(self) -> list[StagedInput]:
+        return [i for i in self.items if i not in self.pending]
+
+
+def clear_output(out_dir: Path) -> None:
+    """`overwrite=true`: remove what a previous run wrote (and nothing else in the folder)."""
+    for name in OUTPUT_ENTRIES:
+        p = out_dir / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def plan_run(inputs: list[str], out_dir: Path, config_hash: str, overwrite: bool) -> RunPlan:
+    paths = expand_inputs(inputs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        clear_output(out_dir)
+    staging = out_dir / WORK_DIR / "inputs"
+    staging.mkdir(parents=True, exist_ok=True)
+    items = [StagedInput.from_path(p) for p in paths]
+    keys = [i.key for i in items]
+    if len(set(keys)) != len(keys):
+        raise ValueError("two inputs map to the same staging key")
+    pending = [i for i in items if not is_done(staging, i, config_hash)]
+    return RunPlan(out_dir, staging, items, pending, config_hash)

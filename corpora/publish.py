@@ -1,0 +1,60 @@
+"""Publish staged Parquet parts as the run's output shards (`data/`, `rejected/`, `quarantine/`).
+
+Shards are rewritten in input order into a temp folder and swapped in, so a reader sees either the old or
+the new set, and reruns give byte-identical row order. Parts with differing columns are unified (missing
+columns become nulls), so every shard of one folder has one schema.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from corpora.shards import ShardInfo, ShardWriter
+
+
+def unified_schema(files: list[Path], fallback: pa.Schema) -> pa.Schema:
+    schemas = [pq.read_schema(f) for f in files]
+    if not schemas:
+        return fallback
+    return pa.unify_schemas(schemas, promote_options="permissive")
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    cols = []
+    for f in schema:
+        if f.name in table.column_names:
+            cols.append(table.column(f.name).cast(f.type))
+        else:
+            cols.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def publish_kind(out_dir: Path, kind: str, files: Iterable[Path], fallback_schema: pa.Schema, *,
+                 shard_rows: int, shard_mb: float) -> list[ShardInfo]:
+    files = [Path(f) for f in files]
+    schema = unified_schema(files, fallback_schema)
+    tmp = out_dir / f".{kind}.publishing"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    writer = ShardWriter(tmp, schema, max_rows=shard_rows, max_mb=shard_mb)
+    for f in files:
+        pf = pq.ParquetFile(f)
+        for rg in range(pf.num_row_groups):
+            writer.write_table(conform(pf.read_row_group(rg), schema))
+    shards = writer.close()
+    final = out_dir / kind
+    old = out_dir / f".{kind}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    tmp.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, final)
+    if old.exists():
+        shutil.rmtree(old)
+    return [ShardInfo(str(Path(kind) / Path(s.path).name), s.rows, s.bytes, s.sha256) for s in shards]

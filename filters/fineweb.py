@@ -1,0 +1,41 @@
+"""FineWeb's extra rules (Penedo et al. 2024), as datatrove's FineWebQualityFilter with its defaults."""
+from __future__ import annotations
+
+from corpora.config import StrictModel
+from filters.decision import Decision
+from filters.gopher import find_duplicates
+from filters.text import TERMINAL_PUNCTUATION, split_words
+
+
+class FineWebConfig(StrictModel):
+    enabled: bool = True
+    line_punct_thr: float = 0.12
+    line_punct_exclude_zero: bool = False
+    short_line_thr: float = 0.67
+    short_line_length: int = 30
+    char_duplicates_ratio: float = 0.01
+    new_line_ratio: float = 0.3
+
+
+_STOP_CHARS = tuple(TERMINAL_PUNCTUATION)
+
+
+def fineweb_quality(text: str, cfg: FineWebConfig, words: list[str] | None = None) -> Decision:
+    lines = [line for line in text.split("\n") if line.strip() != ""]
+    if not lines:
+        return Decision(False, "empty")
+    ratio = sum(1 for line in lines if line.endswith(_STOP_CHARS)) / len(lines)
+    scores = {"fineweb_line_punct_ratio": ratio}
+    if ratio < cfg.line_punct_thr and not (ratio == 0 and cfg.line_punct_exclude_zero):
+        return Decision(False, "line_punct_ratio", scores)
+    ratio = sum(1 for line in lines if len(line) <= cfg.short_line_length) / len(lines)
+    if ratio > cfg.short_line_thr:
+        return Decision(False, "short_line_ratio", scores)
+    denom = len(text) - text.count("\n")
+    ratio = find_duplicates(lines)[1] / denom if denom else 0.0
+    if ratio > cfg.char_duplicates_ratio:
+        return Decision(False, "char_dup_ratio", scores)
+    n_words = len(split_words(text) if words is None else words)
+    if n_words == 0 or text.count("\n") / n_words > cfg.new_line_ratio:
+        return Decision(False, "list_ratio", scores)
+    return Decision(True, None, scores)

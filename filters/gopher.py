@@ -1,0 +1,182 @@
+"""Gopher rules (Rae et al. 2021, Table A1), with datatrove's defaults and reason names.
+
+Same rules and order as datatrove's GopherQualityFilter / GopherRepetitionFilter; the repetition n-gram
+statistics are computed on 64-bit rolling hashes of word ids with numpy instead of joined strings.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from corpora.config import StrictModel
+from filters.decision import Decision
+from filters.text import PUNCTUATION_SET, split_words
+
+STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
+
+
+class GopherQualityConfig(StrictModel):
+    enabled: bool = True
+    min_doc_words: int | None = 50
+    max_doc_words: int | None = 100_000
+    min_avg_word_length: float | None = 3
+    max_avg_word_length: float | None = 10
+    max_symbol_word_ratio: float | None = 0.1
+    max_bullet_lines_ratio: float | None = 0.9
+    max_ellipsis_lines_ratio: float | None = 0.3
+    max_non_alpha_words_ratio: float | None = 0.8  # minimum share of words with an alphabetic character
+    min_stop_words: int | None = 2
+    stop_words: list[str] = STOP_WORDS
+
+
+def gopher_quality(text: str, cfg: GopherQualityConfig, words: list[str] | None = None) -> Decision:
+    words = split_words(text) if words is None else words
+    n_words = len(words)
+    non_symbol = [w for w in words if any(ch not in PUNCTUATION_SET for ch in w)]
+    n_non_symbol = len(non_symbol)
+    scores = {"gopher_words": n_non_symbol}
+    if cfg.min_doc_words and n_non_symbol < cfg.min_doc_words:
+        return Decision(False, "gopher_short_doc", scores)
+    if cfg.max_doc_words and n_non_symbol > cfg.max_doc_words:
+        return Decision(False, "gopher_long_doc", scores)
+    avg = sum(map(len, non_symbol)) / n_non_symbol if n_non_symbol else float("nan")
+    if cfg.min_avg_word_length and avg < cfg.min_avg_word_length:
+        return Decision(False, "gopher_below_avg_threshold", scores)
+    if cfg.max_avg_word_length and avg > cfg.max_avg_word_length:
+        return Decision(False, "gopher_above_avg_threshold", scores)
+    if n_words == 0:
+        return Decision(False, "gopher_short_doc", scores)
+    if cfg.max_symbol_word_ratio and text.count("#") / n_words > cfg.max_symbol_word_ratio:
+        return Decision(False, "gopher_too_many_hashes", scores)
+    if cfg.max_symbol_word_ratio and (text.count("...") + text.count("…")) / n_words > cfg.max_symbol_word_ratio:
+        return Decision(False, "gopher_too_many_ellipsis", scores)
+    lines = text.splitlines()
+    if cfg.max_bullet_lines_ratio and lines:
+        bullets = sum(1 for s in lines if s.lstrip().startswith(("•", "-")))
+        if bullets / len(lines) > cfg.max_bullet_lines_ratio:
+            return Decision(False, "gopher_too_many_bullets", scores)
+    if cfg.max_ellipsis_lines_ratio and lines:
+        ell = sum(1 for s in lines if s.rstrip().endswith(("...", "…")))
+        if ell / len(lines) > cfg.max_ellipsis_lines_ratio:
+            return Decision(False, "gopher_too_many_end_ellipsis", scores)
+    if cfg.max_non_alpha_words_ratio:
+        alpha = sum(1 for w in words if any(c.isalpha() for c in w))
+        if alpha / n_words < cfg.max_non_alpha_words_ratio:
+            return Decision(False, "gopher_below_alpha_threshold", scores)
+    if cfg.min_stop_words and len(set(cfg.stop_words).intersection(words)) < cfg.min_stop_words:
+        return Decision(False, "gopher_enough_stop_words", scores)
+    return Decision(True, None, scores)
+
+
+class GopherRepetitionConfig(StrictModel):
+    enabled: bool = True
+    dup_line_frac: float | None = 0.3
+    dup_para_frac: float | None = 0.3
+    dup_line_char_frac: float | None = 0.2
+    dup_para_char_frac: float | None = 0.2
+    top_n_grams: list[tuple[int, float]] = [(2, 0.2), (3, 0.18), (4, 0.16)]
+    dup_n_grams: list[tuple[int, float]] = [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
+
+
+_PARAGRAPH_RE = re.compile(r"\n{2,}")
+_LINE_RE = re.compile(r"\n+")
+
+
+def find_duplicates(items: list[str]) -> tuple[int, int]:
+    """(number of repeated elements, characters in the repeats) — first occurrences are not counted."""
+    seen: set[str] = set()
+    dup, chars = 0, 0
+    for x in items:
+        if x in seen:
+            dup += 1
+            chars += len(x)
+        else:
+            seen.add(x)
+    return dup, chars
+
+
+_MULT = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _ngram_hashes(ids: np.ndarray, n: int) -> np.ndarray:
+    """A 64-bit hash per n-gram window of word ids (polynomial, wrapping arithmetic)."""
+    m = len(ids) - n + 1
+    h = np.zeros(m, dtype=np.uint64)
+    for k in range(n):
+        h = h * _MULT + ids[k : k + m]
+    return h
+
+
+def _top_duplicate_chars(h: np.ndarray, char_len: np.ndarray) -> int:
+    """len(top n-gram) * its count, ties broken by first occurrence (as Counter.most_common)."""
+    uniq, first, counts = np.unique(h, return_index=True, return_counts=True)
+    best = counts.max()
+    idx = first[counts == best].min()
+    return int(char_len[idx]) * int(best)
+
+
+def _all_duplicate_chars(h: np.ndarray, char_len: np.ndarray, n: int) -> int:
+    """Characters covered by repeated n-grams, scanning left to right and jumping n words past a repeat
+    (datatrove's find_all_duplicate)."""
+    # Fast path: no repeated n-gram at all.
+    if len(np.unique(h)) == len(h):
+        return 0
+    hl = h.tolist()
+    cl = char_len.tolist()
+    seen: set[int] = set()
+    repeated, idx, m = 0, 0, len(hl)
+    while idx < m:
+        x = hl[idx]
+        if x in seen:
+            repeated += cl[idx]
+            idx += n
+        else:
+            seen.add(x)
+            idx += 1
+    return repeated
+
+
+def gopher_repetition(text: str, cfg: GopherRepetitionConfig, words: list[str] | None = None) -> Decision:
+    if not text:
+        return Decision(False, "empty")
+    n_chars = len(text)
+    paragraphs = _PARAGRAPH_RE.split(text.strip())
+    p_dup, p_chars = find_duplicates(paragraphs)
+    if cfg.dup_para_frac and p_dup / len(paragraphs) > cfg.dup_para_frac:
+        return Decision(False, "dup_para_frac")
+    if cfg.dup_para_char_frac and p_chars / n_chars > cfg.dup_para_char_frac:
+        return Decision(False, "dup_para_char_frac")
+    lines = _LINE_RE.split(text)
+    l_dup, l_chars = find_duplicates(lines)
+    if cfg.dup_line_frac and l_dup / len(lines) > cfg.dup_line_frac:
+        return Decision(False, "dup_line_frac")
+    if cfg.dup_line_char_frac and l_chars / n_chars > cfg.dup_line_char_frac:
+        return Decision(False, "dup_line_char_frac")
+
+    words = split_words(text) if words is None else words
+    if not words:
+        return Decision(True)
+    vocab: dict[str, int] = {}
+    ids = np.fromiter((vocab.setdefault(w, len(vocab) + 1) for w in words), dtype=np.uint64, count=len(words))
+    wlen = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    csum = np.concatenate(([0], np.cumsum(wlen)))
+    for n, frac in cfg.top_n_grams:
+        if len(words) < n:
+            continue
+        h = _ngram_hashes(ids, n)
+        char_len = csum[n:] - csum[:-n] + (n - 1)  # joined with spaces
+        if _top_duplicate_chars(h, char_len) / n_chars > frac:
+            return Decision(False, f"top_{n}_gram")
+    for n, frac in cfg.dup_n_grams:
+        if len(words) < n:
+            continue
+        h = _ngram_hashes(ids, n)
+        char_len = csum[n:] - csum[:-n]  # joined without spaces
+        if _all_duplicate_chars(h, char_len, n) / n_chars > frac:
+            return Decision(False, f"duplicated_{n}_n_grams")
+    return Decision(True)
+
+
+__all__ = ["GopherQualityConfig", "gopher_quality", "GopherRepetitionConfig", "gopher_repetition",
+           "find_duplicates", "STOP_WORDS"]

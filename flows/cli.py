@@ -1,0 +1,97 @@
+"""The `flows` command: list, show and run pipelines."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+
+def _prefect_env() -> None:
+    """Make the ephemeral Prefect API work on a fresh machine: an existing PREFECT_HOME, a start-up timeout
+    long enough for a cold start, no telemetry. Must run before prefect is imported."""
+    home = Path(os.environ.setdefault("PREFECT_HOME", str(Path.home() / ".prefect")))
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+_prefect_env()
+
+import typer  # noqa: E402
+
+from flows.config import ConfigError, defaults_yaml, effective_yaml, load_config  # noqa: E402
+from flows.registry import PIPELINES, UnknownPipeline, get_pipeline  # noqa: E402
+
+app = typer.Typer(help="Prefect flows for LLM training data. `flows run dolma` curates the bundled sample.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command("list")
+def list_pipelines() -> None:
+    """List the pipelines with a one-line description."""
+    for name in sorted(PIPELINES):
+        try:
+            desc = get_pipeline(name).description
+        except Exception as e:  # a pipeline whose optional dependencies are missing still gets listed
+            desc = f"(unavailable: {e})"
+        typer.echo(f"{name:24s} {desc}")
+
+
+@app.command("show")
+def show(pipeline: str = typer.Argument(..., help="pipeline name (see `flows list`)"),
+         config: Optional[Path] = typer.Option(None, "--config", help="YAML config to merge over the defaults"),
+         set_: List[str] = typer.Option([], "--set", help="override a key: dotted.key=value")) -> None:
+    """Print the effective config of a pipeline as YAML (defaults, or with --config/--set applied)."""
+    try:
+        p = get_pipeline(pipeline)
+        if config is None and not set_:
+            typer.echo(defaults_yaml(p.config_model), nl=False)
+        else:
+            typer.echo(effective_yaml(load_config(p.config_model, config_file=str(config) if config else None,
+                                                  sets=set_)), nl=False)
+    except (UnknownPipeline, ConfigError) as e:
+        _fail(str(e).strip("'\""))
+
+
+@app.command("run")
+def run(pipeline: str = typer.Argument(..., help="pipeline name (see `flows list`)"),
+        config: Optional[Path] = typer.Option(None, "--config", help="YAML config file"),
+        input_: List[str] = typer.Option([], "--input", help="input file or folder (repeatable); default: sample"),
+        output: Optional[str] = typer.Option(None, "--output", help="output folder; default ./output/<pipeline>"),
+        set_: List[str] = typer.Option([], "--set", help="override a config key: dotted.key=value (repeatable)"),
+        ) -> None:
+    """Run a pipeline as a Prefect flow (in-process, ephemeral API: no server needed)."""
+    try:
+        p = get_pipeline(pipeline)
+        cfg = load_config(p.config_model, config_file=str(config) if config else None, inputs=input_,
+                          output=output or f"output/{pipeline}", sets=set_)
+    except (UnknownPipeline, ConfigError) as e:
+        _fail(str(e).strip("'\""))
+        return
+    from corpora.readers import InputError
+
+    try:
+        result = p.flow(cfg)
+    except (InputError, FileNotFoundError, ValueError) as e:
+        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        return
+    out = (result or {}).get("output")
+    if out:
+        typer.echo(f"output: {out}")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

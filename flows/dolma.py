@@ -1,0 +1,114 @@
+"""`flows run dolma`: Dolma-style curation of web documents.
+
+plan inputs (resume) -> filter stage (datatrove executor, one task per input) -> publish shards -> report
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from corpora.manifest import aggregate_step_stats, check_invariant, now_iso, write_manifest
+from corpora.plan import RunPlan, plan_run
+from corpora.publish import publish_kind
+from corpora.readers import FieldMap
+from corpora.records import QUARANTINE_SCHEMA, document_schema
+from corpora.atomic import atomic_write_json, read_json
+from corpora.sample import sample_corpus_path
+from corpora.staging import input_dir, parts
+from filters.document_stage import run_document_stage
+from filters.execution import ExecutorConfig
+from filters.web_steps import WebFilters, build_filter_steps
+from flows.config import RunConfig, config_hash
+from flows.registry import Pipeline
+from flows.reporting import console, publish_artifact, run_logger, stage_progress, summary_markdown, summary_table
+
+
+class DolmaConfig(RunConfig):
+    text_field: str = "text"
+    id_field: str = "id"
+    filters: WebFilters = WebFilters()
+    execution: ExecutorConfig = ExecutorConfig()
+
+
+@task(name="plan-inputs", cache_policy=NO_CACHE, retries=1)
+def plan_inputs(cfg: DolmaConfig, out_dir: Path) -> RunPlan:
+    inputs = cfg.inputs or [str(sample_corpus_path())]
+    plan = plan_run(inputs, out_dir, config_hash(cfg), cfg.overwrite)
+    run_logger().info("%d input file(s), %d already finished, %d to process",
+                      len(plan.items), len(plan.finished), len(plan.pending))
+    return plan
+
+
+@task(name="filter-documents", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def filter_documents(plan: RunPlan, cfg: DolmaConfig) -> None:
+    fields = FieldMap(text_field=cfg.text_field, id_field=cfg.id_field)
+    with stage_progress("filter", total=len(plan.items)) as bar:
+        bar.update(len(plan.finished), 0)
+        run_document_stage(
+            plan.pending, plan.staging, plan.config_hash,
+            lambda layout: build_filter_steps(cfg.filters, layout=layout), cfg.execution, fields,
+            shard_rows=cfg.shard_rows,
+            on_progress=lambda n, docs: bar.update(len(plan.finished) + n, docs),
+        )
+
+
+@task(name="publish-shards", cache_policy=NO_CACHE)
+def publish_shards(plan: RunPlan, cfg: DolmaConfig) -> dict:
+    dirs = [input_dir(plan.staging, i) for i in plan.items]
+    steps = build_filter_steps(cfg.filters)
+    fields = [f for s in steps for f in s.columns]
+    out: dict[str, list[dict]] = {}
+    for kind, stage_kind, schema in (
+        ("data", "kept", document_schema(fields)),
+        ("rejected", "rejected", document_schema(fields, rejected=True)),
+        ("quarantine", "quarantine", QUARANTINE_SCHEMA),
+    ):
+        files = [p for d in dirs for p in parts(d, stage_kind)]
+        with stage_progress(f"publish {kind}", total=1, unit="folders") as bar:
+            shards = publish_kind(plan.out_dir, kind, files, schema, shard_rows=cfg.shard_rows, shard_mb=cfg.shard_mb)
+            bar.update(1, sum(s.rows for s in shards))
+        out[kind] = [s.as_dict() for s in shards]
+    return out
+
+
+@task(name="write-report", cache_policy=NO_CACHE)
+def write_report(plan: RunPlan, cfg: DolmaConfig, outputs: dict, started: str) -> dict:
+    dones = [read_json(input_dir(plan.staging, i) / "done.json") for i in plan.items]
+    records = sum(d["records"] for d in dones)
+    rows = {k: sum(s["rows"] for s in v) for k, v in outputs.items()}
+    stats = {
+        "filters": aggregate_step_stats([d["steps"] for d in dones]),
+        "invariant": check_invariant(records, rows),
+    }
+    atomic_write_json(plan.out_dir / "stats.json", stats)
+    inputs = [{"path": d["path"], "sha256": d["sha256"], "records": d["records"], "kept": d["kept"],
+               "rejected": d["rejected"], "quarantined": d["quarantined"]} for d in dones]
+    status = "complete" if stats["invariant"]["holds"] else "invariant_failed"
+    write_manifest(plan.out_dir, pipeline="dolma", config=cfg.model_dump(mode="json"),
+                   config_hash=plan.config_hash, inputs=inputs, outputs=outputs, started=started, status=status)
+    console.print(summary_table(f"dolma: {plan.out_dir}", stats))
+    publish_artifact("dolma-summary", summary_markdown("dolma run summary", stats))
+    if not stats["invariant"]["holds"]:
+        raise RuntimeError(f"row invariant broken: {stats['invariant']}")
+    return stats
+
+
+@flow(name="dolma", log_prints=True)
+def dolma_flow(config: DolmaConfig) -> dict:
+    started = now_iso()
+    out_dir = Path(config.output or "output/dolma").resolve()
+    plan = plan_inputs(config, out_dir)
+    filter_documents(plan, config)
+    outputs = publish_shards(plan, config)
+    stats = write_report(plan, config, outputs, started)
+    return {"output": str(out_dir), "stats": stats}
+
+
+PIPELINE = Pipeline(
+    name="dolma",
+    description="Dolma-style curation: language ID, Gopher/C4/FineWeb rules, PII, toxicity, quality -> Parquet",
+    config_model=DolmaConfig,
+    flow=dolma_flow,
+)

@@ -1,0 +1,38 @@
+"""Pipeline registry: name -> "module:attribute" of a `Pipeline`. Modules are imported only when used, so
+`flows list` stays fast and one pipeline's heavy imports never slow another."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+PIPELINES: dict[str, str] = {
+    "dolma": "flows.dolma:PIPELINE",
+    "quality-train": "flows.quality_train:PIPELINE",
+}
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    description: str
+    config_model: type[BaseModel]
+    flow: Callable[[Any], dict]  # a Prefect flow taking the validated config, returning the run summary
+
+
+class UnknownPipeline(KeyError):
+    pass
+
+
+def get_pipeline(name: str) -> Pipeline:
+    target = PIPELINES.get(name)
+    if target is None:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(PIPELINES), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise UnknownPipeline(f"unknown pipeline '{name}'{hint} (known: {', '.join(sorted(PIPELINES))})")
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)

@@ -1,0 +1,84 @@
+"""What a run tells its user: Prefect run logger, a progress bar per stage, the end-of-run summary table
+(also published as a Prefect markdown artifact)."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+def run_logger() -> logging.Logger:
+    try:
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    except Exception:
+        return logging.getLogger("flows")
+
+
+class StageProgress:
+    """A rich progress bar: `update(done_units, docs)`; shows docs and docs/s."""
+
+    def __init__(self, progress: Progress, task_id, started: float):
+        self.progress, self.task_id, self.started = progress, task_id, started
+
+    def update(self, completed: int, docs: int) -> None:
+        rate = docs / max(time.monotonic() - self.started, 1e-9)
+        self.progress.update(self.task_id, completed=completed, docs=f"{docs:,} docs, {rate:,.0f} docs/s")
+
+
+@contextlib.contextmanager
+def stage_progress(description: str, total: int, unit: str = "inputs") -> Iterator[StageProgress]:
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
+        TextColumn("{task.fields[docs]}"), TimeElapsedColumn(), console=console,
+        disable=not sys.stderr.isatty() and False,
+    )
+    with progress:
+        tid = progress.add_task(description, total=total, docs="")
+        yield StageProgress(progress, tid, time.monotonic())
+
+
+def summary_table(title: str, stats: dict) -> Table:
+    t = Table(title=title)
+    for col in ("stage", "docs in", "kept", "removed", "chars removed", "seconds", "docs/s"):
+        t.add_column(col, justify="right" if col != "stage" else "left")
+    for name, s in stats["filters"].items():
+        t.add_row(name, f"{s['docs_in']:,}", f"{s['docs_out']:,}", f"{s['removed']:,}", f"{s['chars_removed']:,}",
+                  f"{s['seconds']:.2f}", f"{s['docs_per_s'] or 0:,.0f}")
+    inv = stats["invariant"]
+    t.add_row("[bold]total", f"{inv['records_read']:,}", f"{inv.get('rows_data', 0):,}",
+              f"{inv.get('rows_rejected', 0):,}", "", "", "",
+              end_section=True)
+    t.caption = (f"quarantined {inv.get('rows_quarantine', 0):,}; data + rejected + quarantine == read: "
+                 f"{'yes' if inv['holds'] else 'NO'}")
+    return t
+
+
+def summary_markdown(title: str, stats: dict) -> str:
+    lines = [f"# {title}", "", "| stage | docs in | kept | removed | chars removed | seconds |", "|---|---:|---:|---:|---:|---:|"]
+    for name, s in stats["filters"].items():
+        lines.append(f"| {name} | {s['docs_in']} | {s['docs_out']} | {s['removed']} | {s['chars_removed']} | "
+                     f"{s['seconds']:.2f} |")
+    inv = stats["invariant"]
+    lines += ["", f"Records read: {inv['records_read']}; data {inv.get('rows_data', 0)}, rejected "
+              f"{inv.get('rows_rejected', 0)}, quarantine {inv.get('rows_quarantine', 0)}; invariant holds: "
+              f"{inv['holds']}"]
+    return "\n".join(lines)
+
+
+def publish_artifact(key: str, markdown: str) -> None:
+    try:
+        from prefect.artifacts import create_markdown_artifact
+
+        create_markdown_artifact(markdown=markdown, key=key, description="end-of-run summary")
+    except Exception as e:  # an artifact is a report, never a reason to fail a finished run
+        run_logger().warning("could not publish the summary artifact: %s", e)
