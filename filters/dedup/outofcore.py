@@ -1,0 +1,282 @@
+"""Out-of-core key dedup across shards and workers: signatures -> bucket edges -> clusters -> per-shard assignments.
+
+Work folder layout (one folder per method run):
+  sigs/NNNNN.parquet     one per input shard (datatrove rank): id, id_hash, length, quality, active, valid, k0..
+  edges/NNNNN.parquet    one per bucket worker: (node, root) of the forest its key columns induce, sorted by node
+  assign/NNNNN.parquet   one per input shard, row-aligned with it: id_hash, cluster_id, cluster_size, kept_id
+  clusters.json          summary, written last
+Each Parquet file has a validated sidecar (`intermediate.py`); a missing, truncated or foreign file stops the next
+step with its name. Bucket workers split the (key column x hash partition) tasks among themselves and already
+reduce their edges to a forest, so the single cluster step only merges W small forests and picks the kept
+documents with vectorised numpy: it holds O(documents) integers, never the pairs.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import xxhash
+
+from corpora.atomic import atomic_write_json, read_json
+from filters.dedup.clusters import UnionFind, bucket_edges, choose_kept, id_ranks
+from filters.dedup.intermediate import (IntermediateError, ValidatedParquetWriter, iter_validated, read_meta,
+                                        read_validated)
+from filters.dedup.keys import KeyMethod
+
+SIG_DIR, EDGE_DIR, ASSIGN_DIR, SUMMARY = "sigs", "edges", "assign", "clusters.json"
+EDGE_SCHEMA = pa.schema([("node", pa.int64()), ("root", pa.int64())])
+ASSIGN_SCHEMA = pa.schema([("id_hash", pa.uint64()), ("cluster_id", pa.string()), ("cluster_size", pa.int32()),
+                           ("kept_id", pa.string())])
+
+
+def shard_name(i: int) -> str:
+    return f"{i:05d}.parquet"
+
+
+def id_hash(doc_id: str) -> int:
+    return xxhash.xxh3_64_intdigest(doc_id.encode("utf-8", "surrogatepass"))
+
+
+def sig_schema(num_keys: int) -> pa.Schema:
+    return pa.schema([("id", pa.string()), ("id_hash", pa.uint64()), ("length", pa.int64()), ("quality", pa.float64()),
+                      ("active", pa.bool_()), ("valid", pa.bool_())]
+                     + [(f"k{j}", pa.uint64()) for j in range(num_keys)])
+
+
+# --- step 1: signatures -------------------------------------------------------------------------------------
+
+class SignatureWriter:
+    """Keys of one input shard, in document order (inactive rows included, so the assignments stay aligned)."""
+
+    def __init__(self, work_dir: str | os.PathLike, method: KeyMethod, rank: int, world_size: int):
+        self.method = method
+        self.schema = sig_schema(method.num_keys)
+        self.writer = ValidatedParquetWriter(
+            Path(work_dir) / SIG_DIR / shard_name(rank), self.schema,
+            {"step": "signatures", "rank": rank, "world_size": world_size, "fingerprint": method.fingerprint()})
+
+    def add(self, ids: Sequence[str], texts: Sequence[str], urls: Sequence[str | None] | None = None,
+            quality: Sequence[float | None] | None = None, active: Sequence[bool] | None = None) -> None:
+        n = len(ids)
+        active_a = np.ones(n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
+        keys = np.zeros((n, self.method.num_keys), dtype=np.uint64)
+        valid = np.zeros(n, dtype=bool)
+        sel = np.flatnonzero(active_a)
+        if sel.size:
+            sub_texts = [texts[i] for i in sel]
+            sub_urls = [urls[i] for i in sel] if urls is not None else [None] * len(sel)
+            k, v = self.method.keys(sub_texts, sub_urls)
+            keys[sel], valid[sel] = k, v
+        q = np.full(n, np.nan) if quality is None else np.array(
+            [np.nan if x is None else float(x) for x in quality], dtype=np.float64)
+        cols = [pa.array(list(ids), pa.string()),
+                pa.array(np.fromiter((id_hash(x) for x in ids), dtype=np.uint64, count=n)),
+                pa.array(np.fromiter((len(t or "") for t in texts), dtype=np.int64, count=n)),
+                pa.array(q), pa.array(active_a), pa.array(valid)]
+        cols += [pa.array(keys[:, j]) for j in range(self.method.num_keys)]
+        self.writer.write(pa.RecordBatch.from_arrays(cols, schema=self.schema))
+
+    def close(self) -> dict[str, Any]:
+        return self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.abort()
+
+
+def _shard_files(folder: Path, what: str) -> list[Path]:
+    files = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+    if not files:
+        raise IntermediateError(f"{folder}: no {what} files (did the previous step run?)")
+    return files
+
+
+def _num_keys(sig_file: Path) -> int:
+    return sum(1 for c in read_meta(sig_file)["columns"] if c[0] == "k" and c[1:].isdigit())
+
+
+def signature_layout(work_dir: str | os.PathLike, fingerprint: dict | None = None) -> tuple[list[Path], np.ndarray]:
+    """The signature files of all shards (validated, all ranks present) and each shard's first global index."""
+    folder = Path(work_dir) / SIG_DIR
+    files = _shard_files(folder, "signature")
+    metas = [read_meta(f, {"fingerprint": fingerprint} if fingerprint is not None else None) for f in files]
+    world = metas[0]["world_size"]
+    names = {f.name for f in files}
+    missing = [shard_name(r) for r in range(world) if shard_name(r) not in names]
+    if missing or len(files) != world:
+        raise IntermediateError(f"{folder}: expected signature files for ranks 0..{world - 1}; missing {missing}, "
+                                f"found {len(files)} files")
+    prints = {repr(m["fingerprint"]) for m in metas}
+    if len(prints) > 1:
+        raise IntermediateError(f"{folder}: signature files were made with different settings: {sorted(prints)}")
+    offsets = np.zeros(world + 1, dtype=np.int64)
+    np.cumsum([m["rows"] for m in metas], out=offsets[1:])
+    return files, offsets
+
+
+# --- step 2: bucket edges -----------------------------------------------------------------------------------
+
+def bucket_tasks(num_keys: int, partitions: int) -> list[tuple[int, int]]:
+    return [(k, p) for k in range(num_keys) for p in range(partitions)]
+
+
+def find_bucket_edges(work_dir: str | os.PathLike, rank: int = 0, world_size: int = 1, partitions: int = 1,
+                      fingerprint: dict | None = None) -> dict[str, Any]:
+    """Bucket worker `rank`: for its share of (key column, hash partition) tasks, link documents with equal keys
+    and write the resulting forest. Memory: one key column partition plus one int64 per document."""
+    if partitions < 1:
+        raise ValueError(f"partitions must be >= 1, got {partitions}")
+    work = Path(work_dir)
+    files, offsets = signature_layout(work, fingerprint)
+    fp = read_meta(files[0])["fingerprint"]
+    tasks = bucket_tasks(_num_keys(files[0]), partitions)
+    mine = tasks[rank::world_size]
+    uf = UnionFind(int(offsets[-1]))
+    edges = 0
+    for key_col, part in mine:
+        keys, index = [], []
+        for shard, f in enumerate(files):
+            row = offsets[shard]
+            for batch in iter_validated(f, columns=["valid", f"k{key_col}"]):
+                valid = batch.column(0).to_numpy(zero_copy_only=False)
+                k = batch.column(1).to_numpy()
+                sel = valid.copy()
+                if partitions > 1:
+                    sel &= (k >> np.uint64(40)) % np.uint64(partitions) == part
+                keys.append(k[sel])
+                index.append(np.flatnonzero(sel) + row)
+                row += batch.num_rows
+        u, v = bucket_edges(np.concatenate(keys), np.concatenate(index))
+        edges += len(u)
+        uf.union(u, v)
+    roots = uf.roots()
+    nodes = np.flatnonzero(roots != np.arange(len(roots)))
+    table = pa.table({"node": nodes.astype(np.int64), "root": roots[nodes]}, schema=EDGE_SCHEMA)
+    with ValidatedParquetWriter(work / EDGE_DIR / shard_name(rank), EDGE_SCHEMA,
+                                {"step": "edges", "rank": rank, "world_size": world_size, "tasks": mine,
+                                 "partitions": partitions, "documents": int(offsets[-1]), "fingerprint": fp}) as w:
+        w.write(table)
+    return {"rank": rank, "tasks": len(mine), "bucket_edges": edges, "linked_documents": int(len(nodes))}
+
+
+def _edge_files(work: Path, n_docs: int, fingerprint: dict, num_keys: int) -> list[Path]:
+    folder = work / EDGE_DIR
+    files = _shard_files(folder, "edge")
+    metas = [read_meta(f, {"documents": n_docs, "fingerprint": fingerprint}) for f in files]
+    world, parts = metas[0]["world_size"], metas[0]["partitions"]
+    if len(files) != world or {f.name for f in files} != {shard_name(r) for r in range(world)}:
+        raise IntermediateError(f"{folder}: expected edge files for ranks 0..{world - 1}, found "
+                                f"{[f.name for f in files]}")
+    done = sorted(tuple(t) for m in metas for t in m["tasks"])
+    if done != bucket_tasks(num_keys, parts):
+        raise IntermediateError(f"{folder}: edge files do not cover every bucket task exactly once")
+    return files
+
+
+# --- step 3: clusters and assignments -----------------------------------------------------------------------
+
+def _removed_by(work: Path, files: list[Path]) -> np.ndarray:
+    """Rows an earlier method (another work folder over the same shards) removed: they take no part here."""
+    out = []
+    for f in files:
+        prev = work / ASSIGN_DIR / f.name
+        out.append(~np.asarray(read_validated(prev, ["kept_id"]).column(0).is_null()))
+    return np.concatenate(out)
+
+
+def cluster_duplicates(work_dir: str | os.PathLike, keep: str = "highest_quality",
+                       exclude: Iterable[str | os.PathLike] = (), fingerprint: dict | None = None) -> dict[str, Any]:
+    """Merge the bucket forests into clusters, pick each cluster's kept document, write per-shard assignments.
+
+    `exclude`: work folders of methods that ran before on the same shards (e.g. url before exact); rows they
+    removed are left out of these clusters.
+    """
+    work = Path(work_dir)
+    files, offsets = signature_layout(work, fingerprint)
+    fp = read_meta(files[0])["fingerprint"]
+    n = int(offsets[-1])
+    cols = ["id", "id_hash", "length", "quality", "active"]
+    tables = [read_validated(f, cols) for f in files]
+    ids = pa.chunked_array([t.column("id") for t in tables], type=pa.string()).combine_chunks()
+
+    def column(name: str, dtype) -> np.ndarray:
+        if not n:
+            return np.zeros(0, dtype)
+        return np.concatenate([t.column(name).to_numpy(zero_copy_only=False) for t in tables]).astype(dtype)
+
+    hashes, lengths = column("id_hash", np.uint64), column("length", np.int64)
+    quality, active = column("quality", np.float64), column("active", bool)
+    del tables
+    for prev in exclude:
+        active &= ~_removed_by(Path(prev), files)
+    uf = UnionFind(n)
+    for f in _edge_files(work, n, fp, _num_keys(files[0])):
+        for batch in iter_validated(f):
+            uf.union(batch.column(0).to_numpy(), batch.column(1).to_numpy())
+    roots = uf.roots()
+    act_idx = np.flatnonzero(active)
+    rank = np.zeros(n, dtype=np.int64)
+    rank[act_idx] = id_ranks(ids.take(pa.array(act_idx)))  # raises on a duplicate id among the active rows
+    clusters = choose_kept(roots, rank, lengths, quality, active=active, policy=keep)
+    multi = clusters.size > 1
+    removed = active & ~clusters.keep
+    # ids by index, null where not applicable (Arrow take with null indices: no Python strings per row)
+    cluster_id = ids.take(pa.array(clusters.cluster_min, mask=~multi))
+    kept_id = ids.take(pa.array(clusters.kept, mask=~removed))
+    for shard, f in enumerate(files):
+        lo, hi = int(offsets[shard]), int(offsets[shard + 1])
+        table = pa.table({"id_hash": hashes[lo:hi], "cluster_id": cluster_id.slice(lo, hi - lo),
+                          "cluster_size": clusters.size[lo:hi].astype(np.int32),
+                          "kept_id": kept_id.slice(lo, hi - lo)}, schema=ASSIGN_SCHEMA)
+        with ValidatedParquetWriter(work / ASSIGN_DIR / f.name, ASSIGN_SCHEMA,
+                                    {"step": "assign", "shard": shard, "fingerprint": fp, "keep": keep}) as w:
+            w.write(table)
+    stats = {**clusters.stats(), "active": int(active.sum()), "keep": keep, "fingerprint": fp,
+             "shards": len(files)}
+    atomic_write_json(work / SUMMARY, stats)
+    return stats
+
+
+def cluster_summary(work_dir: str | os.PathLike) -> dict | None:
+    return read_json(Path(work_dir) / SUMMARY)
+
+
+# --- step 4: apply ------------------------------------------------------------------------------------------
+
+class AssignmentReader:
+    """Row-aligned assignments of one shard; `next(doc_id)` checks the row belongs to that document."""
+
+    def __init__(self, work_dir: str | os.PathLike, shard: int):
+        self.path = Path(work_dir) / ASSIGN_DIR / shard_name(shard)
+        self.rows = read_meta(self.path)["rows"]
+        self._batches = iter_validated(self.path)
+        self._buf: tuple[list, list, list, list] | None = None
+        self._pos = 0
+        self.row = 0
+
+    def _fill(self) -> None:
+        batch = next(self._batches, None)
+        if batch is None:
+            raise IntermediateError(f"{self.path}: has {self.rows} rows but the shard has more documents; the "
+                                    "input changed since the signature step; rerun the dedup steps")
+        self._buf = tuple(batch.column(i).to_pylist() for i in range(4))
+        self._pos = 0
+
+    def next(self, doc_id: str) -> tuple[str | None, int, str | None]:
+        """(cluster_id or None for a singleton, cluster_size, kept_id or None when the document is kept)."""
+        if self._buf is None or self._pos >= len(self._buf[0]):
+            self._fill()
+        h, cid, size, kept = (c[self._pos] for c in self._buf)
+        if h != id_hash(doc_id):
+            raise IntermediateError(f"{self.path}: row {self.row} belongs to another document than {doc_id!r}; the "
+                                    "input order changed since the signature step; rerun the dedup steps")
+        self._pos += 1
+        self.row += 1
+        return cid, size, kept
+
+    def finish(self) -> None:
+        if self.row != self.rows:
+            raise IntermediateError(f"{self.path}: {self.rows} rows but the shard had {self.row} documents; the "
+                                    "input changed since the signature step; rerun the dedup steps")
