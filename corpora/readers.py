@@ -131,7 +131,11 @@ def record_from_mapping(obj: Any, fields: FieldMap, source: str, file: str, loca
                          _snippet(obj))
     meta = {k: v for k, v in obj.items() if k not in (fields.text_field, fields.id_field, fields.source_field,
                                                       fields.url_field, fields.created_field)}
-    nested = meta.get("metadata")
+    nested = meta.pop("metadata", None)
+    if isinstance(nested, dict):  # Dolma format: metadata is an object; flatten it into ours
+        meta = {**nested, **meta}
+    elif nested is not None:
+        meta["metadata"] = nested
     url = obj.get(fields.url_field)
     if url is None and isinstance(nested, dict):
         url = nested.get("url")

@@ -88,9 +88,11 @@ def build_sample(seed: int = 7) -> list[dict]:
                    f"192.168.{rng.randint(0, 255)}.{rng.randint(1, 254)} hosts the archive.")
         add("pii", "\n\n".join(rng.sample(prose, rng.randint(2, 4)) + [contact]))
     for _ in range(5):  # a contact dump: too many PII matches, removed
-        lines = [f"{n}: {n.lower().replace(' ', '_')}@mail.example.net, tel. (555) {rng.randint(100, 999)}-"
-                 f"{rng.randint(1000, 9999)}." for n in T.NAMES]
-        add("pii_dump", "Staff directory of the sales department.\n" + "\n".join(lines))
+        lines = [f"Please contact {n} at {n.lower().replace(' ', '_')}@mail.example.net or call the office on "
+                 f"(555) {rng.randint(100, 999)}-{rng.randint(1000, 9999)} for questions about the order."
+                 for n in T.NAMES]
+        add("pii_dump", "This is the staff directory of the sales department and the people in it.\n"
+            + "\n".join(lines))
     for _ in range(10):  # toxic rants, long enough to pass the quality rules
         add("toxic", T.TOXIC_RANT + "\n\n" + rng.choice(prose))
     for _ in range(8):  # lorem ipsum placeholder pages

@@ -99,7 +99,7 @@ class FilterStep(PipelineStep):
                 doc.metadata["reason"] = self.config_name
                 doc.metadata["reason_detail"] = d.reason
             elif d.text is not None and d.text != doc.text:
-                chars_removed += len(doc.text) - len(d.text)
+                chars_removed += max(0, len(doc.text) - len(d.text))
                 doc.metadata[f"{self.config_name}_original_chars"] = len(doc.text)
                 doc.text = d.text
             yield doc

@@ -80,6 +80,12 @@ def run(pipeline: str = typer.Argument(..., help="pipeline name (see `flows list
     from corpora.readers import InputError
 
     try:
+        if p.preflight is not None:
+            p.preflight(cfg)
+    except (InputError, FileNotFoundError, ValueError) as e:
+        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        return
+    try:
         result = p.flow(cfg)
     except (InputError, FileNotFoundError, ValueError) as e:
         _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)

@@ -106,9 +106,18 @@ def dolma_flow(config: DolmaConfig) -> dict:
     return {"output": str(out_dir), "stats": stats}
 
 
+def preflight(cfg: DolmaConfig) -> None:
+    from corpora.readers import expand_inputs
+
+    if cfg.inputs:
+        expand_inputs(cfg.inputs)
+    build_filter_steps(cfg.filters)  # resolves the lid.176 / quality / toxicity paths
+
+
 PIPELINE = Pipeline(
     name="dolma",
     description="Dolma-style curation: language ID, Gopher/C4/FineWeb rules, PII, toxicity, quality -> Parquet",
     config_model=DolmaConfig,
     flow=dolma_flow,
+    preflight=preflight,
 )

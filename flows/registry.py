@@ -20,6 +20,8 @@ class Pipeline:
     description: str
     config_model: type[BaseModel]
     flow: Callable[[Any], dict]  # a Prefect flow taking the validated config, returning the run summary
+    # checks inputs/model paths before the flow starts, so bad input is one clear line, not a flow failure
+    preflight: Callable[[Any], None] | None = None
 
 
 class UnknownPipeline(KeyError):

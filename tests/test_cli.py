@@ -1,0 +1,54 @@
+"""The `flows` command as a user types it."""
+import subprocess
+import sys
+
+import yaml
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.config import defaults_yaml
+from flows.dolma import DolmaConfig
+
+runner = CliRunner()
+
+
+def test_list_and_show():
+    r = runner.invoke(app, ["list"])
+    assert r.exit_code == 0 and "dolma" in r.output and "quality-train" in r.output
+    r = runner.invoke(app, ["show", "dolma"])
+    assert r.exit_code == 0
+    shown = yaml.safe_load(r.output)
+    assert shown["filters"]["gopher_quality"]["min_doc_words"] == 50
+    r = runner.invoke(app, ["show", "dolma", "--set", "filters.c4.enabled=false", "--set", "execution.workers=4"])
+    shown = yaml.safe_load(r.output)
+    assert shown["filters"]["c4"]["enabled"] is False and shown["execution"]["workers"] == 4
+
+
+def test_shipped_default_configs_match_the_models():
+    from pathlib import Path
+
+    cfg_file = Path(__file__).resolve().parents[1] / "configs" / "dolma.yaml"
+    assert yaml.safe_load(cfg_file.read_text()) == yaml.safe_load(defaults_yaml(DolmaConfig))
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_bad_config_is_one_line_and_exit_2(tmp_path):
+    r = _cli("run", "dolma", "--set", "filters.gopher_qualty.min_doc_words=3")
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("error: unknown config key 'filters.gopher_qualty'; did you mean "
+                                "'filters.gopher_quality'?")
+    r = _cli("run", "dolma", "--set", "filters.langid.threshold=high")
+    assert r.returncode == 2 and "filters.langid.threshold" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("run", "dolmaa")
+    assert r.returncode == 2 and "did you mean 'dolma'" in r.stderr
+    r = _cli("run", "dolma", "--input", str(tmp_path / "missing.jsonl"))
+    assert r.returncode == 2 and "missing.jsonl: input does not exist" in r.stderr
+    bad_yaml = tmp_path / "c.yaml"
+    bad_yaml.write_text("filters: [unclosed\n")
+    r = _cli("run", "dolma", "--config", str(bad_yaml))
+    assert r.returncode == 2 and "c.yaml: not valid YAML" in r.stderr
+    r = _cli("run", "dolma", "--set", "filters.quality.enabled=true")
+    assert r.returncode == 2 and "filters.quality.model: required" in r.stderr
