@@ -235,9 +235,10 @@ class MinHashLSHIndex:
     def query(self, texts: Sequence[str], min_jaccard: float = 0.0) -> list[list]:
         return self.query_signatures(minhash_signatures(texts, self.config), min_jaccard)
 
-    def novel(self, texts: Sequence[str], min_jaccard: float = 0.0, add: bool = True) -> np.ndarray:
+    def novel(self, texts: Sequence[str], ids: Sequence | None = None, min_jaccard: float = 0.0,
+              add: bool = True) -> np.ndarray:
         """True where a text near-duplicates nothing indexed nor any earlier text of this call; with `add`,
-        the novel texts are then indexed (a novelty filter for generated data)."""
+        the novel texts are then indexed under their `ids` (a novelty filter for generated data)."""
         sig = minhash_signatures(texts, self.config)
         prior = self.query_signatures(sig, min_jaccard)
         keys = band_keys(sig, self.config)
@@ -249,5 +250,6 @@ class MinHashLSHIndex:
         is_novel = np.array([not p for p in prior]) & ~within_dup
         if add and is_novel.any():
             sel = np.flatnonzero(is_novel)
-            self.add_signatures(Signatures(sig.values[sel], sig.valid[sel]), [None] * len(sel))
+            new_ids = None if ids is None else [ids[i] for i in sel]
+            self.add_signatures(Signatures(sig.values[sel], sig.valid[sel]), new_ids)
         return is_novel

@@ -1,0 +1,216 @@
+"""Benchmark decontamination: an n-gram index over evaluation sets, confirmed with a difflib overlap ratio.
+
+Index: every word n-gram (default 13, normalised words as in `textnorm`) of every benchmark item. A document that
+shares an n-gram with an item is a candidate; it is confirmed the way Cosmopedia does it: difflib matching blocks
+(longer than `min_block_chars`) between the item and the document (a window around the shared n-grams), and the
+document is contaminated when matched characters / item characters >= `threshold` (0.5 as Cosmopedia).
+Items with fewer than `min_item_words` words are not indexed (a 3-word answer would match half the web); they
+are counted in the index stats.
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from filters.dedup.textnorm import WordHashes, ngram_hashes, normalize_words, word_hashes
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    path: str
+    field: str | tuple[str, ...] = "text"  # a column, a dotted path into nested JSON, or several joined by " "
+
+    def fields(self) -> tuple[str, ...]:
+        return (self.field,) if isinstance(self.field, str) else tuple(self.field)
+
+
+@dataclass(frozen=True)
+class DecontamConfig:
+    ngram_size: int = 13
+    threshold: float = 0.5
+    min_block_chars: int = 6
+    min_item_words: int | None = None  # default: ngram_size
+    max_candidates: int = 20  # items confirmed per document, the ones sharing most n-grams first
+
+    def fingerprint(self) -> dict:
+        return {"ngram_size": self.ngram_size, "threshold": self.threshold, "min_block_chars": self.min_block_chars,
+                "min_item_words": self.min_item_words}
+
+
+@dataclass
+class Hit:
+    benchmark: str
+    item: int  # row of the benchmark file
+    ratio: float
+
+
+class BenchmarkError(ValueError):
+    """A benchmark file that cannot be read as configured (names the file and row)."""
+
+
+def _get(row: Any, dotted: str, where: str) -> str:
+    cur = row
+    for part in dotted.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        else:
+            raise BenchmarkError(f"{where}: no field {dotted!r} (keys: {sorted(row)[:10] if isinstance(row, dict) else type(row).__name__})")
+    if isinstance(cur, list):
+        cur = " ".join(str(x) for x in cur)
+    return "" if cur is None else str(cur)
+
+
+def _rows(path: Path) -> Iterator[tuple[str, Any]]:
+    name = path.name.lower()
+    if name.endswith((".jsonl", ".ndjson")):
+        with open(path, encoding="utf-8") as fh:
+            for i, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        yield f"{path}:{i}", json.loads(line)
+                    except ValueError as e:
+                        raise BenchmarkError(f"{path}:{i}: not JSON ({e})") from e
+    elif name.endswith(".json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict):  # {"data": [...]} or {"split": [...]}: the first list value
+            data = next((v for v in data.values() if isinstance(v, list)), None)
+        if not isinstance(data, list):
+            raise BenchmarkError(f"{path}: expected a JSON list of objects")
+        for i, row in enumerate(data):
+            yield f"{path}[{i}]", row
+    elif name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        for i, row in enumerate(pq.read_table(path).to_pylist()):
+            yield f"{path} row {i}", row
+    elif name.endswith((".csv", ".tsv")):
+        with open(path, encoding="utf-8", newline="") as fh:
+            for i, row in enumerate(csv.DictReader(fh, delimiter="\t" if name.endswith(".tsv") else ","), 2):
+                yield f"{path}:{i}", row
+    else:
+        raise BenchmarkError(f"{path}: unsupported benchmark format (jsonl, json, parquet, csv, tsv)")
+
+
+def load_benchmark(spec: BenchmarkSpec) -> list[str]:
+    path = Path(spec.path).expanduser()
+    if not path.exists():
+        raise BenchmarkError(f"{path}: benchmark file does not exist")
+    return [" ".join(_get(row, f, where) for f in spec.fields()) for where, row in _rows(path)]
+
+
+@dataclass
+class BenchmarkIndex:
+    config: DecontamConfig
+    names: list[str]  # benchmark of each item
+    rows: list[int]  # row of each item in its file
+    texts: list[str]  # normalised text of each item
+    grams: np.ndarray  # sorted n-gram hashes
+    gram_item: np.ndarray  # item of each n-gram
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, benchmarks: dict[str, BenchmarkSpec | dict], config: DecontamConfig = DecontamConfig()) \
+            -> "BenchmarkIndex":
+        min_words = config.min_item_words or config.ngram_size
+        names, rows, texts = [], [], []
+        stats: dict[str, dict[str, int]] = {}
+        for name, spec in benchmarks.items():
+            spec = spec if isinstance(spec, BenchmarkSpec) else BenchmarkSpec(**spec)
+            items = load_benchmark(spec)
+            st = stats.setdefault(name, {"items": len(items), "indexed": 0, "too_short": 0})
+            for i, t in enumerate(items):
+                words = normalize_words(t)
+                if len(words) < min_words:
+                    st["too_short"] += 1
+                    continue
+                names.append(name)
+                rows.append(i)
+                texts.append(" ".join(words))
+                st["indexed"] += 1
+        grams = ngram_hashes(word_hashes(texts), config.ngram_size, short="skip")
+        item_of = np.repeat(np.arange(len(texts), dtype=np.int64), grams.counts())
+        order = np.argsort(grams.hashes, kind="stable")
+        return cls(config, names, rows, texts, grams.hashes[order], item_of[order], stats)
+
+    def shared(self, doc_grams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(word position in the document, item) for every document n-gram found in the index."""
+        lo = np.searchsorted(self.grams, doc_grams, side="left")
+        hi = np.searchsorted(self.grams, doc_grams, side="right")
+        hit = np.flatnonzero(hi > lo)
+        if not hit.size:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        counts = hi[hit] - lo[hit]
+        pos = np.repeat(hit, counts)
+        starts = np.repeat(lo[hit], counts)
+        within = np.arange(len(pos)) - np.repeat(np.cumsum(counts) - counts, counts)
+        return pos, self.gram_item[starts + within]
+
+    def overlap_ratio(self, doc_words: list[str], item: int, doc_grams_hit: np.ndarray | None = None) -> float:
+        """Matched characters (difflib blocks longer than min_block_chars) / item characters."""
+        item_text = self.texts[item]
+        if doc_grams_hit is not None and len(doc_grams_hit):
+            # compare against a window around the shared n-grams, not the whole document
+            span = len(item_text.split())
+            lo = max(0, int(doc_grams_hit.min()) - span)
+            hi = min(len(doc_words), int(doc_grams_hit.max()) + self.config.ngram_size + span)
+            doc_text = " ".join(doc_words[lo:hi])
+        else:
+            doc_text = " ".join(doc_words)
+        sm = difflib.SequenceMatcher(None, doc_text, item_text, autojunk=False)
+        matched = sum(b.size for b in sm.get_matching_blocks() if b.size >= self.config.min_block_chars)
+        return matched / max(1, len(item_text))
+
+    def match(self, texts: Sequence[str]) -> list[list[Hit]]:
+        """Confirmed hits per document (empty list: clean)."""
+        grams = ngram_hashes(word_hashes(texts), self.config.ngram_size, short="skip")
+        return [self._match_one(texts[d], grams, d) for d in range(len(texts))]
+
+    def _match_one(self, text: str, grams: WordHashes, d: int) -> list[Hit]:
+        g = grams.hashes[grams.offsets[d]:grams.offsets[d + 1]]
+        if not len(self.grams) or not len(g):
+            return []
+        pos, items = self.shared(g)
+        if not len(items):
+            return []
+        uniq, counts = np.unique(items, return_counts=True)
+        cands = uniq[np.lexsort((uniq, -counts))][: self.config.max_candidates]
+        words = normalize_words(text)
+        hits = []
+        for item in cands.tolist():
+            ratio = self.overlap_ratio(words, item, pos[items == item])
+            if ratio >= self.config.threshold:
+                hits.append(Hit(self.names[item], self.rows[item], round(ratio, 4)))
+        return hits
+
+
+def contaminated_by(hits: list[Hit]) -> str | None:
+    """Comma-joined benchmark names of the hits (the `contaminated_by` column), None when clean."""
+    names = sorted({h.benchmark for h in hits})
+    return ",".join(names) if names else None
+
+
+def hits_per_benchmark(all_hits: Sequence[list[Hit]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for hits in all_hits:
+        for name in {h.benchmark for h in hits}:
+            out[name] = out.get(name, 0) + 1
+    return out
+
+
+def benchmark_specs(raw: dict[str, Any]) -> dict[str, BenchmarkSpec]:
+    """{name: {path, field}} from config data (field may be a list)."""
+    out = {}
+    for name, spec in raw.items():
+        if isinstance(spec, BenchmarkSpec):
+            out[name] = spec
+            continue
+        f = spec.get("field", "text")
+        out[name] = BenchmarkSpec(path=os.fspath(spec["path"]), field=tuple(f) if isinstance(f, list) else f)
+    return out
