@@ -91,6 +91,30 @@ def test_precision_and_recall_on_mutated_real_text(mutated_pairs):
     assert len(set(res.root[:n].tolist())) == n
 
 
+def test_false_positive_check_sharpens_the_threshold(mutated_pairs):
+    docs, mutated, true = mutated_pairs
+    texts = docs + mutated
+    n = len(docs)
+    rates = {}
+    for thr in (0.0, 0.7):
+        res = near_duplicate_clusters(texts, config=MinHashConfig(verify_threshold=thr))
+        together = res.root[:n] == res.root[n:]
+        rates[thr] = (together[true >= 0.8].mean(), together[(true >= 0.3) & (true < 0.5)].mean())
+    assert rates[0.0][1] > 0.005  # plain LSH lets a few pairs below 0.5 through ...
+    assert rates[0.7][1] == 0.0  # ... the check removes them
+    assert rates[0.7][0] >= rates[0.0][0] - 0.02  # at almost no cost in recall
+
+
+def test_verified_edges_regroup_members_that_fail_the_leader():
+    from filters.dedup.clusters import candidate_buckets, verified_edges
+    sk = np.array([[1, 1, 1, 1], [2, 2, 2, 2], [2, 2, 2, 9], [1, 1, 1, 7], [5, 5, 5, 5]], dtype=np.uint16)
+    idx, bucket = candidate_buckets(np.array([7, 7, 7, 7, 3], dtype=np.uint64))
+    u, v = verified_edges(idx, bucket, lambda i: sk[i], 0.7)
+    assert sorted(zip(u.tolist(), v.tolist())) == [(2, 1), (3, 0)]  # 1 and 2 fail leader 0, then pair up
+    u, v = verified_edges(idx, bucket, lambda i: sk[i], 0.7, max_rounds=1)
+    assert sorted(zip(u.tolist(), v.tolist())) == [(3, 0)]
+
+
 def test_lsh_collision_curve_matches_theory(mutated_pairs):
     docs, mutated, true = mutated_pairs
     cfg = MinHashConfig()

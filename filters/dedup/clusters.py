@@ -58,26 +58,81 @@ class UnionFind:
         return p
 
 
+def _sorted_buckets(keys: np.ndarray, index: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(index sorted by (key, index), bucket number of each position, bucket sizes per position)."""
+    keys = np.asarray(keys)
+    if index is None:
+        index = np.arange(len(keys), dtype=np.int64)
+    order = np.lexsort((index, keys))
+    k, idx = keys[order], np.asarray(index, dtype=np.int64)[order]
+    start = np.ones(len(k), dtype=bool)
+    start[1:] = k[1:] != k[:-1]
+    bucket = np.cumsum(start) - 1
+    sizes = np.bincount(bucket)[bucket] if len(bucket) else np.zeros(0, np.int64)
+    return idx, bucket, sizes
+
+
 def bucket_edges(keys: np.ndarray, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Documents with equal keys: a star of edges (member -> smallest index of its bucket).
 
     `keys` (uint64) and `index` (int64, default 0..n-1) are parallel arrays; the result is (u, v) with u > v.
     """
-    keys = np.asarray(keys)
-    if index is None:
-        index = np.arange(len(keys), dtype=np.int64)
-    if len(keys) < 2:
+    idx, bucket, sizes = _sorted_buckets(keys, index)
+    if not len(idx):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = np.lexsort((index, keys))
-    k, idx = keys[order], index[order]
-    same = k[1:] == k[:-1]
-    if not same.any():
+    first = np.ones(len(idx), dtype=bool)
+    first[1:] = bucket[1:] != bucket[:-1]
+    leader = np.maximum.accumulate(np.where(first, np.arange(len(idx)), 0))
+    members = ~first
+    return idx[members], idx[leader[members]]
+
+
+def bucket_edges_from_candidates(index: np.ndarray, bucket: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Star edges (member -> first member) of the buckets from `candidate_buckets`."""
+    if not len(index):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    run_start = np.ones(len(k), dtype=bool)
-    run_start[1:] = ~same
-    first = np.maximum.accumulate(np.where(run_start, np.arange(len(k)), 0))
-    members = ~run_start
-    return idx[members], idx[first[members]]
+    first = np.ones(len(index), dtype=bool)
+    first[1:] = bucket[1:] != bucket[:-1]
+    leader = np.maximum.accumulate(np.where(first, np.arange(len(index)), 0))
+    return index[~first], index[leader[~first]]
+
+
+def candidate_buckets(keys: np.ndarray, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Members of buckets with at least two documents: (index, bucket number), sorted by bucket then index."""
+    idx, bucket, sizes = _sorted_buckets(keys, index)
+    multi = sizes > 1
+    return idx[multi], bucket[multi]
+
+
+def verified_edges(index: np.ndarray, bucket: np.ndarray, sketches, threshold: float,
+                   max_rounds: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Edges of candidate buckets whose members really look alike (false-positive check after LSH).
+
+    Each bucket's first member leads; a member joins it when its sketch matches the leader's on at least
+    `threshold` of the positions (estimated Jaccard). Members that fail form the bucket's next round with their
+    own first member as leader, up to `max_rounds` leaders per bucket. `sketches(idx) -> (len(idx), P)` array.
+    """
+    us, vs = [], []
+    pos = np.arange(len(index))
+    for _ in range(max_rounds):
+        if len(pos) < 2:
+            break
+        b = bucket[pos]
+        first = np.ones(len(pos), dtype=bool)
+        first[1:] = b[1:] != b[:-1]
+        leader = pos[np.maximum.accumulate(np.where(first, np.arange(len(pos)), 0))]
+        members = pos[~first]
+        if not len(members):
+            break
+        u, v = index[members], index[leader[~first]]
+        est = (sketches(u) == sketches(v)).mean(axis=1)
+        ok = est >= threshold
+        us.append(u[ok])
+        vs.append(v[ok])
+        pos = members[~ok]
+    if not us:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(us), np.concatenate(vs)
 
 
 @dataclass
@@ -182,12 +237,18 @@ def _first_of_group(members: np.ndarray, groups: np.ndarray, order: np.ndarray) 
     return out
 
 
-def clusters_from_keys(key_columns: Iterable[np.ndarray], valid: np.ndarray | None, n: int) -> np.ndarray:
-    """Roots of the components linking documents that share any key column value (in memory)."""
+def clusters_from_keys(key_columns: Iterable[np.ndarray], valid: np.ndarray | None, n: int,
+                       sketches: np.ndarray | None = None, threshold: float = 0.0) -> np.ndarray:
+    """Roots of the components linking documents that share any key column value (in memory); with `sketches`
+    and a `threshold`, each candidate link is checked first (`verified_edges`)."""
     uf = UnionFind(n)
     index = np.arange(n, dtype=np.int64)
     for keys in key_columns:
         sel = index if valid is None else index[valid]
-        u, v = bucket_edges(keys[sel], sel)
+        if sketches is not None and threshold > 0:
+            idx, bucket = candidate_buckets(keys[sel], sel)
+            u, v = verified_edges(idx, bucket, lambda i: sketches[i], threshold)
+        else:
+            u, v = bucket_edges(keys[sel], sel)
         uf.union(u, v)
     return uf.roots()

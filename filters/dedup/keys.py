@@ -7,14 +7,20 @@ pipeline only ever sees these keys, so all three methods share its bucketing, cl
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Protocol, Sequence
+from typing import NamedTuple, Protocol, Sequence
 
 import numpy as np
 
 from filters.dedup import textnorm
 from filters.dedup.exact import ExactConfig, text_keys
-from filters.dedup.minhash import MinHashConfig, band_keys, minhash_signatures
+from filters.dedup.minhash import MinHashConfig, band_keys, minhash_signatures, sketches
 from filters.dedup.urls import UrlNormConfig, url_keys
+
+
+class KeyBatch(NamedTuple):
+    keys: np.ndarray  # (n, num_keys) uint64
+    valid: np.ndarray  # (n,) bool
+    sketch: np.ndarray | None = None  # (n, sketch_width) uint16 for the false-positive check, or None
 
 
 class KeyMethod(Protocol):
@@ -23,8 +29,14 @@ class KeyMethod(Protocol):
     @property
     def num_keys(self) -> int: ...
 
-    def keys(self, texts: Sequence[str], urls: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
-        """(keys (n, num_keys) uint64, valid (n,) bool)."""
+    @property
+    def sketch_width(self) -> int:
+        """uint16 values per document kept for checking candidates (0: no check)."""
+
+    @property
+    def verify_threshold(self) -> float: ...
+
+    def keys(self, texts: Sequence[str], urls: Sequence[str | None]) -> KeyBatch: ...
 
     def fingerprint(self) -> dict: ...
 
@@ -38,9 +50,17 @@ class MinHashKeys:
     def num_keys(self) -> int:
         return self.config.num_bands
 
-    def keys(self, texts, urls=None):
+    @property
+    def sketch_width(self) -> int:
+        return self.config.num_perm if self.config.verify_threshold > 0 else 0
+
+    @property
+    def verify_threshold(self) -> float:
+        return self.config.verify_threshold
+
+    def keys(self, texts, urls=None) -> KeyBatch:
         sig = minhash_signatures(texts, self.config)
-        return band_keys(sig, self.config), sig.valid
+        return KeyBatch(band_keys(sig, self.config), sig.valid, sketches(sig) if self.sketch_width else None)
 
     def fingerprint(self) -> dict:
         return {"method": self.name, **self.config.fingerprint()}
@@ -51,10 +71,12 @@ class ExactKeys:
     config: ExactConfig = field(default_factory=ExactConfig)
     name: str = "exact"
     num_keys: int = 1
+    sketch_width: int = 0
+    verify_threshold: float = 0.0
 
-    def keys(self, texts, urls=None):
+    def keys(self, texts, urls=None) -> KeyBatch:
         keys, valid = text_keys(texts, self.config)
-        return keys.reshape(-1, 1), valid
+        return KeyBatch(keys.reshape(-1, 1), valid)
 
     def fingerprint(self) -> dict:
         return {"method": self.name, **asdict(self.config), "hash_version": textnorm.HASH_VERSION}
@@ -65,10 +87,12 @@ class UrlKeys:
     config: UrlNormConfig = field(default_factory=UrlNormConfig)
     name: str = "url"
     num_keys: int = 1
+    sketch_width: int = 0
+    verify_threshold: float = 0.0
 
-    def keys(self, texts, urls):
+    def keys(self, texts, urls) -> KeyBatch:
         keys, valid = url_keys(urls, self.config)
-        return keys.reshape(-1, 1), valid
+        return KeyBatch(keys.reshape(-1, 1), valid)
 
     def fingerprint(self) -> dict:
         return {"method": self.name, **asdict(self.config), "hash_version": textnorm.HASH_VERSION}

@@ -2,9 +2,9 @@
 
 Defaults follow FineWeb/datatrove: word 5-gram shingles of normalised text (`textnorm`), 64-bit shingle hashes,
 14 bands x 8 rows (112 permutations; a pair with Jaccard 0.8 collides in some band with probability 0.92, at 0.5
-with 0.05). A permutation is h_j(x) = a_j * x + b_j mod 2^64 on fmix64-mixed shingle hashes (a_j odd, drawn from
-a recorded seed), which estimates Jaccard without bias and runs as wide numpy multiplies instead of the
-mod-Mersenne arithmetic. A band's 8 values are folded into one 64-bit bucket key.
+with 0.05). A permutation is h_j(x) = a_j * x mod 2^64 on fmix64-mixed shingle hashes (multiply-shift family,
+a_j odd, drawn from a recorded seed): on mixed inputs it estimates Jaccard without bias (see the tests) and runs as
+one wide numpy multiply per block instead of mod-Mersenne arithmetic. A band's 8 values fold into one 64-bit key.
 
 Plain-function API (used by the generators for dedup of synthetic outputs and novelty filters):
   minhash_signatures(texts) -> Signatures          band_keys(signatures) -> (n, bands) uint64
@@ -21,7 +21,7 @@ import numpy as np
 
 from filters.dedup import textnorm
 from filters.dedup.clusters import Clusters, choose_kept, clusters_from_keys, id_ranks
-from filters.dedup.textnorm import WordHashes, fmix64, ngram_hashes, word_hashes
+from filters.dedup.textnorm import WordHashes, fmix64, ngram_hashes, text_chunks, word_hashes
 
 _EMPTY = np.iinfo(np.uint64).max
 _BAND_BASE = np.uint64(0xA0761D6478BD642F)
@@ -36,11 +36,16 @@ class MinHashConfig:
     rows_per_band: int = 8
     seed: int = 1
     short_docs: str = "whole"  # texts with < ngram_size words: one shingle of all words ("skip": no signature)
+    # false-positive check after LSH: a candidate pair is linked only if its estimated Jaccard (16-bit sketch of
+    # the signature) reaches this; 0 links every band collision, as FineWeb/datatrove do
+    verify_threshold: float = 0.7
 
     def __post_init__(self):
         for name in ("ngram_size", "num_bands", "rows_per_band"):
             if getattr(self, name) < 1:
                 raise ValueError(f"minhash {name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.verify_threshold <= 1.0:
+            raise ValueError(f"minhash verify_threshold must be in [0, 1], got {self.verify_threshold}")
         if self.short_docs not in ("whole", "skip"):
             raise ValueError(f"minhash short_docs must be 'whole' or 'skip', got {self.short_docs!r}")
 
@@ -62,14 +67,12 @@ class MinHashConfig:
 
 
 @lru_cache(maxsize=16)
-def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(a, b) of the num_perm hash functions, as (num_perm, 1) columns; a is odd so each is a bijection."""
+def permutations(num_perm: int, seed: int) -> np.ndarray:
+    """Multipliers a_j of the num_perm hash functions as a (num_perm, 1) column; odd, so each is a bijection."""
     rng = np.random.Generator(np.random.PCG64(seed))
     a = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True) | np.uint64(1)
-    b = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True)
     a.setflags(write=False)
-    b.setflags(write=False)
-    return a.reshape(-1, 1), b.reshape(-1, 1)
+    return a.reshape(-1, 1)
 
 
 @dataclass
@@ -82,7 +85,7 @@ class Signatures:
 
 def signatures_from_shingles(shingles: WordHashes, config: MinHashConfig = MinHashConfig()) -> Signatures:
     """MinHash signatures from shingle hashes (layout of `textnorm.ngram_hashes`)."""
-    a, b = permutations(config.num_perm, config.seed)
+    a = permutations(config.num_perm, config.seed)
     counts = shingles.counts()
     n_docs = len(counts)
     sig = np.full((config.num_perm, n_docs), _EMPTY, dtype=np.uint64)
@@ -96,7 +99,6 @@ def signatures_from_shingles(shingles: WordHashes, config: MinHashConfig = MinHa
         t = block[:, :len(xs)]
         with np.errstate(over="ignore"):
             np.multiply(a, xs, out=t)
-            t += b
         mins = np.minimum.reduceat(t, seg, axis=1)
         docs = ds[seg]
         # a doc split across two blocks keeps the smaller value of each half
@@ -104,10 +106,17 @@ def signatures_from_shingles(shingles: WordHashes, config: MinHashConfig = MinHa
     return Signatures(values=sig.T, valid=counts > 0)
 
 
-def minhash_signatures(texts: Sequence[str], config: MinHashConfig = MinHashConfig()) -> Signatures:
-    """MinHash signatures of `texts` (normalised word n-gram shingles)."""
-    shingles = ngram_hashes(word_hashes(texts), config.ngram_size, short=config.short_docs)
-    return signatures_from_shingles(shingles, config)
+def minhash_signatures(texts: Sequence[str], config: MinHashConfig = MinHashConfig(),
+                       max_chars: int = 1 << 21) -> Signatures:
+    """MinHash signatures of `texts` (normalised word n-gram shingles), computed in batches of about `max_chars`
+    characters so temporary arrays stay small whatever the input size."""
+    values = np.empty((len(texts), config.num_perm), dtype=np.uint64)
+    valid = np.zeros(len(texts), dtype=bool)
+    for a, b in text_chunks(texts, max_chars):
+        shingles = ngram_hashes(word_hashes(texts[a:b]), config.ngram_size, short=config.short_docs)
+        sig = signatures_from_shingles(shingles, config)
+        values[a:b], valid[a:b] = sig.values, sig.valid
+    return Signatures(values, valid)
 
 
 def band_keys(signatures: Signatures | np.ndarray, config: MinHashConfig = MinHashConfig()) -> np.ndarray:
@@ -126,6 +135,13 @@ def band_keys(signatures: Signatures | np.ndarray, config: MinHashConfig = MinHa
     return keys
 
 
+def sketches(signatures: Signatures | np.ndarray) -> np.ndarray:
+    """The low 16 bits of every signature value: (n, num_perm) uint16, 1/4 of the size, and still an unbiased
+    Jaccard estimate up to a 2^-16 chance collision per position. Used to check LSH candidates."""
+    values = signatures.values if isinstance(signatures, Signatures) else np.asarray(signatures)
+    return values.astype(np.uint16)
+
+
 def estimate_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
     return float(np.mean(np.asarray(sig_a) == np.asarray(sig_b)))
 
@@ -140,7 +156,8 @@ def near_duplicate_clusters(texts: Sequence[str], ids: Sequence[str] | None = No
     n = len(texts)
     sig = minhash_signatures(texts, config)
     keys = band_keys(sig, config)
-    roots = clusters_from_keys((keys[:, b] for b in range(config.num_bands)), sig.valid, n)
+    roots = clusters_from_keys((keys[:, b] for b in range(config.num_bands)), sig.valid, n,
+                               sketches(sig), config.verify_threshold)
     rank = np.arange(n, dtype=np.int64) if ids is None else id_ranks(ids)
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
     q = None if quality is None else np.asarray(quality, dtype=np.float64)
@@ -210,9 +227,11 @@ class MinHashLSHIndex:
             self._sigs = [np.concatenate(self._sigs)]
         return self._sigs[0] if self._sigs else np.zeros((0, self.config.num_perm), np.uint64)
 
-    def query_signatures(self, sig: Signatures, min_jaccard: float = 0.0) -> list[list]:
-        """For each query: ids of indexed items sharing a band (and, if `min_jaccard` > 0, with estimated
-        Jaccard >= min_jaccard), sorted by insertion order."""
+    def query_signatures(self, sig: Signatures, min_jaccard: float | None = None) -> list[list]:
+        """For each query: ids of indexed items sharing a band and with estimated Jaccard >= `min_jaccard`
+        (default: the config's verify_threshold; 0 keeps every band collision), in insertion order."""
+        if min_jaccard is None:
+            min_jaccard = self.config.verify_threshold
         keys = band_keys(sig, self.config)
         hits: list[set[int]] = [set() for _ in range(len(sig.valid))]
         for run_keys, run_idx in self._runs:
@@ -232,21 +251,20 @@ class MinHashLSHIndex:
             out.append([self.ids[i] for i in items])
         return out
 
-    def query(self, texts: Sequence[str], min_jaccard: float = 0.0) -> list[list]:
+    def query(self, texts: Sequence[str], min_jaccard: float | None = None) -> list[list]:
         return self.query_signatures(minhash_signatures(texts, self.config), min_jaccard)
 
-    def novel(self, texts: Sequence[str], ids: Sequence | None = None, min_jaccard: float = 0.0,
+    def novel(self, texts: Sequence[str], ids: Sequence | None = None, min_jaccard: float | None = None,
               add: bool = True) -> np.ndarray:
         """True where a text near-duplicates nothing indexed nor any earlier text of this call; with `add`,
         the novel texts are then indexed under their `ids` (a novelty filter for generated data)."""
         sig = minhash_signatures(texts, self.config)
         prior = self.query_signatures(sig, min_jaccard)
         keys = band_keys(sig, self.config)
-        roots = clusters_from_keys((keys[:, b] for b in range(self.config.num_bands)), sig.valid, len(texts))
+        threshold = self.config.verify_threshold if min_jaccard is None else min_jaccard
+        roots = clusters_from_keys((keys[:, b] for b in range(self.config.num_bands)), sig.valid, len(texts),
+                                   sketches(sig), threshold)
         within_dup = roots != np.arange(len(texts))
-        if min_jaccard > 0:  # confirm in-batch matches against their cluster's first text
-            est = (sig.values == sig.values[roots]).mean(axis=1)
-            within_dup &= est >= min_jaccard
         is_novel = np.array([not p for p in prior]) & ~within_dup
         if add and is_novel.any():
             sel = np.flatnonzero(is_novel)

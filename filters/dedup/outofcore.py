@@ -18,10 +18,12 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import xxhash
 
 from corpora.atomic import atomic_write_json, read_json
-from filters.dedup.clusters import UnionFind, bucket_edges, choose_kept, id_ranks
+from filters.dedup.clusters import (UnionFind, bucket_edges_from_candidates, candidate_buckets, choose_kept,
+                                    id_ranks, verified_edges)
 from filters.dedup.intermediate import (IntermediateError, ValidatedParquetWriter, iter_validated, read_meta,
                                         read_validated)
 from filters.dedup.keys import KeyMethod
@@ -40,10 +42,25 @@ def id_hash(doc_id: str) -> int:
     return xxhash.xxh3_64_intdigest(doc_id.encode("utf-8", "surrogatepass"))
 
 
-def sig_schema(num_keys: int) -> pa.Schema:
-    return pa.schema([("id", pa.string()), ("id_hash", pa.uint64()), ("length", pa.int64()), ("quality", pa.float64()),
-                      ("active", pa.bool_()), ("valid", pa.bool_())]
-                     + [(f"k{j}", pa.uint64()) for j in range(num_keys)])
+def sig_schema(num_keys: int, sketch_width: int = 0) -> pa.Schema:
+    fields = [("id", pa.string()), ("id_hash", pa.uint64()), ("length", pa.int64()), ("quality", pa.float64()),
+              ("active", pa.bool_()), ("valid", pa.bool_())] + [(f"k{j}", pa.uint64()) for j in range(num_keys)]
+    if sketch_width:
+        fields.append(("sketch", pa.binary(2 * sketch_width)))  # uint16 x width, for the false-positive check
+    return pa.schema(fields)
+
+
+def _sketch_array(sketch: np.ndarray) -> pa.Array:
+    data = np.ascontiguousarray(sketch, dtype="<u2")
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(2 * data.shape[1]), len(data),
+                                                [None, pa.py_buffer(data.tobytes())])
+
+
+def _sketch_matrix(arr: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    raw = np.frombuffer(arr.buffers()[1], dtype="<u2")
+    return raw[arr.offset * width:(arr.offset + len(arr)) * width].reshape(len(arr), width)
 
 
 # --- step 1: signatures -------------------------------------------------------------------------------------
@@ -53,7 +70,7 @@ class SignatureWriter:
 
     def __init__(self, work_dir: str | os.PathLike, method: KeyMethod, rank: int, world_size: int):
         self.method = method
-        self.schema = sig_schema(method.num_keys)
+        self.schema = sig_schema(method.num_keys, method.sketch_width)
         self.writer = ValidatedParquetWriter(
             Path(work_dir) / SIG_DIR / shard_name(rank), self.schema,
             {"step": "signatures", "rank": rank, "world_size": world_size, "fingerprint": method.fingerprint()})
@@ -64,12 +81,16 @@ class SignatureWriter:
         active_a = np.ones(n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
         keys = np.zeros((n, self.method.num_keys), dtype=np.uint64)
         valid = np.zeros(n, dtype=bool)
+        width = self.method.sketch_width
+        sketch = np.zeros((n, width), dtype=np.uint16) if width else None
         sel = np.flatnonzero(active_a)
         if sel.size:
             sub_texts = [texts[i] for i in sel]
             sub_urls = [urls[i] for i in sel] if urls is not None else [None] * len(sel)
-            k, v = self.method.keys(sub_texts, sub_urls)
-            keys[sel], valid[sel] = k, v
+            batch = self.method.keys(sub_texts, sub_urls)
+            keys[sel], valid[sel] = batch.keys, batch.valid
+            if width:
+                sketch[sel] = batch.sketch
         q = np.full(n, np.nan) if quality is None else np.array(
             [np.nan if x is None else float(x) for x in quality], dtype=np.float64)
         cols = [pa.array(list(ids), pa.string()),
@@ -77,6 +98,8 @@ class SignatureWriter:
                 pa.array(np.fromiter((len(t or "") for t in texts), dtype=np.int64, count=n)),
                 pa.array(q), pa.array(active_a), pa.array(valid)]
         cols += [pa.array(keys[:, j]) for j in range(self.method.num_keys)]
+        if width:
+            cols.append(_sketch_array(sketch))
         self.writer.write(pa.RecordBatch.from_arrays(cols, schema=self.schema))
 
     def close(self) -> dict[str, Any]:
@@ -122,33 +145,64 @@ def bucket_tasks(num_keys: int, partitions: int) -> list[tuple[int, int]]:
     return [(k, p) for k in range(num_keys) for p in range(partitions)]
 
 
+def _task_candidates(files: list[Path], offsets: np.ndarray, key_col: int, part: int, partitions: int):
+    keys, index = [], []
+    for shard, f in enumerate(files):
+        row = offsets[shard]
+        for batch in iter_validated(f, columns=["valid", f"k{key_col}"]):
+            valid = batch.column(0).to_numpy(zero_copy_only=False)
+            k = batch.column(1).to_numpy()
+            sel = valid.copy()
+            if partitions > 1:
+                sel &= (k >> np.uint64(40)) % np.uint64(partitions) == part
+            keys.append(k[sel])
+            index.append(np.flatnonzero(sel) + row)
+            row += batch.num_rows
+    return np.concatenate(keys), np.concatenate(index)
+
+
+def _load_sketches(files: list[Path], offsets: np.ndarray, needed: np.ndarray, width: int):
+    """Sketches of the `needed` documents only (sorted global indexes), read row group by row group."""
+    out = np.zeros((len(needed), width), dtype=np.uint16)
+    for shard, f in enumerate(files):
+        row = offsets[shard]
+        for batch in iter_validated(f, columns=["sketch"]):
+            lo, hi = np.searchsorted(needed, [row, row + batch.num_rows])
+            if hi > lo:
+                out[lo:hi] = _sketch_matrix(batch.column(0), width)[needed[lo:hi] - row]
+            row += batch.num_rows
+    return lambda idx: out[np.searchsorted(needed, idx)]
+
+
 def find_bucket_edges(work_dir: str | os.PathLike, rank: int = 0, world_size: int = 1, partitions: int = 1,
                       fingerprint: dict | None = None) -> dict[str, Any]:
     """Bucket worker `rank`: for its share of (key column, hash partition) tasks, link documents with equal keys
-    and write the resulting forest. Memory: one key column partition plus one int64 per document."""
+    (checked with the sketches when the method keeps them) and write the resulting forest.
+    Memory: one key column partition, the sketches of candidate documents, and one int64 per document."""
     if partitions < 1:
         raise ValueError(f"partitions must be >= 1, got {partitions}")
     work = Path(work_dir)
     files, offsets = signature_layout(work, fingerprint)
-    fp = read_meta(files[0])["fingerprint"]
+    meta = read_meta(files[0])
+    fp = meta["fingerprint"]
+    width = 0
+    if "sketch" in meta["columns"]:
+        width = pq.read_schema(files[0]).field("sketch").type.byte_width // 2
+    threshold = float(fp.get("verify_threshold", 0.0)) if width else 0.0
     tasks = bucket_tasks(_num_keys(files[0]), partitions)
     mine = tasks[rank::world_size]
     uf = UnionFind(int(offsets[-1]))
-    edges = 0
-    for key_col, part in mine:
-        keys, index = [], []
-        for shard, f in enumerate(files):
-            row = offsets[shard]
-            for batch in iter_validated(f, columns=["valid", f"k{key_col}"]):
-                valid = batch.column(0).to_numpy(zero_copy_only=False)
-                k = batch.column(1).to_numpy()
-                sel = valid.copy()
-                if partitions > 1:
-                    sel &= (k >> np.uint64(40)) % np.uint64(partitions) == part
-                keys.append(k[sel])
-                index.append(np.flatnonzero(sel) + row)
-                row += batch.num_rows
-        u, v = bucket_edges(np.concatenate(keys), np.concatenate(index))
+    candidates = [candidate_buckets(*_task_candidates(files, offsets, k, p, partitions)) for k, p in mine]
+    if threshold > 0:
+        needed = np.unique(np.concatenate([idx for idx, _ in candidates])) if candidates else np.zeros(0, np.int64)
+        lookup = _load_sketches(files, offsets, needed, width)
+    edges = candidate_pairs = 0
+    for idx, bucket in candidates:
+        if threshold > 0:
+            u, v = verified_edges(idx, bucket, lookup, threshold)
+        else:
+            u, v = bucket_edges_from_candidates(idx, bucket)
+        candidate_pairs += len(idx) - len(np.unique(bucket))
         edges += len(u)
         uf.union(u, v)
     roots = uf.roots()
@@ -158,7 +212,8 @@ def find_bucket_edges(work_dir: str | os.PathLike, rank: int = 0, world_size: in
                                 {"step": "edges", "rank": rank, "world_size": world_size, "tasks": mine,
                                  "partitions": partitions, "documents": int(offsets[-1]), "fingerprint": fp}) as w:
         w.write(table)
-    return {"rank": rank, "tasks": len(mine), "bucket_edges": edges, "linked_documents": int(len(nodes))}
+    return {"rank": rank, "tasks": len(mine), "candidate_pairs": int(candidate_pairs), "bucket_edges": edges,
+            "linked_documents": int(len(nodes))}
 
 
 def _edge_files(work: Path, n_docs: int, fingerprint: dict, num_keys: int) -> list[Path]:

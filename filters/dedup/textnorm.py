@@ -244,18 +244,23 @@ def _word_hashes_chunk(texts: Sequence[str]) -> WordHashes:
     return WordHashes(words, np.searchsorted(first, offsets, side="left").astype(np.int64))
 
 
-def word_hashes(texts: Sequence[str], max_chars: int = 1 << 21) -> WordHashes:
-    """Word hashes for every text, in batches of about `max_chars` code points (bounds the temporary arrays)."""
-    parts: list[WordHashes] = []
-    start = 0
-    n = len(texts)
+def text_chunks(texts: Sequence[str], max_chars: int = 1 << 21) -> list[tuple[int, int]]:
+    """[start, stop) ranges of consecutive texts holding about `max_chars` characters each (at least one text)."""
+    out = []
+    start, n = 0, len(texts)
     while start < n:
         stop, chars = start, 0
         while stop < n and (stop == start or chars + len(texts[stop]) <= max_chars):
             chars += len(texts[stop])
             stop += 1
-        parts.append(_word_hashes_chunk(texts[start:stop]))
+        out.append((start, stop))
         start = stop
+    return out
+
+
+def word_hashes(texts: Sequence[str], max_chars: int = 1 << 21) -> WordHashes:
+    """Word hashes for every text, in batches of about `max_chars` code points (bounds the temporary arrays)."""
+    parts = [_word_hashes_chunk(texts[a:b]) for a, b in text_chunks(texts, max_chars)]
     if len(parts) == 1:
         return parts[0]
     if not parts:
