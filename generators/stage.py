@@ -135,7 +135,10 @@ def requests_from_table(table: pa.Table | str | os.PathLike) -> list[GenerationR
                                          prompt=row.get("prompt"), sampling=sampling,
                                          template_id=row.get("template_id") or "",
                                          parent_ids=list(row.get("parent_ids") or [])))
-        except (ValidationError, json.JSONDecodeError, TypeError) as e:
+        except ValidationError as e:
+            reasons = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'row'}: {err['msg']}" for err in e.errors())
+            raise BadRequestTable(f"{source}: row {i} (id={row.get('id')!r}): {reasons}") from e
+        except (json.JSONDecodeError, TypeError) as e:
             raise BadRequestTable(f"{source}: row {i} (id={row.get('id')!r}): {e}") from e
     check_unique_ids(out)
     return out
@@ -241,30 +244,36 @@ def plan_shards(requests: Sequence[GenerationRequest], backend_identity: dict[st
 
 
 def generate_isolated(backend: Backend, requests: list[GenerationRequest], policy: RetryPolicy,
-                      sleep: Callable[[float], None] = time.sleep) -> list[tuple[GenerationResult, int]]:
-    """Results for every request with the attempts it took. A failing call is split in halves until the failing
-    request is alone; that one is retried with backoff, then recorded as failed."""
-    try:
+                      sleep: Callable[[float], None] = time.sleep,
+                      calls: dict[str, int] | None = None) -> list[tuple[GenerationResult, int]]:
+    """Results for every request with the number of backend calls it was in. A failing call is split in halves
+    until the failing request is alone; that one is retried with backoff, then recorded as failed."""
+    calls = {} if calls is None else calls
+
+    def attempt() -> list[GenerationResult]:
+        for r in requests:
+            calls[r.id] = calls.get(r.id, 0) + 1
         results = backend.generate(requests)
         check_results(requests, results)
-        return [(r, 1) for r in results]
+        return results
+
+    try:
+        return [(r, calls[r.request_id]) for r in attempt()]
     except Exception as first_error:  # noqa: BLE001 - every error is recorded on the request it belongs to
         if len(requests) > 1:
             mid = len(requests) // 2
-            return (generate_isolated(backend, requests[:mid], policy, sleep)
-                    + generate_isolated(backend, requests[mid:], policy, sleep))
+            return (generate_isolated(backend, requests[:mid], policy, sleep, calls)
+                    + generate_isolated(backend, requests[mid:], policy, sleep, calls))
         error: Exception = first_error
-        for attempt in range(1, policy.max_retries + 1):
-            sleep(policy.backoff_s * 2 ** (attempt - 1))
+        for retry in range(1, policy.max_retries + 1):
+            sleep(policy.backoff_s * 2 ** (retry - 1))
             try:
-                results = backend.generate(requests)
-                check_results(requests, results)
-                return [(r, attempt + 1) for r in results]
+                return [(r, calls[r.request_id]) for r in attempt()]
             except Exception as e:  # noqa: BLE001
                 error = e
-        log.warning("request %s failed after %d attempts: %s", requests[0].id, policy.max_retries + 1, error)
-        return [(GenerationResult.failure(requests[0].id, f"{type(error).__name__}: {error}"),
-                 policy.max_retries + 1)]
+        rid = requests[0].id
+        log.warning("request %s failed after %d calls: %s", rid, calls[rid], error)
+        return [(GenerationResult.failure(rid, f"{type(error).__name__}: {error}"), calls[rid])]
 
 
 def shard_rows(backend: Backend, shard: Shard, outcomes: list[tuple[GenerationResult, int]]) -> list[dict]:

@@ -25,6 +25,7 @@ class TransformersConfig(StrictModel):
     dtype: str = "auto"
     batch_size: int = Field(16, ge=1, description="sequences per generate() call")
     max_context: int | None = None
+    threads: int | None = Field(None, description="torch CPU threads; None = torch's default (all cores)")
 
 
 class VLLMConfig(StrictModel):
@@ -68,7 +69,8 @@ def make_backend(cfg: TransformersConfig | VLLMConfig | OpenAIConfig) -> Backend
         from generators.backends.transformers_backend import TransformersBackend
 
         return TransformersBackend(_model_path(cfg.model), gguf_file=cfg.gguf_file, device=cfg.device,
-                                   dtype=cfg.dtype, batch_size=cfg.batch_size, max_context=cfg.max_context)
+                                   dtype=cfg.dtype, batch_size=cfg.batch_size, max_context=cfg.max_context,
+                                   threads=cfg.threads)
     if cfg.kind == "vllm":
         from generators.backends.vllm_backend import VLLMBackend
 
