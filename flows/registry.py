@@ -11,6 +11,7 @@ from pydantic import BaseModel
 PIPELINES: dict[str, str] = {
     "dolma": "flows.dolma:PIPELINE",
     "quality-train": "flows.quality_train:PIPELINE",
+    "textbooks": "flows.textbooks:PIPELINE",
 }
 
 

