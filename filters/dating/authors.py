@@ -152,11 +152,15 @@ def name_variants(name: str) -> list[NameParts]:
             continue
         if not surname_tokens:
             continue
-        variants = [NameParts(tuple(given_tokens), " ".join(surname_tokens))]
+        variants = []
         for exp in expansions:
             exp_tokens = _tokens(exp)
             if exp_tokens:
                 variants.append(NameParts(tuple(exp_tokens), " ".join(surname_tokens)))
+        if not variants:
+            # an expansion says what the initials stand for ("E. (Edith)"): then "E." alone must not also
+            # match "Edward"; without one the initials are all we know
+            variants.append(NameParts(tuple(given_tokens), " ".join(surname_tokens)))
         for v in variants:
             if v not in out:
                 out.append(v)

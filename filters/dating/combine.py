@@ -2,13 +2,13 @@
 evidence and flags (collection, translation, multi-author, revised edition, ...).
 
 The model is a small Bayesian one on a grid of years, written so that no single wrong extractor can decide alone:
-  prior      author's age at publication (median ~46, from the Wikidata-linked works of the paper, N(46, 16)),
-             restricted softly to the plausible window (birth + 15 .. death + 10) - outside it a work keeps 2% of
-             the weight instead of being thrown away (real posthumous first editions exist)
+  prior      author's age at publication (median ~46, from the Wikidata-linked works of the paper: N(46, 16)
+             with a 15% flat tail), restricted softly to the plausible window (birth + 15 .. death + 10) - outside
+             it a work keeps 5% of the weight instead of being thrown away (real posthumous first editions exist)
   evidence   each piece says P(what the extractor saw | true year y) as a mixture: with probability
              `confidence` the extractor read what it claims (a point +-kernel, an upper bound with a decay back to
-             earlier years, a lower bound with a gap distribution, a range), otherwise it is noise spread over
-             +-60 years; the style classifier contributes its calibrated slice probabilities.
+             earlier years, a lower bound with a gap distribution, a range), otherwise it is noise spread evenly
+             over the grid; the style classifier contributes its calibrated slice probabilities.
 The year is the posterior median, the range its 10%..90% quantiles, `confidence` the posterior probability of
 the chosen slice, `date_source` the evidence whose removal would move the year most.
 """
@@ -28,10 +28,10 @@ from filters.dating.evidence import Evidence
 from filters.dating.periods import DEFAULT_SLICES, Slice, slice_of
 
 GRID_START, GRID_END = 1450, 2030
-NOISE_SPAN = 120  # a wrong extractor's year is spread over about +-60 years
 AGE_AT_WORK_MEAN, AGE_AT_WORK_SD = 46.0, 16.0
 DEATH_MINUS_WORK_MEAN, DEATH_MINUS_WORK_SD = 22.0, 16.0
-OUTSIDE_WINDOW_WEIGHT = 0.02
+AGE_FLAT_SHARE = 0.15
+OUTSIDE_WINDOW_WEIGHT = 0.05
 STYLE_FLOOR = 0.1  # mix the classifier with a uniform answer: it is trained on one corpus' notion of style
 
 # order used to name the deciding evidence when several agree
@@ -70,7 +70,8 @@ def year_grid(start: int = GRID_START, end: int = GRID_END) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------- likelihoods
 def _noise(grid: np.ndarray) -> np.ndarray:
-    return np.full(len(grid), 1.0 / NOISE_SPAN)
+    """A wrong extractor says nothing about the year: its reading is spread evenly over the grid."""
+    return np.full(len(grid), 1.0 / len(grid))
 
 
 def _kernel_vector(grid: np.ndarray, center: int, kernel: dict[int, float]) -> np.ndarray:
@@ -123,23 +124,18 @@ def evidence_likelihood(ev: Evidence, grid: np.ndarray, slices: tuple[Slice, ...
 
 def style_likelihood(slice_probs: dict[str, float], grid: np.ndarray,
                      slices: tuple[Slice, ...] = DEFAULT_SLICES) -> np.ndarray:
-    """The classifier's probability of each year's slice (balanced training: posterior ~ likelihood). Years
-    outside every slice take the nearest slice's value, fading over ~30 years."""
+    """The classifier's slice probabilities as a function of the year (balanced training: posterior ~
+    likelihood). Style changes gradually, so the value is interpolated between slice midpoints instead of
+    jumping at slice borders; beyond the outer midpoints it fades over ~30 years."""
     ordered = sorted(slices)
     probs = np.array([slice_probs.get(s.name, 0.0) for s in ordered])
     if probs.sum() <= 0:
         return np.ones(len(grid))
     probs = (1 - STYLE_FLOOR) * probs / probs.sum() + STYLE_FLOOR / len(ordered)
-    out = np.empty(len(grid))
-    for i, y in enumerate(grid):
-        sl = slice_of(int(y), ordered)
-        if sl is not None:
-            out[i] = probs[ordered.index(sl)]
-        elif y < ordered[0].start:
-            out[i] = probs[0] * math.exp(-(ordered[0].start - y) / 30.0)
-        else:
-            out[i] = probs[-1] * math.exp(-(y - ordered[-1].end) / 30.0)
-    return out
+    mids = np.array([s.midpoint for s in ordered])
+    out = np.interp(grid, mids, probs)
+    out = np.where(grid < mids[0], probs[0] * np.exp(-(mids[0] - grid) / 30.0), out)
+    return np.where(grid > mids[-1], probs[-1] * np.exp(-(grid - mids[-1]) / 30.0), out)
 
 
 def author_prior(grid: np.ndarray, birth: int | None, death: int | None) -> np.ndarray:
@@ -152,6 +148,8 @@ def author_prior(grid: np.ndarray, birth: int | None, death: int | None) -> np.n
         dens = np.exp(-0.5 * ((death - grid - DEATH_MINUS_WORK_MEAN) / DEATH_MINUS_WORK_SD) ** 2)
     lo, hi = lifetime_window(birth, death)
     inside = (grid >= lo) & (grid <= hi)
+    # heavy tail: late works and early juvenilia exist, the Gaussian alone would veto them
+    dens = (1 - AGE_FLAT_SHARE) * dens + AGE_FLAT_SHARE
     return dens * np.where(inside, 1.0, OUTSIDE_WINDOW_WEIGHT) + 1e-12
 
 

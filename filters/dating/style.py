@@ -33,7 +33,7 @@ def word_chunks(text: str, words: int) -> list[str]:
     """Consecutive chunks of `words` words (the tail is kept if at least half a chunk)."""
     toks = text.split()
     out = [" ".join(toks[i: i + words]) for i in range(0, len(toks), words)]
-    if len(out) > 1 and len(out[-1].split()) < words // 2:
+    if len(out) > 1 and len(out[-1].split()) < words / 2:
         out.pop()
     return [c for c in out if c]
 
@@ -66,6 +66,14 @@ def _fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return best_t
 
 
+def _logits(pipeline, texts: list[str]) -> np.ndarray:
+    """(n, classes) scores; a two-class model's single margin d becomes (-d/2, d/2), whose softmax is sigmoid(d)."""
+    d = np.asarray(pipeline.decision_function(texts), dtype=float)
+    if d.ndim == 1:
+        d = np.stack([-d / 2, d / 2], axis=1)
+    return d
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -82,8 +90,7 @@ class StyleModel:
 
     # ------------------------------------------------------------------ predict
     def chunk_proba(self, chunks: list[str]) -> np.ndarray:
-        logits = self.pipeline.decision_function(chunks)
-        return _softmax(np.atleast_2d(logits) / self.temperature)
+        return _softmax(_logits(self.pipeline, chunks) / self.temperature)
 
     def predict_proba(self, text: str, max_chunks: int = 200) -> dict[str, float] | None:
         """Calibrated slice probabilities for a whole text (mean over evenly spaced chunks); None if too short."""
@@ -139,10 +146,10 @@ class StyleModel:
 
 
 def train_style_model(slices_dir: str | Path, chunk_words: int = DEFAULT_CHUNK_WORDS, C: float = 10.0,
-                      max_features: int = 100_000, max_train_words: int | None = None, seed: int = 0
-                      ) -> StyleModel:
+                      max_features: int = 100_000, max_train_words: int | None = None,
+                      max_eval_words: int | None = None, seed: int = 0) -> StyleModel:
     """Fit on `train`, calibrate the temperature on `dev`, report accuracy on `test` (chunk level and 1000-word
-    chunks) in `metrics`. `max_train_words` caps words per slice (small models for tests)."""
+    chunks) in `metrics`. `max_train_words` / `max_eval_words` cap words per slice (small models for tests)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -174,6 +181,8 @@ def train_style_model(slices_dir: str | Path, chunk_words: int = DEFAULT_CHUNK_W
             texts = read_slice_split(slices_dir, split)
         except StyleModelError:
             continue
+        if max_eval_words:
+            texts = {sl: " ".join(t.split()[:max_eval_words]) for sl, t in texts.items()}
         Xs, ys = [], []
         for k, sl in enumerate(slices):
             ch = word_chunks(texts.get(sl, ""), chunk_words)
@@ -182,7 +191,7 @@ def train_style_model(slices_dir: str | Path, chunk_words: int = DEFAULT_CHUNK_W
         if not Xs:
             continue
         ys_arr = np.array(ys)
-        logits = np.atleast_2d(pipeline.decision_function(Xs))
+        logits = _logits(pipeline, Xs)
         if split == "dev":
             model.temperature = _fit_temperature(logits, ys_arr)
         p = _softmax(logits / model.temperature)

@@ -110,10 +110,10 @@ def title_zone_end(text: str) -> int:
     return min(len(text), TITLE_ZONE_MAX_CHARS)
 
 
-def _is_prose(para: str) -> bool:
+def _is_prose(para: str, min_words: int = PROSE_PARAGRAPH_WORDS) -> bool:
     """Running text, not a title page, a boxed list of titles or a contents table: many words, mostly lower case."""
     words = re.findall(r"[A-Za-z][a-z'’]*|[A-Z]{2,}", para)
-    if len(words) < PROSE_PARAGRAPH_WORDS:
+    if len(words) < min_words:
         return False
     return sum(w[0].islower() for w in words) / len(words) >= 0.6
 
@@ -230,7 +230,8 @@ def publication_statements(text: str, search_chars: int = 60000) -> list[Evidenc
         before = _sentence_before(zone, pos)
         if _OTHER_WORK_BEFORE_RE.search(before):
             continue
-        if _EDITION_RE.search(before):  # "This Dover edition, first published in 2006"
+        about_original = re.match(r"(?i)(?:re)?publication|original|in\s|\d", m.group(0)) is not None
+        if not about_original and _EDITION_RE.search(before):  # "This Dover edition, first published in 2006"
             out.append(Evidence("later_edition", "upper", high=year, confidence=0.9, source=f"text@{pos}",
                                 snippet=_snippet(zone, pos)))
         else:
@@ -338,8 +339,12 @@ def dated_lines(text: str) -> list[Evidence]:
     tz = title_zone_end(text)
     others = _other_books_spans(text, min(len(text), 60000))
     illus = _illustration_spans(text)
-    first_chapter = re.search(r"(?im)^[ \t_*]*chapter\s+(?:i|1|one|the first)\b[^\n]{0,80}$", text[tz:])
-    front_end = tz + first_chapter.start() if first_chapter else max(int(len(text) * 0.05), tz + 3000)
+    front_end = max(int(len(text) * 0.05), tz + 3000)
+    for ch in re.finditer(r"(?im)^[ \t_*]*chapter\s+(?:i|1|one|the first)\b[^\n]{0,80}$", text):
+        # the real first chapter, not its line in a table of contents: running text follows it
+        if any(_is_prose(p, 30) for p in re.split(r"\n[ \t]*\n", text[ch.end(): ch.end() + 4000])[:6]):
+            front_end = ch.start()
+            break
     signatures: list[Evidence] = []
     letters: list[tuple[int, int]] = []
     for m in _DATE_LINE_RE.finditer(text):
