@@ -47,8 +47,13 @@ class EduSelectionConfig(StrictModel):
     enabled: bool = False
     sample_size: int = Field(200, ge=2, description="documents the LLM grades (the classifier's training set)")
     threshold: float = Field(3.0, ge=0, le=5, description="keep web seeds whose predicted score is >= this")
+    grader: BackendConfig | None = Field(None, description="the grading LLM; None: the generation backend")
     grader_max_tokens: int = 160
     grader_max_chars: int = 3000
+    prefill_score: bool = Field(False, description='start the answer with "Educational score:" (small models)')
+    grades_file: str | None = Field(None, description="Parquet/JSONL/CSV of doc_id, score: use these grades "
+                                                      "instead of grading with the LLM")
+    min_grades: int = Field(10, ge=2, description="fewest parseable grades to train the classifier on")
     alpha: float = 1.0
     seed: int = 0
 
@@ -112,23 +117,37 @@ def select_educational(seeds: list[Seed], texts: dict[str, str], cfg: TextbooksC
     """Grade a sample with the LLM, train the classifier on the grades, keep web seeds scoring >= threshold."""
     import random
 
-    from generators.edu_grader import EduClassifier, MiniLMEmbedder, grades_from_rows, grading_requests
+    from generators.edu_grader import (EduClassifier, MiniLMEmbedder, grades_from_rows, grading_requests,
+                                      read_grades)
 
     e = cfg.edu
     web = [s for s in seeds if s.source == "web"]
     if not web:
         return seeds, {"skipped": "no web seeds"}
-    sample = sorted(random.Random(e.seed).sample(web, min(e.sample_size, len(web))), key=lambda s: s.id)
-    requests = grading_requests([(s.id, texts[s.id]) for s in sample],
-                                SamplingParams(temperature=0.0, max_tokens=e.grader_max_tokens), e.grader_max_chars)
-    bcfg = backend_config(cfg)
-    store = work_dir(out_dir) / "edu" / "generation"
-    report = run_generation(requests, bcfg, store, shard_size=cfg.generation.shard_size,
-                            policy=RetryPolicy(cfg.generation.max_retries, cfg.generation.backoff_s))
-    grades = grades_from_rows(load_results(store, requests, bcfg).to_pylist())
+    report = None
+    if e.grades_file:
+        grades = read_grades(e.grades_file, {s.id for s in web})
+    else:
+        sample = sorted(random.Random(e.seed).sample(web, min(e.sample_size, len(web))), key=lambda s: s.id)
+        requests = grading_requests([(s.id, texts[s.id]) for s in sample],
+                                    SamplingParams(temperature=0.0, max_tokens=e.grader_max_tokens),
+                                    e.grader_max_chars, prefill_score=e.prefill_score)
+        bcfg = e.grader or backend_config(cfg)
+        store = work_dir(out_dir) / "edu" / "generation"
+        report = run_generation(requests, bcfg, store, shard_size=cfg.generation.shard_size,
+                                policy=RetryPolicy(cfg.generation.max_retries, cfg.generation.backoff_s))
+        grades = grades_from_rows(load_results(store, requests, bcfg).to_pylist())
     write_table_atomic(work_dir(out_dir) / "edu" / "grades.parquet", pa.table({
-        "doc_id": grades.doc_ids, "score": pa.array(grades.scores, pa.int8()), "answer": grades.answers}))
+        "doc_id": grades.doc_ids, "score": pa.array(grades.scores, pa.int8()),
+        "answer": pa.array(grades.answers, pa.string())}))
     graded_ids, y = grades.labelled()
+    if len(y) < e.min_grades or len(set(y.tolist())) < 2:
+        example = next((a for a in grades.answers if a), "")
+        raise ValueError(
+            f"edu selection: the grader gave {len(y)} parseable grade(s) of {len(grades.doc_ids)} "
+            f"({grades.unparseable} unparseable, {grades.failed} failed; distinct: {sorted(set(y.tolist()))}); "
+            f"need >= {e.min_grades} and two distinct values. Use a stronger grader (edu.grader), "
+            f"edu.prefill_score=true, or edu.grades_file. Example answer: {example[-200:]!r}")
     embed = MiniLMEmbedder()
     clf = EduClassifier.fit(embed([texts[i] for i in graded_ids]), y, alpha=e.alpha, seed=e.seed)
     clf.save(work_dir(out_dir) / "edu" / "classifier.json")
@@ -139,7 +158,8 @@ def select_educational(seeds: list[Seed], texts: dict[str, str], cfg: TextbooksC
         "selected": [s.id in keep for s in web]}))
     stats = {"graded": len(grades.doc_ids), "unparseable": grades.unparseable, "grading_failed": grades.failed,
              "grade_histogram": grades.histogram(), "classifier": clf.report, "scored": len(web),
-             "selected": len(keep), "threshold": e.threshold, "grading": report.as_dict()}
+             "selected": len(keep), "threshold": e.threshold, "grading": report.as_dict() if report else None,
+             "grades_file": e.grades_file}
     run_logger().info("edu selection: %d graded (%d unparseable), %d of %d web seeds >= %.1f",
                       stats["graded"], stats["unparseable"], len(keep), len(web), e.threshold)
     return [s for s in seeds if s.source != "web" or s.id in keep], stats

@@ -23,6 +23,7 @@ from corpora.hashing import short_hash
 from generators.backends.base import GenerationRequest, SamplingParams
 
 GRADER_TEMPLATE_ID = "edu_grade@v1"
+SCORE_PREFILL = "Educational score:"
 
 RUBRIC = """Below is an extract from a web page. Judge how useful it would be for teaching at primary to \
 secondary school level, on this additive 5-point scale (points add up):
@@ -69,16 +70,23 @@ def parse_edu_score(answer: str | None) -> int | None:
 
 
 def grading_requests(docs: Sequence[tuple[str, str]], sampling: SamplingParams | None = None,
-                     max_chars: int = 3000) -> list[GenerationRequest]:
-    """One request per (doc id, text); the extract is cut to `max_chars` (the grader's context is small)."""
+                     max_chars: int = 3000, prefill_score: bool = False) -> list[GenerationRequest]:
+    """One request per (doc id, text); the extract is cut to `max_chars` (the grader's context is small).
+
+    `prefill_score`: the answer is started with "Educational score:" so the model states the score first (small
+    models rarely end with the asked-for line; measured: SmolLM2-135M 0 of 8 without, see the tests with)."""
     from generators.textbooks import truncate_extract
 
     sampling = sampling or SamplingParams(temperature=0.0, max_tokens=160)
-    return [GenerationRequest(id="edu-" + short_hash(doc_id, length=20),
-                              messages=[{"role": "user", "content": RUBRIC.format(
-                                  extract=truncate_extract(text, max_chars))}],
-                              sampling=sampling, template_id=GRADER_TEMPLATE_ID, parent_ids=[doc_id])
-            for doc_id, text in docs]
+    out = []
+    for doc_id, text in docs:
+        messages = [{"role": "user", "content": RUBRIC.format(extract=truncate_extract(text, max_chars))}]
+        if prefill_score:
+            messages.append({"role": "assistant", "content": SCORE_PREFILL})
+        out.append(GenerationRequest(id="edu-" + short_hash(doc_id, length=20), messages=messages,
+                                     sampling=sampling, template_id=GRADER_TEMPLATE_ID + ("+prefill" * prefill_score),
+                                     parent_ids=[doc_id]))
+    return out
 
 
 @dataclass
@@ -114,9 +122,55 @@ def grades_from_rows(rows: Sequence[dict[str, Any]]) -> Grades:
             g.scores.append(None)
             g.answers.append(None)
         else:
-            g.scores.append(parse_edu_score(r["text"]))
-            g.answers.append(r["text"])
+            answer = (SCORE_PREFILL + " " + r["text"]) if r["template_id"].endswith("+prefill") else r["text"]
+            g.scores.append(parse_edu_score(answer))
+            g.answers.append(answer)
     return g
+
+
+def read_grades(path: str | os.PathLike, known_ids: set[str] | None = None) -> Grades:
+    """Grades from a file with `doc_id` and `score` (0-5 or empty) columns: Parquet, JSONL or CSV (human labels,
+    or a stronger grader's output). Rows for other documents are ignored when `known_ids` is given."""
+    import csv
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: grades file does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(path).to_pylist()
+    elif suffix in (".jsonl", ".json"):
+        rows = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}: line {n}: invalid JSON: {e.msg}") from None
+    elif suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    else:
+        raise ValueError(f"{path}: grades file must be .parquet, .jsonl or .csv")
+    grades = Grades([], [], [])
+    for n, row in enumerate(rows):
+        if not isinstance(row, dict) or "doc_id" not in row or "score" not in row:
+            raise ValueError(f"{path}: row {n}: needs 'doc_id' and 'score'")
+        doc_id, score = str(row["doc_id"]), row["score"]
+        if known_ids is not None and doc_id not in known_ids:
+            continue
+        try:
+            value = None if score in (None, "") else float(score)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: row {n} (doc_id={doc_id!r}): score {score!r} is not a number") from None
+        if value is not None and not (value.is_integer() and 0 <= value <= 5):
+            raise ValueError(f"{path}: row {n} (doc_id={doc_id!r}): score {score!r} is not a whole number in 0..5")
+        grades.doc_ids.append(doc_id)
+        grades.scores.append(None if value is None else int(value))
+        grades.answers.append(None)
+    return grades
 
 
 # ---- embeddings + regressor ----------------------------------------------------------------------------------

@@ -330,7 +330,7 @@ def postprocess(rows: list[dict[str, Any]], cfg: PostprocessConfig, language: La
 
     for row in rows:
         raw = row["text"] or ""
-        text = strip_boilerplate(raw) if cfg.strip_boilerplate else raw.strip()
+        text = strip_boilerplate(raw).strip() if cfg.strip_boilerplate else raw.strip()
         if text != raw.strip():
             counts["boilerplate_stripped"] += 1
             if token_count is not None:

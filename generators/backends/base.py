@@ -68,6 +68,11 @@ class GenerationRequest(StrictModel):
                 raise ValueError(f"message {i}: unknown role {m['role']!r}")
         return v
 
+    @property
+    def continues_assistant(self) -> bool:
+        """Messages ending with an assistant message ask the model to continue it (a prefill), not to answer."""
+        return self.messages is not None and self.messages[-1]["role"] == "assistant"
+
     def content_key(self) -> str:
         """What the model is asked, canonically (used in the cache key)."""
         payload = {"messages": self.messages} if self.messages is not None else {"prompt": self.prompt}
@@ -100,8 +105,11 @@ class GenerationResult:
                    retryable=retryable)
 
 
-class PromptTooLong(ValueError):
-    pass
+def chat_template_mode(request: GenerationRequest) -> dict[str, bool]:
+    """`apply_chat_template` arguments: open a new assistant turn, or continue the final assistant message."""
+    if request.continues_assistant:
+        return {"add_generation_prompt": False, "continue_final_message": True}
+    return {"add_generation_prompt": True}
 
 
 class Backend(ABC):

@@ -9,6 +9,7 @@ batch never fails as a whole.
 The API key is read from the environment variable named by `api_key_env` when the backend is built, sent only in
 the `Authorization` header, and never logged, hashed or written: errors carry the status and the server's body.
 
+Messages ending with an assistant message (a prefill) are sent with vLLM's `continue_final_message`.
 `n > 1` is sent as n calls with `n=1` (seeds `seed+k`), so every completion has its exact token count.
 `top_k` and `repetition_penalty` are not OpenAI parameters; vLLM and TGI accept them, hosted APIs may not
 (`send_extra_params=False` leaves them out).
@@ -114,6 +115,8 @@ class OpenAIBackend(Backend):
                 body["repetition_penalty"] = sp.repetition_penalty
         if req.messages is not None:
             body["messages"] = req.messages
+            if req.continues_assistant:  # a prefill: vLLM's extension of the chat API
+                body.update(add_generation_prompt=False, continue_final_message=True)
             if sp.logprobs is not None:
                 body["logprobs"] = True
                 body["top_logprobs"] = sp.logprobs

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generators.backends.base import Backend, GenerationRequest, GenerationResult, SamplingParams
+from generators.backends.base import (Backend, GenerationRequest, GenerationResult, SamplingParams,
+                                      chat_template_mode)
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class TransformersBackend(Backend):
     # ---- generation -----------------------------------------------------------------------------------------
     def encode(self, request: GenerationRequest) -> list[int]:
         if request.messages is not None:
-            text = self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
+            text = self.tokenizer.apply_chat_template(request.messages, tokenize=False, **chat_template_mode(request))
             return self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return self.tokenizer(request.prompt)["input_ids"]
 

@@ -17,7 +17,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from generators.backends.base import Backend, GenerationRequest, GenerationResult, SamplingParams
+from generators.backends.base import (Backend, GenerationRequest, GenerationResult, SamplingParams,
+                                      chat_template_mode)
 
 _ENGINES: dict[str, Any] = {}
 _ENGINES_LOCK = threading.Lock()
@@ -81,7 +82,7 @@ class VLLMBackend(Backend):
     def encode(self, request: GenerationRequest) -> list[int]:
         tok = self.llm.get_tokenizer()
         if request.messages is not None:
-            text = tok.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
+            text = tok.apply_chat_template(request.messages, tokenize=False, **chat_template_mode(request))
             return list(tok(text, add_special_tokens=False)["input_ids"])
         return list(tok(request.prompt)["input_ids"])
 
