@@ -55,15 +55,24 @@ def build_sample(seed: int = 7) -> list[dict]:
     def add(kind: str, text: str, url: str | None = None) -> None:
         docs.append(_doc(len(docs), kind, text, rng, url))
 
+    sentences = [[x.strip() + ("" if x.strip().endswith(".") else ".") for x in p.split(". ")] for p in prose]
+
+    def paragraph(a: list[str], b: list[str]) -> str:
+        # sentences of two topics, so paragraphs rarely repeat across documents (paragraph dedup has work
+        # only where we plant it) while every sentence is real prose
+        return " ".join(rng.sample(a, min(len(a), rng.randint(2, 4))) + rng.sample(b, min(len(b), rng.randint(1, 3))))
+
     clean: list[str] = []
-    for _ in range(170):  # clean multi-paragraph documents
-        text = "\n\n".join(rng.sample(prose, rng.randint(2, 5)))
+    for _ in range(155):  # clean multi-paragraph documents; no topic twice in one document
+        n = rng.randint(2, 5)
+        topics = rng.sample(sentences, 2 * n)
+        text = "\n\n".join(paragraph(topics[2 * i], topics[2 * i + 1]) for i in range(n))
         clean.append(text)
         add("clean", text)
-    for _ in range(30):  # near duplicates of clean documents (~5-10% of words changed)
-        add("near_duplicate", _mutate(rng.choice(clean), rng, rng.uniform(0.03, 0.08)))
+    for _ in range(30):  # near duplicates of clean documents (0.5-3% of words changed)
+        add("near_duplicate", _mutate(rng.choice(clean), rng, rng.uniform(0.005, 0.03)))
     for _ in range(10):  # exact duplicates, same and different URL
-        d = rng.choice(docs[:170])
+        d = rng.choice(docs[:155])
         add("exact_duplicate", d["text"], d["url"] if rng.random() < 0.5 else None)
     for _ in range(25):  # navigation / cookie boilerplate with a little content
         lines = rng.sample(T.BOILERPLATE_LINES, rng.randint(8, 14))
@@ -77,6 +86,15 @@ def build_sample(seed: int = 7) -> list[dict]:
         else:
             text = (" ".join([phrase] * rng.randint(20, 60))) + "."
         add("spam", text)
+    for _ in range(10):  # fluent but repetitive: the same lines over and over (Gopher repetition)
+        line = rng.choice(T.SPAM_PHRASES).capitalize() + " with the best service and the lowest prices of the year."
+        add("repetitive", "\n".join([line] * rng.randint(6, 12) + [rng.choice(prose)]))
+    for _ in range(5):  # a list of short entries (FineWeb's short-line rule)
+        items = [f"{w.capitalize()} at {rng.randint(2, 99)} cents each." for w in
+                 rng.sample("apples pears plums grapes lemons limes figs dates kiwis melons berries cherries "
+                            "peaches olives onions leeks beans peas carrots radishes".split(), 20)]
+        add("listy", "Here is the list of the things we need for the market on Saturday morning.\n"
+            + "\n".join(items))
     for lang, paras in (("fr", T.FRENCH), ("de", T.GERMAN), ("es", T.SPANISH)):
         for _ in range(8):
             add(f"non_english_{lang}", "\n\n".join(rng.sample(paras, len(paras))))
@@ -86,7 +104,8 @@ def build_sample(seed: int = 7) -> list[dict]:
         contact = (f"For questions about this article, write to {user}@example.com or call "
                    f"+1 555-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}. The server at "
                    f"192.168.{rng.randint(0, 255)}.{rng.randint(1, 254)} hosts the archive.")
-        add("pii", "\n\n".join(rng.sample(prose, rng.randint(2, 4)) + [contact]))
+        topics = rng.sample(sentences, 6)
+        add("pii", "\n\n".join([paragraph(topics[2 * i], topics[2 * i + 1]) for i in range(3)] + [contact]))
     for _ in range(5):  # a contact dump: too many PII matches, removed
         lines = [f"Please contact {n} at {n.lower().replace(' ', '_')}@mail.example.net or call the office on "
                  f"(555) {rng.randint(100, 999)}-{rng.randint(1000, 9999)} for questions about the order."

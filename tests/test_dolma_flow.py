@@ -54,7 +54,9 @@ def test_sample_run_writes_shards_manifest_stats(sample_run):
     kept_kinds = {json.loads(r["metadata"])["kind"] for r in data}
     assert {"spam", "boilerplate", "toxic", "short", "code"}.isdisjoint(kept_kinds)
     pii_rows = [r for r in data if r["pii_emails"]]
-    assert pii_rows and all("@" not in r["text"] and "|||EMAIL_ADDRESS|||" in r["text"] for r in pii_rows)
+    assert pii_rows and all("@" not in r["text"] for r in data)
+    # (paragraph dedup may later drop a masked contact paragraph that became identical across documents)
+    assert any("|||EMAIL_ADDRESS|||" in r["text"] and "|||PHONE_NUMBER|||" in r["text"] for r in pii_rows)
     assert all(r["language"] == "en" and r["language_score"] > 0.65 for r in data)
     # manifest: config, inputs with sha256 and counts, shards with rows and sha256
     assert manifest["status"] == "complete" and manifest["config"]["filters"]["langid"]["threshold"] == 0.65
@@ -74,12 +76,15 @@ def test_output_loads_with_datasets(sample_run):
 
 def _malformed_inputs(folder):
     folder.mkdir()
-    good = [json.dumps({"id": f"g{i}", "text": line}) for i, line in enumerate(
-        json.loads(x)["text"] for x in sample_corpus_path().read_text().splitlines()[:40])]
-    (folder / "a_good.jsonl").write_text("\n".join(good) + "\n")
-    (folder / "b_broken.jsonl").write_bytes(("\n".join(good[:5]) + '\n{"id": "x", "text": \n').encode()
+    texts = [json.loads(x)["text"] for x in sample_corpus_path().read_text().splitlines()[:40]]
+
+    def good(prefix, n=40):
+        return [json.dumps({"id": f"{prefix}{i}", "text": t}) for i, t in enumerate(texts[:n])]
+
+    (folder / "a_good.jsonl").write_text("\n".join(good("a")) + "\n")
+    (folder / "b_broken.jsonl").write_bytes(("\n".join(good("b", 5)) + '\n{"id": "x", "text": \n').encode()
                                             + b'{"id": "y", "text": "\xff bad"}\n')
-    raw = gzip.compress(("\n".join(good) + "\n").encode())
+    raw = gzip.compress(("\n".join(good("c")) + "\n").encode())
     (folder / "c_truncated.jsonl.gz").write_bytes(raw[: len(raw) // 2])
     (folder / "d_empty.jsonl").write_bytes(b"")
     import pyarrow as pa
