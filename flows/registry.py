@@ -12,6 +12,7 @@ PIPELINES: dict[str, str] = {
     "dolma": "flows.dolma:PIPELINE",
     "quality-train": "flows.quality_train:PIPELINE",
     "textbooks": "flows.textbooks:PIPELINE",
+    "diachronic": "flows.diachronic:PIPELINE", "diachronic-train": "flows.diachronic:TRAIN_PIPELINE",
 }
 
 

@@ -4,7 +4,7 @@ evidence and flags (collection, translation, multi-author, revised edition, ...)
 The model is a small Bayesian one on a grid of years, written so that no single wrong extractor can decide alone:
   prior      author's age at publication (median ~46, from the Wikidata-linked works of the paper: N(46, 16)
              with a 15% flat tail), restricted softly to the plausible window (birth + 15 .. death + 10) - outside
-             it a work keeps 5% of the weight instead of being thrown away (real posthumous first editions exist)
+             it a work keeps 10% of the weight instead of being thrown away (real posthumous first editions exist)
   evidence   each piece says P(what the extractor saw | true year y) as a mixture: with probability
              `confidence` the extractor read what it claims (a point +-kernel, an upper bound with a decay back to
              earlier years, a lower bound with a gap distribution, a range), otherwise it is noise spread evenly
@@ -31,7 +31,7 @@ GRID_START, GRID_END = 1450, 2030
 AGE_AT_WORK_MEAN, AGE_AT_WORK_SD = 46.0, 16.0
 DEATH_MINUS_WORK_MEAN, DEATH_MINUS_WORK_SD = 22.0, 16.0
 AGE_FLAT_SHARE = 0.15
-OUTSIDE_WINDOW_WEIGHT = 0.05
+OUTSIDE_WINDOW_WEIGHT = 0.1
 STYLE_FLOOR = 0.1  # mix the classifier with a uniform answer: it is trained on one corpus' notion of style
 
 # order used to name the deciding evidence when several agree
@@ -292,8 +292,9 @@ _COLLECTION_TITLE_RE = re.compile(
     r"\b(?:short stories|stories|tales|sketches|essays|papers|poems|poetical works|complete works|works|writings|"
     r"selections?|anthology|collected|collection|miscellan\w+|and other \w+|letters and \w+|"
     r"(?:volume|vol\.?)\s+[ivx\d]+\b.*\b(?:of|from) the)\b", re.IGNORECASE)
-_TRANSLATION_RE = re.compile(r"\btranslated\s+(?:from|by|into|out of)\b|\btranslation\s+(?:from|by)\b|"
-                             r"\bdone into english\b|\brendered into english\b|\bEnglished\b", re.IGNORECASE)
+# "translated from the French", "translation by", not "destined to be translated into other languages"
+_TRANSLATION_RE = re.compile(r"\btranslated\s+(?:from|by|out of)\b|\btranslation\s+(?:from|by)\b|"
+                             r"\b(?:done|rendered)\s+into\s+english\b|\bEnglished\b", re.IGNORECASE)
 _MULTI_AUTHOR_RE = re.compile(r"\b(?:various|anonymous|et al\.?|and others)\b|\s(?:and|&)\s|;", re.IGNORECASE)
 
 
@@ -304,7 +305,7 @@ def work_flags(title: str | None, author: str | None, translator: str | None = N
     flags = []
     if title and _COLLECTION_TITLE_RE.search(title):
         flags.append("collection")
-    if translator or _TRANSLATION_RE.search(text_head or "") or (title and _TRANSLATION_RE.search(title)):
+    if translator or _TRANSLATION_RE.search((text_head or "")[:5000]) or (title and _TRANSLATION_RE.search(title)):
         flags.append("translation")
     if author and _MULTI_AUTHOR_RE.search(author) and not re.search(r"\baka\b", author, re.IGNORECASE):
         flags.append("multi_author")

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from corpora.gutenberg import read_gutenberg_text
-from filters.dating.authors import AuthorIndex, AuthorMatch, parse_life_dates
+from filters.dating.authors import MATCH_THRESHOLD, AuthorIndex, AuthorMatch, parse_life_dates
 from filters.dating.combine import combine_evidence, work_flags
 from filters.dating.evidence import Evidence
 from filters.dating.periods import DEFAULT_SLICES, Slice
@@ -134,8 +134,8 @@ def apply_metadata(work: Work, meta: MetadataRow | None) -> Work:
 
 
 def date_work(work: Work, author_index: AuthorIndex | None = None, style_model=None,
-              slices: tuple[Slice, ...] = DEFAULT_SLICES, extra_evidence: list[Evidence] | None = None
-              ) -> dict[str, Any]:
+              slices: tuple[Slice, ...] = DEFAULT_SLICES, extra_evidence: list[Evidence] | None = None,
+              author_threshold: float = MATCH_THRESHOLD) -> dict[str, Any]:
     """The `works` row for one work (see WORKS_SCHEMA)."""
     evidence: list[Evidence] = []
     if work.metadata_year is not None:
@@ -154,7 +154,7 @@ def date_work(work: Work, author_index: AuthorIndex | None = None, style_model=N
         # life dates written into the author field ("Austen, Jane, 1775-1817") constrain the match
         _, b_hint, _ = parse_life_dates(work.author)
         if author_index is not None:
-            match = author_index.match(work.author, birth_hint=b_hint)
+            match = author_index.match(work.author, birth_hint=b_hint, threshold=author_threshold)
             if match is None:
                 flags.append("author_not_found")
     else:
