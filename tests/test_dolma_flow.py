@@ -133,14 +133,33 @@ def test_malformed_inputs_quarantined_rest_processed_and_resume(tmp_path, prefec
     assert not any(d.name.startswith("a_good") for d in staging.iterdir())
 
 
-def test_two_local_workers_give_the_same_output(tmp_path, prefect_harness):
-    inputs = tmp_path / "in"
+@pytest.fixture(scope="module")
+def split_sample(tmp_path_factory):
+    inputs = tmp_path_factory.mktemp("split") / "in"
     inputs.mkdir()
     lines = sample_corpus_path().read_text().splitlines()
     for i in range(3):
         (inputs / f"part{i}.jsonl").write_text("\n".join(lines[i::3]) + "\n")
-    one, two = tmp_path / "one", tmp_path / "two"
-    run(one, [inputs])
+    out = inputs.parent / "one"
+    run(out, [inputs])
+    return inputs, out
+
+
+def test_two_local_workers_give_the_same_output(split_sample, tmp_path, prefect_harness):
+    inputs, one = split_sample
+    two = tmp_path / "two"
     run(two, [inputs], **{"execution.workers": 2})
     for kind in ("data", "rejected"):
         assert rows(one, kind) == rows(two, kind)
+
+
+def test_ray_executor_in_local_mode_gives_the_same_output(split_sample, tmp_path, prefect_harness):
+    ray = pytest.importorskip("ray", reason="ray not installed (pip install '.[ray]')")
+    inputs, one = split_sample
+    out = tmp_path / "ray"
+    try:
+        run(out, [inputs], **{"execution.executor": "ray", "execution.workers": 2})
+    finally:
+        ray.shutdown()
+    for kind in ("data", "rejected"):
+        assert rows(one, kind) == rows(out, kind)
