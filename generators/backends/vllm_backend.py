@@ -35,7 +35,7 @@ class VLLMBackend(Backend):
 
     def __init__(self, model_path: str | os.PathLike, *, tensor_parallel_size: int = 1, max_model_len: int | None = None,
                  gpu_memory_utilization: float = 0.9, enforce_eager: bool = False, dtype: str = "auto",
-                 cpu_kvcache_gib: float | None = None, engine_kwargs: dict[str, Any] | None = None):
+                 cpu_kvcache_gib: int | None = None, engine_kwargs: dict[str, Any] | None = None):
         path = Path(model_path).expanduser()
         if path.suffix == ".gguf":
             raise ValueError(f"{path}: vLLM cannot load this GGUF file; pass a HF folder (for SmolLM2 use "
