@@ -42,7 +42,9 @@ def corpus(tmp_path_factory):
     (books / "103.txt").write_text(gutenberg_book(103, "A Third Mill", "Jane Doe",
                                                   "A THIRD MILL\n\nFirst published 1914"), encoding="utf-8")
     (books / "104.txt").write_text("A plain book with no header and no dates.\n\n" + PARA, encoding="utf-8")
-    (books / "broken.txt").write_bytes(b"caf\xe9 \xff\xfe not utf-8")
+    (books / "latin1.txt").write_bytes("Caf\u00e9 society.\n\nCopyright, 1899, by J. Roe\n\n".encode("cp1252")
+                                      + PARA.encode())
+    (books / "empty.txt").write_bytes(b"")
     pq.write_table(pa.table({"id": ["p1"], "text": ["A document row.\n\n" + PARA], "title": ["Row Book"],
                              "author": ["John Roe"], "year": [1880]}), books / "rows.parquet")
     authors = root / "authors.csv"
@@ -75,7 +77,7 @@ def first_run(corpus, tmp_path_factory, prefect_harness):
 def test_every_input_work_has_a_row_with_a_date_or_a_reason(first_run):
     out, result = first_run
     works = {r["id"]: r for r in read(out, "works")}
-    assert set(works) == {"101", "102", "103", "104", "p1", "broken:file"}
+    assert set(works) == {"101", "102", "103", "104", "p1", "latin1", "empty:file"}
     for r in works.values():
         assert (r["year"] is None) == (r["undated_reason"] is not None)
         assert r["source"] and json.loads(r["evidence"])
@@ -85,11 +87,12 @@ def test_every_input_work_has_a_row_with_a_date_or_a_reason(first_run):
     assert (works["104"]["title"], works["104"]["year"], works["104"]["date_source"]) == ("Plain Book", 1875,
                                                                                           "metadata_year")
     assert (works["p1"]["year"], works["p1"]["author_birth"], works["p1"]["slice"]) == (1880, 1830, "1880_1910")
-    assert works["broken:file"]["year"] is None and "invalid UTF-8" in works["broken:file"]["undated_reason"]
+    assert works["empty:file"]["year"] is None and "empty file" in works["empty:file"]["undated_reason"]
+    assert works["latin1"]["year"] == 1899 and "decoded_cp1252" in works["latin1"]["flags"]
     # never the ebook's 2005
     assert all(r["year"] != 2005 for r in works.values())
     stats = json.loads((out / "stats.json").read_text())
-    assert stats["invariant"] == {"works_read": 6, "works_rows": 6, "holds": True}
+    assert stats["invariant"] == {"works_read": 7, "works_rows": 7, "holds": True}
     assert stats["metadata"]["rows"] == 2
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["pipeline"] == "diachronic"
@@ -109,13 +112,13 @@ def test_slices_hold_budgets_and_drop_the_first_chapter(first_run):
     assert paras and not any("chapter I paragraph" in t for t in paras.values())
     assert any("chapter II paragraph" in t for t in paras.values())
     assert stats["slices"]["1910_1940"]["works"] == 2
-    assert "broken:file" in stats["excluded_works"]
+    assert "empty:file" in stats["excluded_works"]
 
 
 def test_per_author_cap_and_resume(first_run, corpus, tmp_path):
     out, _ = first_run
     again = run(out, corpus)
-    assert again["stats"]["inputs_reused"] == 6
+    assert again["stats"]["inputs_reused"] == 7
     assert read(out, "works") == read(out, "works")  # same rows on a resumed run
     capped = tmp_path / "capped"
     res = run(capped, corpus, **{"slicing.max_works_per_author": 1})

@@ -112,7 +112,9 @@ def evidence_likelihood(ev: Evidence, grid: np.ndarray, slices: tuple[Slice, ...
         if ev.detail.get("likely_exact"):
             signal = _upper_profile(grid, ev.high, exact_share=0.6, tau=10.0)
         else:
-            signal = _upper_profile(grid, ev.high, exact_share=0.0, tau=25.0)
+            # a later edition: most follow the first within a few years, modern reprints decades later
+            signal = (0.5 * _upper_profile(grid, ev.high, exact_share=0.0, tau=5.0)
+                      + 0.5 * _upper_profile(grid, ev.high, exact_share=0.0, tau=40.0))
     elif ev.role == "lower" and ev.low is not None:
         signal = _lower_profile(grid, ev.low)
     elif ev.role == "dist" and ev.detail.get("slice_probs"):
@@ -182,6 +184,7 @@ def combine_evidence(evidence: list[Evidence], author: AuthorMatch | None = None
     flags = list(extra_flags or [])
     birth = author.record.birth if author else None
     death = author.record.death if author else None
+    evidence = _tightest_later_edition(_discount_revision_years(list(evidence)))
     usable = [e for e in evidence if _informative(e)]
     ev_dicts = [e.as_dict() for e in evidence]
     if author:
@@ -196,7 +199,6 @@ def combine_evidence(evidence: list[Evidence], author: AuthorMatch | None = None
         return DatingResult(None, None, None, None, None, None, ev_dicts, sorted(set(flags)),
                             reason="no evidence: no dates in the text or metadata, author not in the authors "
                                    "table, no style model")
-    usable = _discount_revision_years(usable)
     prior = author_prior(grid, birth, death)
     lks = [evidence_likelihood(e, grid, slices) for e in usable]
     post = _posterior(grid, prior, lks)
@@ -214,14 +216,31 @@ def combine_evidence(evidence: list[Evidence], author: AuthorMatch | None = None
 
 def _discount_revision_years(usable: list[Evidence]) -> list[Evidence]:
     """A text that declares itself a later edition (new/revised edition, re-issue, third edition) may carry
-    revisions: its latest-mentioned years bound the revision, not the first edition, so they count half."""
+    revisions: its latest-mentioned years are explained by the revision whatever the first edition's year, so
+    they say nothing about it (kept in the evidence with confidence 0 and the reason)."""
     if not any(e.kind in ("later_edition", "later_edition_preface") for e in usable):
         return usable
-    return [dataclasses.replace(e, confidence=e.confidence * 0.5, detail={**e.detail, "discounted": "later edition"})
+    return [dataclasses.replace(e, confidence=0.0, detail={**e.detail, "ignored": "text of a later edition: "
+                                                           "the latest years may come from the revision"})
             if e.role == "lower" else e for e in usable]
 
 
+def _tightest_later_edition(evidence: list[Evidence]) -> list[Evidence]:
+    """Several later-edition dates ("new edition 1915", "re-issued 1920") all say "the first edition is older
+    than this": together they say only what the earliest says, and multiplying them would count one fact
+    several times. The others stay in the evidence with confidence 0 and the reason."""
+    later = [e for e in evidence if e.role == "upper" and not e.detail.get("likely_exact") and e.high is not None]
+    if len(later) < 2:
+        return evidence
+    keep = min(later, key=lambda e: e.high)
+    return [dataclasses.replace(e, confidence=0.0, detail={**e.detail, "ignored": f"implied by the earlier "
+                                                           f"later-edition date {keep.high}"})
+            if e in later and e is not keep else e for e in evidence]
+
+
 def _informative(e: Evidence) -> bool:
+    if e.confidence <= 0:
+        return False
     if e.role == "dist":
         return bool(e.detail.get("slice_probs"))
     return any(v is not None for v in (e.year, e.low, e.high))

@@ -76,6 +76,14 @@ def work_from_record(rec: Record, path: Path) -> Work:
 
 def iter_works(path: Path, fields: FieldMap) -> Iterator[Work | BadRecord]:
     for rec in read_records(path, fields):
+        if isinstance(rec, BadRecord) and rec.location == "file" and rec.error.startswith("invalid UTF-8"):
+            # older Project Gutenberg files ("-8.txt") are ISO-8859-1/cp1252: read them so, and say so
+            raw = Path(rec.file).read_bytes().decode("cp1252", errors="replace")
+            work = work_from_record(Record(id=path.stem, text=raw, source=path.parent.name,
+                                           metadata={"path": path.name}), path)
+            work.flags.append("decoded_cp1252")
+            yield work
+            continue
         yield rec if isinstance(rec, BadRecord) else work_from_record(rec, path)
 
 

@@ -57,6 +57,7 @@ class Work:
     metadata_year: int | None = None
     metadata_source: str | None = None
     header: dict[str, Any] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)  # set while reading (e.g. "decoded_cp1252")
 
 
 @dataclass
@@ -148,7 +149,7 @@ def date_work(work: Work, author_index: AuthorIndex | None = None, style_model=N
             evidence.append(ev)
     evidence += list(extra_evidence or [])
 
-    flags = work_flags(work.title, work.author, work.translator, work.editor, work.text[:20000])
+    flags = list(work.flags) + work_flags(work.title, work.author, work.translator, work.editor, work.text[:20000])
     match: AuthorMatch | None = None
     if work.author:
         # life dates written into the author field ("Austen, Jane, 1775-1817") constrain the match
