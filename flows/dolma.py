@@ -1,6 +1,7 @@
 """`flows run dolma`: Dolma-style curation of web documents.
 
-plan inputs (resume) -> filter stage (datatrove executor, one task per input) -> publish shards -> report
+plan inputs (resume) -> filter stage (datatrove executor, one task per input) -> dedup stage (url, exact,
+paragraph, minhash, decontam; `flows/dedup.py`) -> publish shards -> report
 """
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ from corpora.records import QUARANTINE_SCHEMA, document_schema
 from corpora.atomic import atomic_write_json, read_json
 from corpora.sample import sample_corpus_path
 from corpora.staging import input_dir, parts
+from filters.dedup.config import DedupConfig
+from filters.dedup.stage import DEDUP_FIELDS
 from filters.document_stage import run_document_stage
 from filters.execution import ExecutorConfig
 from filters.web_steps import WebFilters, build_filter_steps
 from flows.config import RunConfig, config_hash
+from flows.dedup import dedup_after_filters, dedup_table
 from flows.registry import Pipeline
 from flows.reporting import console, publish_artifact, run_logger, stage_progress, summary_markdown, summary_table
 
@@ -29,6 +33,7 @@ class DolmaConfig(RunConfig):
     text_field: str = "text"
     id_field: str = "id"
     filters: WebFilters = WebFilters()
+    dedup: DedupConfig = DedupConfig()
     execution: ExecutorConfig = ExecutorConfig()
 
 
@@ -55,10 +60,10 @@ def filter_documents(plan: RunPlan, cfg: DolmaConfig) -> None:
 
 
 @task(name="publish-shards", cache_policy=NO_CACHE)
-def publish_shards(plan: RunPlan, cfg: DolmaConfig) -> dict:
+def publish_shards(plan: RunPlan, cfg: DolmaConfig, dedup: dict | None = None) -> dict:
     dirs = [input_dir(plan.staging, i) for i in plan.items]
     steps = build_filter_steps(cfg.filters)
-    fields = [f for s in steps for f in s.columns]
+    fields = [f for s in steps for f in s.columns] + (DEDUP_FIELDS if dedup else [])
     out: dict[str, list[dict]] = {}
     for kind, stage_kind, schema in (
         ("data", "kept", document_schema(fields)),
@@ -66,6 +71,10 @@ def publish_shards(plan: RunPlan, cfg: DolmaConfig) -> dict:
         ("quarantine", "quarantine", QUARANTINE_SCHEMA),
     ):
         files = [p for d in dirs for p in parts(d, stage_kind)]
+        if dedup and kind == "data":  # the dedup stage's kept rows replace the filter stage's
+            files = [Path(p) for shard in dedup["kept"] for p in shard]
+        elif dedup and kind == "rejected":
+            files += [Path(p) for shard in dedup["rejected"] for p in shard]
         with stage_progress(f"publish {kind}", total=1, unit="folders") as bar:
             shards = publish_kind(plan.out_dir, kind, files, schema, shard_rows=cfg.shard_rows, shard_mb=cfg.shard_mb)
             bar.update(1, sum(s.rows for s in shards))
@@ -74,7 +83,7 @@ def publish_shards(plan: RunPlan, cfg: DolmaConfig) -> dict:
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
-def write_report(plan: RunPlan, cfg: DolmaConfig, outputs: dict, started: str) -> dict:
+def write_report(plan: RunPlan, cfg: DolmaConfig, outputs: dict, started: str, dedup: dict | None = None) -> dict:
     dones = [read_json(input_dir(plan.staging, i) / "done.json") for i in plan.items]
     records = sum(d["records"] for d in dones)
     rows = {k: sum(s["rows"] for s in v) for k, v in outputs.items()}
@@ -82,6 +91,8 @@ def write_report(plan: RunPlan, cfg: DolmaConfig, outputs: dict, started: str) -
         "filters": aggregate_step_stats([d["steps"] for d in dones]),
         "invariant": check_invariant(records, rows),
     }
+    if dedup:
+        stats["dedup"] = dedup["stats"]
     atomic_write_json(plan.out_dir / "stats.json", stats)
     inputs = [{"path": d["path"], "sha256": d["sha256"], "records": d["records"], "kept": d["kept"],
                "rejected": d["rejected"], "quarantined": d["quarantined"]} for d in dones]
@@ -89,6 +100,8 @@ def write_report(plan: RunPlan, cfg: DolmaConfig, outputs: dict, started: str) -
     write_manifest(plan.out_dir, pipeline="dolma", config=cfg.model_dump(mode="json"),
                    config_hash=plan.config_hash, inputs=inputs, outputs=outputs, started=started, status=status)
     console.print(summary_table(f"dolma: {plan.out_dir}", stats))
+    if dedup:
+        console.print(dedup_table("dolma: dedup", dedup["stats"]))
     publish_artifact("dolma-summary", summary_markdown("dolma run summary", stats))
     if not stats["invariant"]["holds"]:
         raise RuntimeError(f"row invariant broken: {stats['invariant']}")
@@ -101,8 +114,9 @@ def dolma_flow(config: DolmaConfig) -> dict:
     out_dir = Path(config.output or "output/dolma").resolve()
     plan = plan_inputs(config, out_dir)
     filter_documents(plan, config)
-    outputs = publish_shards(plan, config)
-    stats = write_report(plan, config, outputs, started)
+    dedup = dedup_after_filters(plan, config, [f for s in build_filter_steps(config.filters) for f in s.columns])
+    outputs = publish_shards(plan, config, dedup)
+    stats = write_report(plan, config, outputs, started, dedup)
     return {"output": str(out_dir), "stats": stats}
 
 
@@ -112,6 +126,7 @@ def preflight(cfg: DolmaConfig) -> None:
     if cfg.inputs:
         expand_inputs(cfg.inputs)
     build_filter_steps(cfg.filters)  # resolves the lid.176 / quality / toxicity paths
+    cfg.dedup.check()  # Bloom sizing vs max_memory, benchmark files
 
 
 PIPELINE = Pipeline(

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 PIPELINES: dict[str, str] = {
     "dolma": "flows.dolma:PIPELINE",
+    "dedup": "flows.dedup:PIPELINE",
     "quality-train": "flows.quality_train:PIPELINE",
     "textbooks": "flows.textbooks:PIPELINE",
     "diachronic": "flows.diachronic:PIPELINE", "diachronic-train": "flows.diachronic:TRAIN_PIPELINE",

@@ -1,7 +1,7 @@
 """Out-of-core key dedup across shards and workers: signatures -> bucket edges -> clusters -> per-shard assignments.
 
 Work folder layout (one folder per method run):
-  sigs/NNNNN.parquet     one per input shard (datatrove rank): id, id_hash, length, quality, active, valid, k0..
+  sigs/NNNNN.parquet     one per input shard (datatrove rank): id, id_hash, length, quality, valid, k0.., sketch
   edges/NNNNN.parquet    one per bucket worker: (node, root) of the forest its key columns induce, sorted by node
   assign/NNNNN.parquet   one per input shard, row-aligned with it: id_hash, cluster_id, cluster_size, kept_id
   clusters.json          summary, written last
@@ -44,7 +44,7 @@ def id_hash(doc_id: str) -> int:
 
 def sig_schema(num_keys: int, sketch_width: int = 0) -> pa.Schema:
     fields = [("id", pa.string()), ("id_hash", pa.uint64()), ("length", pa.int64()), ("quality", pa.float64()),
-              ("active", pa.bool_()), ("valid", pa.bool_())] + [(f"k{j}", pa.uint64()) for j in range(num_keys)]
+              ("valid", pa.bool_())] + [(f"k{j}", pa.uint64()) for j in range(num_keys)]
     if sketch_width:
         fields.append(("sketch", pa.binary(2 * sketch_width)))  # uint16 x width, for the false-positive check
     return pa.schema(fields)
@@ -66,7 +66,7 @@ def _sketch_matrix(arr: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray:
 # --- step 1: signatures -------------------------------------------------------------------------------------
 
 class SignatureWriter:
-    """Keys of one input shard, in document order (inactive rows included, so the assignments stay aligned)."""
+    """Keys of one input shard, in document order (documents rejected upstream are left out)."""
 
     def __init__(self, work_dir: str | os.PathLike, method: KeyMethod, rank: int, world_size: int):
         self.method = method
@@ -77,29 +77,28 @@ class SignatureWriter:
 
     def add(self, ids: Sequence[str], texts: Sequence[str], urls: Sequence[str | None] | None = None,
             quality: Sequence[float | None] | None = None, active: Sequence[bool] | None = None) -> None:
+        """Keys of a batch; rows with `active` False (rejected upstream) are skipped: they take no part in
+        dedup, and the apply step skips them too, so rows stay aligned with the documents it sees."""
+        if active is not None:
+            keep = [i for i, a in enumerate(active) if a]
+            if len(keep) != len(ids):
+                ids, texts = [ids[i] for i in keep], [texts[i] for i in keep]
+                urls = None if urls is None else [urls[i] for i in keep]
+                quality = None if quality is None else [quality[i] for i in keep]
         n = len(ids)
-        active_a = np.ones(n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
-        keys = np.zeros((n, self.method.num_keys), dtype=np.uint64)
-        valid = np.zeros(n, dtype=bool)
+        if n == 0:
+            return
         width = self.method.sketch_width
-        sketch = np.zeros((n, width), dtype=np.uint16) if width else None
-        sel = np.flatnonzero(active_a)
-        if sel.size:
-            sub_texts = [texts[i] for i in sel]
-            sub_urls = [urls[i] for i in sel] if urls is not None else [None] * len(sel)
-            batch = self.method.keys(sub_texts, sub_urls)
-            keys[sel], valid[sel] = batch.keys, batch.valid
-            if width:
-                sketch[sel] = batch.sketch
+        batch = self.method.keys(list(texts), list(urls) if urls is not None else [None] * n)
         q = np.full(n, np.nan) if quality is None else np.array(
             [np.nan if x is None else float(x) for x in quality], dtype=np.float64)
         cols = [pa.array(list(ids), pa.string()),
                 pa.array(np.fromiter((id_hash(x) for x in ids), dtype=np.uint64, count=n)),
                 pa.array(np.fromiter((len(t or "") for t in texts), dtype=np.int64, count=n)),
-                pa.array(q), pa.array(active_a), pa.array(valid)]
-        cols += [pa.array(keys[:, j]) for j in range(self.method.num_keys)]
+                pa.array(q), pa.array(np.asarray(batch.valid, dtype=bool))]
+        cols += [pa.array(batch.keys[:, j]) for j in range(self.method.num_keys)]
         if width:
-            cols.append(_sketch_array(sketch))
+            cols.append(_sketch_array(batch.sketch))
         self.writer.write(pa.RecordBatch.from_arrays(cols, schema=self.schema))
 
     def close(self) -> dict[str, Any]:
@@ -252,7 +251,7 @@ def cluster_duplicates(work_dir: str | os.PathLike, keep: str = "highest_quality
     files, offsets = signature_layout(work, fingerprint)
     fp = read_meta(files[0])["fingerprint"]
     n = int(offsets[-1])
-    cols = ["id", "id_hash", "length", "quality", "active"]
+    cols = ["id", "id_hash", "length", "quality"]
     tables = [read_validated(f, cols) for f in files]
     ids = pa.chunked_array([t.column("id") for t in tables], type=pa.string()).combine_chunks()
 
@@ -262,7 +261,8 @@ def cluster_duplicates(work_dir: str | os.PathLike, keep: str = "highest_quality
         return np.concatenate([t.column(name).to_numpy(zero_copy_only=False) for t in tables]).astype(dtype)
 
     hashes, lengths = column("id_hash", np.uint64), column("length", np.int64)
-    quality, active = column("quality", np.float64), column("active", bool)
+    quality = column("quality", np.float64)
+    active = np.ones(n, dtype=bool)
     del tables
     for prev in exclude:
         active &= ~_removed_by(Path(prev), files)

@@ -217,10 +217,10 @@ class DedupApply(_DedupStep):
         exc = self.exclusion_writer.__enter__() if (self.drop and self.exclusion_writer) else None
         try:
             for doc in data or []:
-                rows = [reader.next(doc.id) for reader in readers]
-                if _rejected(doc):
+                if _rejected(doc):  # the signature step skipped it too
                     yield doc
                     continue
+                rows = [reader.next(doc.id) for reader in readers]
                 docs += 1
                 self.stat_update("documents")
                 removed_by = None

@@ -1,0 +1,123 @@
+"""`dedup.<name>` config (pydantic, unknown keys are errors): url, exact, paragraph, minhash, decontam, run in this
+order after the filters. Each section converts to the plain dataclass its module uses."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from corpora.config import StrictModel
+from filters.dedup.decontam import BenchmarkSpec, DecontamConfig
+from filters.dedup.exact import ExactConfig
+from filters.dedup.minhash import MinHashConfig
+from filters.dedup.paragraphs import ParagraphDedupConfig
+from filters.dedup.urls import UrlNormConfig
+
+KeepPolicyName = Literal["highest_quality", "longest", "smallest_id"]
+
+
+class UrlDedup(StrictModel):
+    enabled: bool = True
+    ignore_scheme: bool = False  # http:// and https:// are the same page
+    strip_www: bool = False  # www.example.com and example.com are the same host
+    drop_tracking: bool = True  # utm_*, fbclid, gclid, ...
+
+    def options(self) -> UrlNormConfig:
+        return UrlNormConfig(ignore_scheme=self.ignore_scheme, strip_www=self.strip_www,
+                             drop_tracking=self.drop_tracking)
+
+
+class ExactDedup(StrictModel):
+    enabled: bool = True
+    lowercase: bool = False
+
+    def options(self) -> ExactConfig:
+        return ExactConfig(lowercase=self.lowercase)
+
+
+class ParagraphDedup(StrictModel):
+    enabled: bool = True
+    expected_items: int = 10_000_000  # paragraphs (n-grams in n-gram mode) the Bloom filter is sized for
+    false_positive_rate: float = 1e-4
+    max_memory: str = "1GiB"  # a bigger filter is refused with the numbers, never silently shrunk
+    seed: int = 0
+    min_paragraph_chars: int = 1
+    min_doc_chars: int = 50  # a document left shorter than this after removal is removed
+    ngram_size: int | None = None  # set (e.g. 13) for the n-gram overlap mode
+    overlap_threshold: float = 0.8
+
+    def options(self) -> ParagraphDedupConfig:
+        return ParagraphDedupConfig(
+            expected_items=self.expected_items, false_positive_rate=self.false_positive_rate,
+            max_memory=self.max_memory, seed=self.seed, min_paragraph_chars=self.min_paragraph_chars,
+            min_doc_chars=self.min_doc_chars, ngram_size=self.ngram_size, overlap_threshold=self.overlap_threshold)
+
+
+class MinHashDedup(StrictModel):
+    enabled: bool = True
+    ngram_size: int = 5
+    num_bands: int = 14
+    rows_per_band: int = 8
+    seed: int = 1
+    verify_threshold: float = 0.7  # 0: link every LSH collision (FineWeb/datatrove behaviour)
+    bucket_partitions: int = 1  # split each band's buckets by hash range (less memory per bucket task)
+    bucket_tasks: int = 14  # parallel bucket tasks
+
+    def options(self) -> MinHashConfig:
+        return MinHashConfig(ngram_size=self.ngram_size, num_bands=self.num_bands, rows_per_band=self.rows_per_band,
+                             seed=self.seed, verify_threshold=self.verify_threshold)
+
+
+class Benchmark(StrictModel):
+    path: str
+    field: str | list[str] = "text"  # a column / dotted JSON path, or several joined by a space
+
+
+class DecontamDedup(StrictModel):
+    enabled: bool = False
+    benchmarks: dict[str, Benchmark] = {}
+    ngram_size: int = 13
+    threshold: float = 0.5  # matched characters / benchmark item characters (Cosmopedia)
+    action: Literal["flag", "remove"] = "remove"
+
+    @field_validator("threshold")
+    @classmethod
+    def _ratio(cls, v: float) -> float:
+        if not 0 < v <= 1:
+            raise ValueError("threshold must be in (0, 1]")
+        return v
+
+    def options(self) -> DecontamConfig:
+        return DecontamConfig(ngram_size=self.ngram_size, threshold=self.threshold)
+
+    def specs(self) -> dict[str, BenchmarkSpec]:
+        return {name: BenchmarkSpec(path=b.path, field=tuple(b.field) if isinstance(b.field, list) else b.field)
+                for name, b in self.benchmarks.items()}
+
+
+class DedupConfig(StrictModel):
+    """Stages run in this order; `keep` decides which member of a url/exact/minhash cluster stays."""
+
+    keep: KeepPolicyName = "highest_quality"  # then longest, then smallest id
+    quality_field: str = "quality_score"
+    url: UrlDedup = UrlDedup()
+    exact: ExactDedup = ExactDedup()
+    paragraph: ParagraphDedup = ParagraphDedup()
+    minhash: MinHashDedup = MinHashDedup()
+    decontam: DecontamDedup = Field(default_factory=DecontamDedup)
+
+    def enabled(self) -> list[str]:
+        return [n for n in ("url", "exact", "paragraph", "minhash", "decontam") if getattr(self, n).enabled]
+
+    def check(self) -> None:
+        """Errors a run would hit late, raised before it starts."""
+        if self.paragraph.enabled:
+            self.paragraph.options().sizing()  # raises BloomTooLarge past max_memory
+        if self.decontam.enabled:
+            if not self.decontam.benchmarks:
+                raise ValueError("dedup.decontam.benchmarks: give at least one {name: {path, field}} when "
+                                 "dedup.decontam.enabled is true")
+            from filters.dedup.decontam import load_benchmark
+
+            for name, spec in self.decontam.specs().items():
+                load_benchmark(spec)  # missing file / field -> BenchmarkError naming file and row

@@ -1,0 +1,349 @@
+"""The dedup stage over document Parquet shards: url -> exact -> paragraph -> minhash -> decontam, as datatrove
+executor runs (local / Ray / Slurm, `filters.execution`), for the dolma flow and `flows run dedup`.
+
+Shard r (one input's Parquet parts) is datatrove rank r in every run. The enabled stages become a list of
+operations split into passes at the barriers a stage needs (clustering after signatures, the union of Bloom
+filters after they are built):
+
+  pass: read shard -> [url+exact signatures]                          (nothing written: the next pass re-reads)
+  barrier: buckets + clusters (url, then exact without url's removals)
+  pass: read shard -> apply url/exact -> paragraph Bloom build -> write stage 1 (kept / rejected parts)
+  pass: read stage 1 -> paragraph filter -> minhash signatures -> write stage 2
+  barrier: buckets + clusters (minhash)
+  pass: read stage 2 -> apply minhash -> decontam -> write stage 3
+
+A signature or Bloom step is always the last step of its pass, and only sees documents that are not rejected,
+so the documents it saw are exactly the kept rows the next pass reads. Every written shard checks
+read == kept + rejected; rejected rows carry `reason` (url / exact / paragraph / minhash / decontam) and
+`reason_detail` (for minhash: the id of the kept member of the cluster).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from corpora.atomic import atomic_write_json
+from corpora.records import QUARANTINE_SCHEMA, REJECT_FIELDS
+from corpora.shards import ShardWriter
+from filters.dedup.config import DedupConfig
+from filters.dedup.outofcore import cluster_summary
+from filters.dedup.steps import (DecontamFilter, DedupApply, DedupBuckets, DedupClusters, DedupSignatures,
+                                 ParagraphBloomBuild, ParagraphDedupFilter)
+from filters.execution import ExecutorConfig, make_executor
+
+# columns the dedup stage adds to every row
+DEDUP_FIELDS: list[pa.Field] = [
+    pa.field("dup_cluster_id", pa.string()),
+    pa.field("dup_cluster_size", pa.int32()),
+    pa.field("paragraphs_removed", pa.int32()),
+    pa.field("contaminated_by", pa.string()),
+]
+REASONS = ("url", "exact", "paragraph", "minhash", "decontam")
+
+
+# --- reading and writing shards ----------------------------------------------------------------------------
+
+class ParquetShardReader(PipelineStep):
+    """Rank r reads the Parquet parts of shard r in order. Rows without an id or a text are quarantined with the
+    reason (file and row named) instead of being lost or failing the run."""
+
+    name = "📖 Parquet shard reader"
+    type = "📖 - READER"
+
+    def __init__(self, shards: list[list[str]], quarantine_dirs: list[str] | None = None,
+                 text_field: str = "text", id_field: str = "id", batch_rows: int = 2048, skip_bad: bool = False):
+        super().__init__()
+        self.shards = [[str(p) for p in s] for s in shards]
+        self.quarantine_dirs = quarantine_dirs  # where bad rows are recorded (the first pass over the input)
+        self.skip_bad = skip_bad or quarantine_dirs is not None  # later passes skip the same rows silently
+        self.text_field = text_field
+        self.id_field = id_field
+        self.batch_rows = batch_rows
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        qw = None
+        if self.quarantine_dirs is not None:
+            qw = ShardWriter(Path(self.quarantine_dirs[rank]), QUARANTINE_SCHEMA, max_rows=50_000)
+        quarantined = 0
+        for path in self.shards[rank]:
+            row = 0
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=self.batch_rows):
+                for rec in batch.to_pylist():
+                    text = rec.pop(self.text_field, None)
+                    doc_id = rec.pop(self.id_field, None)
+                    if text is None or doc_id is None or str(doc_id) == "":
+                        what = "text" if text is None else "id"
+                        if not self.skip_bad:
+                            raise ValueError(f"{path} row {row}: no {what}")
+                        if qw is not None:
+                            quarantined += 1
+                            qw.write_rows([{"file": path, "location": f"row {row}", "error": f"no {what}",
+                                            "raw": json.dumps(rec, default=str)[:200]}])
+                    else:
+                        self.stat_update("documents")
+                        yield Document(text=text, id=str(doc_id), metadata=rec)
+                    row += 1
+        if qw is not None:
+            qw.close()
+            atomic_write_json(Path(self.quarantine_dirs[rank]) / "quarantine.json", {"quarantined": quarantined})
+
+
+class ShardPartsWriter(PipelineStep):
+    """Rank r writes kept and rejected (metadata "reason") documents as Parquet parts under out_dirs[r], then
+    `done.json` with the counts, after checking that every document read was written exactly once."""
+
+    name = "💾 shard parts writer"
+    type = "💽 - WRITER"
+
+    def __init__(self, out_dirs: list[str], schema: pa.Schema, text_field: str = "text", id_field: str = "id",
+                 shard_rows: int = 100_000):
+        super().__init__()
+        self.out_dirs = [str(d) for d in out_dirs]
+        self.schema = schema
+        self.text_field = text_field
+        self.id_field = id_field
+        self.shard_rows = shard_rows
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        out = Path(self.out_dirs[rank])
+        if out.exists():
+            shutil.rmtree(out)
+        kept_schema = pa.schema([f for f in self.schema if f.name not in ("reason", "reason_detail")])
+        rej_schema = pa.schema(list(kept_schema) + REJECT_FIELDS)
+        names = [f.name for f in kept_schema if f.name not in (self.text_field, self.id_field)]
+        kept = ShardWriter(out / "kept", kept_schema, max_rows=self.shard_rows)
+        rej = ShardWriter(out / "rejected", rej_schema, max_rows=self.shard_rows)
+        bufs: dict[str, list] = {"kept": [], "rejected": []}
+        seen = 0
+        for doc in data or []:
+            seen += 1
+            m = doc.metadata
+            row = {self.id_field: doc.id, self.text_field: doc.text, **{n: m.get(n) for n in names}}
+            if "reason" in m:
+                row["reason"], row["reason_detail"] = m["reason"], m.get("reason_detail")
+                bufs["rejected"].append(row)
+            else:
+                bufs["kept"].append(row)
+            for kind, writer in (("kept", kept), ("rejected", rej)):
+                if len(bufs[kind]) >= 2000:
+                    writer.write_rows(bufs[kind])
+                    bufs[kind] = []
+        kept.write_rows(bufs["kept"])
+        rej.write_rows(bufs["rejected"])
+        kept.close()
+        rej.close()
+        if kept.rows_written + rej.rows_written != seen:
+            raise RuntimeError(f"{out}: wrote {kept.rows_written} kept + {rej.rows_written} rejected rows for "
+                               f"{seen} documents")
+        atomic_write_json(out / "done.json", {"documents": seen, "kept": kept.rows_written,
+                                              "rejected": rej.rows_written})
+        return
+        yield  # a generator, as datatrove expects
+
+
+class DrainStep(PipelineStep):
+    """End of a pass that writes nothing (only signatures or Bloom filters): consume the documents."""
+
+    name = "🕳 drain"
+    type = "💽 - WRITER"
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for _ in data or []:
+            pass
+        return
+        yield
+
+
+# --- planning ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Op:
+    kind: str  # "sig" | "bloom" | "apply" | "paragraph" | "decontam" | "barrier"
+    methods: list[str] = field(default_factory=list)
+
+    @property
+    def modifies(self) -> bool:
+        return self.kind in ("apply", "paragraph", "decontam")
+
+
+def plan_ops(cfg: DedupConfig) -> list[Op]:
+    ops: list[Op] = []
+    keyed = [m for m in ("url", "exact") if getattr(cfg, m).enabled]
+    if keyed:
+        ops += [Op("sig", [m]) for m in keyed] + [Op("barrier", keyed), Op("apply", keyed)]
+    if cfg.paragraph.enabled:
+        ops += [Op("bloom"), Op("barrier"), Op("paragraph")]
+    if cfg.minhash.enabled:
+        ops += [Op("sig", ["minhash"]), Op("barrier", ["minhash"]), Op("apply", ["minhash"])]
+    if cfg.decontam.enabled:
+        ops.append(Op("decontam"))
+    return ops
+
+
+def plan_passes(cfg: DedupConfig) -> list[tuple[list[Op], list[str]]]:
+    """[(operations of the pass, methods to cluster after it)]."""
+    passes: list[tuple[list[Op], list[str]]] = []
+    current: list[Op] = []
+    for op in plan_ops(cfg):
+        if op.kind == "barrier":
+            passes.append((current, op.methods))
+            current = []
+        else:
+            current.append(op)
+    if current:
+        passes.append((current, []))
+    return passes
+
+
+# --- running -----------------------------------------------------------------------------------------------
+
+@dataclass
+class DedupStageResult:
+    kept: list[list[Path]]  # final kept parts per shard
+    rejected: list[list[Path]]  # rejected parts per shard, all dedup passes
+    quarantined: list[list[Path]]
+    stats: dict[str, Any]
+
+
+class DedupStage:
+    def __init__(self, shards: list[list[Path]], work_dir: Path, cfg: DedupConfig, exec_cfg: ExecutorConfig,
+                 schema: pa.Schema, text_field: str = "text", id_field: str = "id", shard_rows: int = 100_000,
+                 quarantine_bad_rows: bool = False, log: Callable[[str], None] = print):
+        self.shards = [[Path(p) for p in s] for s in shards]
+        self.work = Path(work_dir)
+        self.cfg = cfg
+        self.exec_cfg = exec_cfg
+        self.text_field = text_field
+        self.id_field = id_field
+        self.shard_rows = shard_rows
+        self.quarantine_bad_rows = quarantine_bad_rows
+        self.log = log
+        names = set(schema.names)
+        extra = [f for f in DEDUP_FIELDS if f.name not in names]
+        self.schema = pa.schema([f for f in schema if f.name not in ("reason", "reason_detail")] + extra)
+
+    def _dir(self, *parts: str) -> Path:
+        return self.work.joinpath(*parts)
+
+    def _execute(self, pipeline: list, tasks: int, name: str, outputs: list[Path]) -> None:
+        """Run one executor job; for Slurm (which returns once submitted) wait for its outputs."""
+        executor = make_executor(pipeline, tasks=tasks, cfg=self.exec_cfg,
+                                 logging_dir=str(self._dir("logs", f"{time.strftime('%H%M%S')}-{name}")))
+        t0 = time.perf_counter()
+        executor.run()
+        while self.exec_cfg.executor == "slurm" and not all(p.exists() for p in outputs):
+            time.sleep(10)
+        missing = [str(p) for p in outputs if not p.exists()]
+        if missing:
+            raise RuntimeError(f"dedup {name}: tasks finished without writing {missing[:3]} (see the logs in "
+                               f"{self._dir('logs')})")
+        self.log(f"dedup {name}: {time.perf_counter() - t0:.1f}s")
+
+    def _step(self, op: Op) -> list[PipelineStep]:
+        cfg, stats = self.cfg, self._dir("stats")
+        if op.kind == "sig":
+            m = op.methods[0]
+            options = getattr(cfg, m).options()
+            return [DedupSignatures(self._dir(m), m, options, quality_key=cfg.quality_field, url_key="url")]
+        if op.kind == "apply":
+            return [DedupApply([self._dir(m) for m in op.methods], op.methods, stats_dir=stats)]
+        if op.kind == "bloom":
+            return [ParagraphBloomBuild(self._dir("paragraph"), cfg.paragraph.options())]
+        if op.kind == "paragraph":
+            return [ParagraphDedupFilter(self._dir("paragraph"), cfg.paragraph.options(), stats_dir=stats)]
+        if op.kind == "decontam":
+            return [DecontamFilter(cfg.decontam.specs(), cfg.decontam.options(), action=cfg.decontam.action,
+                                   stats_dir=stats)]
+        raise ValueError(op.kind)
+
+    def _cluster(self, methods: list[str]) -> None:
+        if not methods:
+            return
+        tasks = max(1, self.cfg.minhash.bucket_tasks if "minhash" in methods else 1)
+        buckets = [DedupBuckets(self._dir(m), self.cfg.minhash.bucket_partitions if m == "minhash" else 1)
+                   for m in methods]
+        self._execute(buckets, tasks, "buckets-" + "-".join(methods),
+                      [self._dir(m, "edges", f"{r:05d}.parquet.meta.json") for m in methods for r in range(tasks)])
+        clusters = [DedupClusters(self._dir(m), self.cfg.keep, exclude=[self._dir(p) for p in methods[:i]])
+                    for i, m in enumerate(methods)]
+        self._execute(clusters, 1, "clusters-" + "-".join(methods), [self._dir(m, "clusters.json") for m in methods])
+
+    def run(self) -> DedupStageResult:
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        self.cfg.check()
+        if self.cfg.paragraph.enabled:
+            self.log(self.cfg.paragraph.options().sizing().describe())
+        n = len(self.shards)
+        current = [list(s) for s in self.shards]
+        rejected: list[list[Path]] = [[] for _ in range(n)]
+        quarantine_dirs = [self._dir("quarantine", f"{r:05d}") for r in range(n)]
+        for p, (ops, cluster_after) in enumerate(plan_passes(self.cfg)):
+            writes = any(op.modifies for op in ops)
+            on_input = current == [list(sh) for sh in self.shards]
+            reader = ParquetShardReader(current, [str(d) for d in quarantine_dirs] if p == 0 and
+                                        self.quarantine_bad_rows else None, self.text_field, self.id_field,
+                                        skip_bad=on_input and self.quarantine_bad_rows)
+            steps = [s for op in ops for s in self._step(op)]
+            out_dirs = [self._dir("stages", f"pass{p}", f"{r:05d}") for r in range(n)]
+            end = ShardPartsWriter([str(d) for d in out_dirs], self.schema, self.text_field, self.id_field,
+                                   self.shard_rows) if writes else DrainStep()
+            name = f"pass{p}-" + "-".join(op.kind + (":" + "+".join(op.methods) if op.methods else "")
+                                          for op in ops)
+            expect = [d / "done.json" for d in out_dirs] if writes else []
+            self._execute([reader, *steps, end], n, name, expect)
+            if writes:
+                for r, d in enumerate(out_dirs):
+                    rejected[r] += sorted((d / "rejected").glob("part-*.parquet"))
+                    current[r] = sorted((d / "kept").glob("part-*.parquet"))
+            self._cluster(cluster_after)
+        quarantined = [sorted(d.glob("part-*.parquet")) for d in quarantine_dirs]
+        return DedupStageResult(current, rejected, quarantined, self.collect_stats())
+
+    def collect_stats(self) -> dict[str, Any]:
+        """Per stage: documents in, removed, and the stage's own numbers (clusters, Bloom sizing, hits)."""
+        out: dict[str, Any] = {}
+        per_step: dict[str, list[dict]] = {}
+        for f in sorted(self._dir("stats").glob("*.json")):
+            per_step.setdefault(f.stem.rsplit("-", 1)[0], []).append(json.loads(f.read_text()))
+        for step, entries in per_step.items():
+            if step in ("dedup-paragraph", "dedup-decontam"):
+                continue
+            methods = step.removeprefix("dedup-").split("-")
+            docs_in = sum(e["documents"] for e in entries)
+            for m in methods:  # applied in order: each method sees what the previous one kept
+                removed = sum(e["removed"].get(m, 0) for e in entries)
+                summary = cluster_summary(self._dir(m)) or {}
+                out[m] = {"docs_in": docs_in, "removed": removed, "docs_out": docs_in - removed,
+                          **{k: summary.get(k) for k in ("clusters", "in_clusters", "largest_cluster")}}
+                docs_in -= removed
+        if "dedup-paragraph" in per_step:
+            e = per_step["dedup-paragraph"]
+            docs_in, removed = sum(x["documents"] for x in e), sum(x["removed"] for x in e)
+            out["paragraph"] = {"docs_in": docs_in, "removed": removed, "docs_out": docs_in - removed,
+                                **{k: sum(x[k] for x in e) for k in ("paragraphs", "paragraphs_removed",
+                                                                     "chars_removed")},
+                                "bloom": e[0]["bloom"],
+                                "estimated_false_positive_rate": max(x["estimated_false_positive_rate"] for x in e)}
+        if "dedup-decontam" in per_step:
+            e = per_step["dedup-decontam"]
+            hits: dict[str, int] = {}
+            for x in e:
+                for k, v in x["hits_per_benchmark"].items():
+                    hits[k] = hits.get(k, 0) + v
+            docs_in, flagged = sum(x["documents"] for x in e), sum(x["contaminated"] for x in e)
+            removed = flagged if e[0]["action"] == "remove" else 0
+            out["decontam"] = {"docs_in": docs_in, "removed": removed, "docs_out": docs_in - removed,
+                               "contaminated": flagged, "action": e[0]["action"], "hits_per_benchmark": hits,
+                               "index": e[0]["index"]}
+        return {name: out[name] for name in REASONS if name in out}

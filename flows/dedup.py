@@ -1,0 +1,175 @@
+"""`flows run dedup`: deduplication and decontamination of any document Parquet (one shard per input file).
+
+plan inputs -> dedup stage (url, exact, paragraph, minhash, decontam; datatrove executor) -> publish -> report
+The same stage runs inside `flows run dolma` after the filters (`dedup_documents`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from rich.table import Table
+
+from corpora.atomic import atomic_write_json, read_json
+from corpora.manifest import check_invariant, now_iso, write_manifest
+from corpora.plan import WORK_DIR, clear_output
+from corpora.publish import publish_kind, unified_schema
+from corpora.readers import InputError, expand_inputs
+from corpora.records import QUARANTINE_SCHEMA, REJECT_FIELDS
+from corpora.staging import StagedInput
+from filters.dedup.config import DedupConfig
+from filters.dedup.stage import DEDUP_FIELDS, DedupStage
+from filters.execution import ExecutorConfig
+from flows.config import RunConfig, config_hash
+from flows.registry import Pipeline
+from flows.reporting import console, publish_artifact, run_logger
+
+
+class DedupFlowConfig(RunConfig):
+    text_field: str = "text"
+    id_field: str = "id"
+    dedup: DedupConfig = DedupConfig()
+    execution: ExecutorConfig = ExecutorConfig()
+
+
+def _stage_key(cfg_hash: str, shards: list[list[Path]]) -> str:
+    """Identifies one dedup run: its config and the exact bytes of every input part."""
+    h = hashlib.sha256(cfg_hash.encode())
+    for shard in shards:
+        for p in shard:
+            st = p.stat()
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(b"|")
+    return h.hexdigest()[:16]
+
+
+@task(name="dedup-documents", cache_policy=NO_CACHE)
+def dedup_documents(shards: list[list[Path]], work_dir: Path, cfg: DedupConfig, exec_cfg: ExecutorConfig,
+                    schema: pa.Schema, cfg_hash: str, text_field: str = "text", id_field: str = "id",
+                    shard_rows: int = 100_000, quarantine_bad_rows: bool = False) -> dict:
+    """Run (or reuse, when inputs and config are unchanged) the dedup stage; returns the part lists and stats."""
+    log = run_logger()
+    done_path = work_dir / "done.json"
+    key = _stage_key(cfg_hash, shards)
+    done = read_json(done_path)
+    if done and done.get("key") == key and all(Path(p).exists() for kind in ("kept", "rejected", "quarantined")
+                                               for s in done[kind] for p in s):
+        log.info("dedup: inputs and config unchanged since the last run, reusing its output")
+        return done
+    done_path.unlink(missing_ok=True)
+    stage = DedupStage(shards, work_dir / "run", cfg, exec_cfg, schema, text_field, id_field, shard_rows,
+                       quarantine_bad_rows, log=log.info)
+    res = stage.run()
+    out = {"key": key, "kept": [[str(p) for p in s] for s in res.kept],
+           "rejected": [[str(p) for p in s] for s in res.rejected],
+           "quarantined": [[str(p) for p in s] for s in res.quarantined], "stats": res.stats}
+    atomic_write_json(done_path, out)
+    return out
+
+
+def dedup_table(title: str, stats: dict) -> Table:
+    t = Table(title=title)
+    for col in ("dedup stage", "docs in", "removed", "details"):
+        t.add_column(col, justify="left" if col in ("dedup stage", "details") else "right")
+    for name in ("url", "exact", "paragraph", "minhash", "decontam"):
+        s = stats.get(name)
+        if not s:
+            continue
+        if name == "paragraph":
+            detail = f"{s.get('paragraphs_removed', 0):,} paragraphs removed; {s.get('bloom', '')}"
+        elif name == "decontam":
+            detail = f"{s.get('action')}: " + ", ".join(f"{k} {v}" for k, v in s.get("hits_per_benchmark", {}).items())
+        else:
+            detail = f"{s.get('clusters') or 0:,} clusters, largest {s.get('largest_cluster') or 0}"
+        t.add_row(name, f"{s.get('docs_in', 0):,}", f"{s.get('removed', 0):,}", detail)
+    return t
+
+
+def _input_shards(cfg: DedupFlowConfig) -> tuple[list[Path], pa.Schema]:
+    if not cfg.inputs:
+        raise InputError("dedup: give the document Parquet files or folders to deduplicate (--input)")
+    paths = expand_inputs(cfg.inputs)
+    bad = [p for p in paths if not p.name.endswith(".parquet")]
+    if bad:
+        raise InputError(f"{bad[0]}: the dedup pipeline reads document Parquet only (id, text, ...)")
+    schema = unified_schema(paths, pa.schema([]))
+    for name in (cfg.id_field, cfg.text_field):
+        if name not in schema.names:
+            where = next((p for p in paths if name not in pq.read_schema(p).names), paths[0])
+            raise InputError(f"{where}: no '{name}' column (set id_field / text_field)")
+    return paths, schema
+
+
+@flow(name="dedup", log_prints=True)
+def dedup_flow(config: DedupFlowConfig) -> dict:
+    started = now_iso()
+    out_dir = Path(config.output or "output/dedup").resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if config.overwrite:
+        clear_output(out_dir)
+    paths, schema = _input_shards(config)
+    cfg_hash = config_hash(config)
+    result = dedup_documents([[p] for p in paths], out_dir / WORK_DIR / "dedup", config.dedup, config.execution,
+                             schema, cfg_hash, config.text_field, config.id_field, config.shard_rows,
+                             quarantine_bad_rows=True)
+    fields = list(schema) + [f for f in DEDUP_FIELDS if f.name not in schema.names]
+    outputs = {}
+    for kind, files, fallback in (
+        ("data", result["kept"], pa.schema(fields)),
+        ("rejected", result["rejected"], pa.schema(fields + REJECT_FIELDS)),
+        ("quarantine", result["quarantined"], QUARANTINE_SCHEMA),
+    ):
+        shards = publish_kind(out_dir, kind, [Path(p) for s in files for p in s], fallback,
+                              shard_rows=config.shard_rows, shard_mb=config.shard_mb)
+        outputs[kind] = [s.as_dict() for s in shards]
+    records = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+    rows = {k: sum(s["rows"] for s in v) for k, v in outputs.items()}
+    stats = {"dedup": result["stats"], "invariant": check_invariant(records, rows)}
+    atomic_write_json(out_dir / "stats.json", stats)
+    inputs = [{"path": str(p), "sha256": StagedInput.from_path(p).sha256,
+               "records": pq.ParquetFile(p).metadata.num_rows} for p in paths]
+    status = "complete" if stats["invariant"]["holds"] else "invariant_failed"
+    write_manifest(out_dir, pipeline="dedup", config=config.model_dump(mode="json"), config_hash=cfg_hash,
+                   inputs=inputs, outputs=outputs, started=started, status=status)
+    console.print(dedup_table(f"dedup: {out_dir}", stats["dedup"]))
+    inv = stats["invariant"]
+    console.print(f"read {inv['records_read']:,}: data {inv.get('rows_data', 0):,}, rejected "
+                  f"{inv.get('rows_rejected', 0):,}, quarantine {inv.get('rows_quarantine', 0):,}; invariant holds: "
+                  f"{'yes' if inv['holds'] else 'NO'}")
+    publish_artifact("dedup-summary", "```\n" + json.dumps(stats, indent=2) + "\n```")
+    if not inv["holds"]:
+        raise RuntimeError(f"row invariant broken: {inv}")
+    return {"output": str(out_dir), "stats": stats}
+
+
+def preflight(cfg: DedupFlowConfig) -> None:
+    _input_shards(cfg)
+    cfg.dedup.check()
+
+
+PIPELINE = Pipeline(
+    name="dedup",
+    description="Dedup + decontamination of document Parquet: url, exact, paragraph (Bloom), MinHash, n-gram decon",
+    config_model=DedupFlowConfig,
+    flow=dedup_flow,
+    preflight=preflight,
+)
+
+
+def dedup_after_filters(plan, cfg, score_fields: list[pa.Field]) -> dict | None:
+    """The dolma flow's dedup stage: the kept parts of every filtered input are one shard each. Returns None when
+    every dedup stage is disabled."""
+    from corpora.records import document_schema
+    from corpora.staging import input_dir, parts
+
+    if not cfg.dedup.enabled():
+        return None
+    shards = [parts(input_dir(plan.staging, i), "kept") for i in plan.items]
+    schema = unified_schema([p for s in shards for p in s], document_schema(score_fields))
+    return dedup_documents(shards, plan.out_dir / WORK_DIR / "dedup", cfg.dedup, cfg.execution, schema,
+                           plan.config_hash, "text", "id", cfg.shard_rows)
