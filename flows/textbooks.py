@@ -179,6 +179,19 @@ def generate(seeds: list[Seed], cfg: TextbooksConfig, out_dir: Path) -> tuple[li
     return requests, info, report.as_dict()
 
 
+def model_token_counter(bcfg):
+    """Counts tokens with the generating model's tokenizer (to re-measure a completion after its boilerplate
+    opening is stripped); None for a remote model, whose tokenizer is not here (the count is then scaled)."""
+    if bcfg.kind == "openai":
+        return None
+    from transformers import AutoTokenizer
+
+    backend = get_backend(bcfg)
+    kw = {"gguf_file": backend.gguf_file} if getattr(backend, "gguf_file", None) else {}
+    tok = AutoTokenizer.from_pretrained(backend.model_path, **kw)
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+
+
 @task(name="postprocess-and-publish", cache_policy=NO_CACHE)
 def postprocess_and_publish(requests: list, info: list[dict], cfg: TextbooksConfig, out_dir: Path) -> tuple[dict, dict]:
     bcfg = backend_config(cfg)
@@ -186,12 +199,7 @@ def postprocess_and_publish(requests: list, info: list[dict], cfg: TextbooksConf
     ok, failed = join_generations(results, info)
     pp = cfg.postprocess
     language = fasttext_language() if pp.languages is not None else None
-    backend = get_backend(bcfg)
-    token_count = None
-    if getattr(backend, "tokenizer", None) is not None:  # transformers: recount after stripping boilerplate
-        tok = backend.tokenizer
-        token_count = lambda t: len(tok(t, add_special_tokens=False)["input_ids"])  # noqa: E731
-    kept, removed, counts = postprocess(ok, pp, language=language, token_count=token_count)
+    kept, removed, counts = postprocess(ok, pp, language=language, token_count=model_token_counter(bcfg))
     counts["generation_failed"] = len(failed)
     staging = work_dir(out_dir) / "publish"
     outputs = {}

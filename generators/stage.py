@@ -434,6 +434,9 @@ def run_generation(requests: Sequence[GenerationRequest], backend: Backend | Bac
     """Generate every request not already in the store; return the run's report. Read the rows with
     `load_results(store_dir, requests, backend)`."""
     policy = policy or RetryPolicy()
+    if workers == 1 and getattr(backend, "kind", None) == "vllm" and backend.data_parallel_size > 1:
+        workers = backend.data_parallel_size  # vLLM data parallel = one engine per worker process
+        device_groups = device_groups or gpu_groups(backend.data_parallel_size, backend.tensor_parallel_size)
     engine = backend if isinstance(backend, Backend) else get_backend(backend)
     store = ResultStore(store_dir)
     shards, _, cached = plan_shards(requests, engine.identity(), store, shard_size, retry_failed)
@@ -500,6 +503,11 @@ def _run_in_processes(shards: list[Shard], cfg: BackendConfig, store_dir, policy
         futures = [pool.submit(run_shard, shard, cfg, str(store_dir), policy) for shard in shards]
         for fut in as_completed(futures):
             _tick(bar, report, fut.result(), t0)
+
+
+def gpu_groups(engines: int, gpus_per_engine: int) -> list[str]:
+    """CUDA_VISIBLE_DEVICES values for `engines` engines of `gpus_per_engine` GPUs each: ["0,1", "2,3"]."""
+    return [",".join(str(e * gpus_per_engine + g) for g in range(gpus_per_engine)) for e in range(engines)]
 
 
 def _init_worker(queue) -> None:

@@ -186,3 +186,9 @@ def test_two_worker_processes_share_the_work(tmp_path):
     assert (rep.generated, rep.failed, rep.parts_written) == (8, 0, 4)
     table = load_results(tmp_path, reqs, CFG)
     assert table.column("request_id").to_pylist() == [r.id for r in reqs]
+
+
+def test_gpu_groups_give_each_engine_its_own_gpus():
+    from generators.stage import gpu_groups
+
+    assert gpu_groups(2, 2) == ["0,1", "2,3"] and gpu_groups(3, 1) == ["0", "1", "2"]
