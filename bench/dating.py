@@ -4,8 +4,9 @@ the 70B-LLM years of the diachronic paper (gb_authors_wikidata_llm_dates.jsonl) 
     python bench/dating.py [--texts DIR] [--authors TABLE] [--style-model DIR] [--reference CSV] [--per-work]
 
 Reports exact-year, within-5, MAE and slice agreement for: the full pipeline, ablations (text evidence only;
-text + author life; + style), and the LLM years. The LLM years are only a comparison here: nothing of ours reads
-them. Without --style-model a model is trained on ../shared slices into a temporary folder (~25 s).
+text + author life; + style), the LLM years alone, and the pipeline with the LLM answer added as its optional
+`llm` evidence (the paper's answers stand in for the generation layer). Apart from that last row nothing reads
+the LLM years. Without --style-model a model is trained on ../shared slices into a temporary folder (~50 s).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from filters.dating.authors import AuthorIndex, load_authors_table  # noqa: E402
 from filters.dating.periods import DEFAULT_SLICES, slice_of  # noqa: E402
 from filters.dating.style import StyleModel, train_style_model  # noqa: E402
 from filters.dating.works import date_work, work_from_text  # noqa: E402
+from generators.work_dates import llm_evidence  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "gutenberg"
 FICTION = {"novel", "stories", "children"}
@@ -94,24 +96,34 @@ def main(argv: list[str] | None = None) -> int:
     works = []
     for f in sorted(args.texts.glob("*.txt")):
         works.append(work_from_text(f.read_text(encoding="utf-8", errors="replace"), f.stem, str(f)))
+    llm = load_llm_years(args.llm) if args.llm.exists() else {}
+    # the paper's 70B answers fed in as the optional `llm` evidence (what the generation layer would produce)
+    llm_ev = llm_evidence({i: str(y) for i, y in llm.items()}, model="paper 70B")
     configs = {
         "text evidence only": dict(author_index=None, style_model=None),
         "text + author life": dict(author_index=index, style_model=None),
         "text + style": dict(author_index=None, style_model=style),
         "full (text + author + style)": dict(author_index=index, style_model=style),
+        "full + LLM answer as evidence": dict(author_index=index, style_model=style, llm=True),
     }
     rows: dict[str, dict[str, dict]] = {}
     t1 = time.time()
     for name, kw in configs.items():
-        rows[name] = {w.id: date_work(w, slices=DEFAULT_SLICES, **kw) for w in works}
+        use_llm = kw.pop("llm", False)
+        rows[name] = {w.id: date_work(w, slices=DEFAULT_SLICES, extra_evidence=llm_ev.get(w.id) if use_llm else None,
+                                      **kw) for w in works}
     run_s = time.time() - t1
-    llm = load_llm_years(args.llm) if args.llm.exists() else {}
 
     ids = [i for i in ref if i in rows["full (text + author + style)"]]
+    full = rows["full (text + author + style)"]
     subsets = {
         "all reference works": ids,
         "fiction (novels, stories, children)": [i for i in ids if ref[i]["form"] in FICTION],
         "novels": [i for i in ids if ref[i]["form"] == "novel"],
+        "works whose text carries dates (decided by text evidence)":
+            [i for i in ids if full[i]["date_source"] not in ("style", "author_prior")],
+        "works without dates in the text (author life / style decide)":
+            [i for i in ids if full[i]["date_source"] in ("style", "author_prior")],
     }
     print(f"\nDate attribution vs cited first-edition years ({args.reference.name}; {len(ids)} of {len(works)} "
           f"shared books; the rest are collections/compilations without one first-edition year)")
@@ -125,7 +137,6 @@ def main(argv: list[str] | None = None) -> int:
         llm_pairs = [(llm.get(i), ref[i]["year"]) for i in sub]
         print(fmt_row("70B LLM (paper's labels)", metrics(llm_pairs)))
     if args.per_work:
-        full = rows["full (text + author + style)"]
         print("\n| id | reference | ours | range | slice ok | conf | source | LLM | title |")
         print("|---|---|---|---|---|---|---|---|---|")
         for i in ids:
