@@ -68,7 +68,7 @@ def run(inputs_dir, out, **sets):
 def test_dedup_flow_end_to_end(inputs, tmp_path, prefect_harness):
     folder, docs = inputs
     out = tmp_path / "out"
-    result = run(folder, out)
+    run(folder, out)
     data, rejected, quarantine = rows(out, "data"), rows(out, "rejected"), rows(out, "quarantine")
     stats = json.loads((out / "stats.json").read_text())
     assert stats["invariant"]["holds"] and len(data) + len(rejected) + len(quarantine) == len(docs)

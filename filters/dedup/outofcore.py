@@ -255,15 +255,12 @@ def cluster_duplicates(work_dir: str | os.PathLike, keep: str = "highest_quality
     tables = [read_validated(f, cols) for f in files]
     ids = pa.chunked_array([t.column("id") for t in tables], type=pa.string()).combine_chunks()
 
-    def column(name: str, dtype) -> np.ndarray:
-        if not n:
-            return np.zeros(0, dtype)
-        return np.concatenate([t.column(name).to_numpy(zero_copy_only=False) for t in tables]).astype(dtype)
-
-    hashes, lengths = column("id_hash", np.uint64), column("length", np.int64)
-    quality = column("quality", np.float64)
+    hashes, lengths, quality = (
+        np.concatenate([t.column(name).to_numpy(zero_copy_only=False) for t in tables]).astype(dtype) if n
+        else np.zeros(0, dtype) for name, dtype in (("id_hash", np.uint64), ("length", np.int64),
+                                                     ("quality", np.float64)))
+    tables = None  # the id column lives on in `ids`; free the rest
     active = np.ones(n, dtype=bool)
-    del tables
     for prev in exclude:
         active &= ~_removed_by(Path(prev), files)
     uf = UnionFind(n)

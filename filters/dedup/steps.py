@@ -222,7 +222,6 @@ class DedupApply(_DedupStep):
                     continue
                 rows = [reader.next(doc.id) for reader in readers]
                 docs += 1
-                self.stat_update("documents")
                 removed_by = None
                 for reason, (cid, size, kept_id) in zip(reasons, rows):
                     if size == 0:  # removed by a method applied before this one
@@ -242,6 +241,7 @@ class DedupApply(_DedupStep):
         finally:
             if exc is not None:
                 self.exclusion_writer.__exit__(None, None, None)
+        self.stat_update("documents", value=docs)  # once per shard: datatrove's per-call cost is not small
         self._write_stats("dedup-" + "-".join(reasons), rank, {"documents": docs, "removed": removed})
 
 
@@ -313,8 +313,6 @@ class ParagraphDedupFilter(_DedupStep):
                     removed_paras += res.removed_paragraphs
                     chars += res.removed_chars
                     doc.metadata["paragraphs_removed"] = res.removed_paragraphs
-                    if res.removed_paragraphs:
-                        self.stat_update("paragraphs_removed", value=res.removed_paragraphs)
                     if res.removed:
                         removed_docs += 1
                         if not self._remove(doc, "paragraph", f"{res.removed_paragraphs} duplicate paragraphs",
@@ -326,6 +324,8 @@ class ParagraphDedupFilter(_DedupStep):
         finally:
             if exc is not None:
                 self.exclusion_writer.__exit__(None, None, None)
+        self.stat_update("documents", value=docs)
+        self.stat_update("paragraphs_removed", value=removed_paras)
         self._write_stats("dedup-paragraph", rank, {
             "documents": docs, "removed": removed_docs, "paragraphs": paras, "paragraphs_removed": removed_paras,
             "chars_removed": chars, "bloom": dd.bloom.sizing.describe(),
@@ -377,7 +377,6 @@ class DecontamFilter(_DedupStep):
                         flagged += 1
                         for name in names.split(","):
                             per_bench[name] += 1
-                            self.stat_update(f"hits_{name}")
                         if self.action == "remove":
                             detail = ",".join(f"{x.benchmark}#{x.item}" for x in h[:5])
                             if not self._remove(doc, "decontam", detail, exc, rank):
@@ -386,6 +385,9 @@ class DecontamFilter(_DedupStep):
         finally:
             if exc is not None:
                 self.exclusion_writer.__exit__(None, None, None)
+        self.stat_update("documents", value=docs)
+        for name, hits in per_bench.items():
+            self.stat_update(f"hits_{name}", value=hits)
         self._write_stats("dedup-decontam", rank, {"documents": docs, "contaminated": flagged,
                                                    "action": self.action, "hits_per_benchmark": per_bench,
                                                    "index": index.stats})
