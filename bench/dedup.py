@@ -22,7 +22,7 @@ In-memory methods are timed from texts in memory; the pipelines from JSONL files
 Memory of ours at scale: ours-pipeline on generated documents (no input files) at growing sizes.
 
   python bench/dedup.py                 # 200k documents (about 15 minutes on 2 shared cores)
-  python bench/dedup.py --docs 20000    # quick try
+  python bench/dedup.py --quick         # quick try (20k documents, about 2 minutes)
 """
 from __future__ import annotations
 
@@ -465,9 +465,13 @@ def main() -> None:
                     help="documents for datatrove as shipped (its spaCy tokenizer runs ~100 docs/s here)")
     ap.add_argument("--scale", default="100000,300000,1000000",
                     help="sizes for the memory curve of ours-pipeline ('' to skip)")
+    ap.add_argument("--quick", action="store_true",
+                    help="a quick try: 20k documents, datatrove subset 2k, memory curve at 20k and 50k")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--arg", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.quick:
+        args.docs, args.datatrove_subset, args.scale = 20_000, 2_000, "20000,50000"
     work = Path(args.work)
     if args.child:
         child(args.child, work, args.arg, args.seed)
