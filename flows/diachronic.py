@@ -222,7 +222,7 @@ def _report_table(title: str, summary: dict, slicing: dict, budgets: dict[str, i
         s = slicing["slices"].get(sl, {})
         cells = [f"{s['splits'][sp]['words']:,}" if s else "0" for sp in budgets]
         t.add_row(sl, f"{n:,}", f"{s.get('works', 0):,}", *cells)
-    t.caption = (f"words per split (budgets: " + ", ".join(f"{k} {v:,}" for k, v in budgets.items()) + "); "
+    t.caption = ("words per split (budgets: " + ", ".join(f"{k} {v:,}" for k, v in budgets.items()) + "); "
                  f"{summary['works']} works: {summary['dated']} dated, {summary['undated']} undated (each with a "
                  f"reason); deciding evidence: " + ", ".join(f"{k} {v}" for k, v in
                                                             list(summary["by_date_source"].items())[:5]))

@@ -1,5 +1,4 @@
 """Style classifier: trained on time-labelled slices, calibrated probabilities, save/load by local path."""
-import numpy as np
 import pytest
 
 from filters.dating.periods import Slice, slice_of

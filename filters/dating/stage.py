@@ -5,7 +5,6 @@ Plain functions of paths and already-built parts (author index, style model); th
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,10 +232,3 @@ def works_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "by_date_source": dict(sorted(by_source.items(), key=lambda kv: -kv[1])),
             "flags": dict(sorted(flags.items(), key=lambda kv: -kv[1]))}
 
-
-def evidence_json_ok(row: dict[str, Any]) -> bool:
-    try:
-        json.loads(row["evidence"])
-        return True
-    except (TypeError, ValueError):
-        return False
