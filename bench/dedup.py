@@ -544,8 +544,9 @@ def print_table(rows: list[dict], scale: list[dict], args) -> None:
                   "and the text generator's word pool)")
         if len(scale) >= 2 and scale[-1]["docs"] < 1_000_000:
             a, b = scale[-2], scale[-1]
-            slope = (b["peak_rss_mb"] - a["peak_rss_mb"]) / (b["docs"] - a["docs"])
-            print(f"  extrapolated to 1,000,000 docs: {b['peak_rss_mb'] + slope * (1_000_000 - b['docs']):,.0f} MB")
+            slope = max(0.0, (b["peak_rss_mb"] - a["peak_rss_mb"]) / (b["docs"] - a["docs"]))
+            print(f"  extrapolated to 1,000,000 docs (line through the last two points, never below the last): "
+                  f"{b['peak_rss_mb'] + slope * (1_000_000 - b['docs']):,.0f} MB")
 
 
 if __name__ == "__main__":  # datatrove's LocalPipelineExecutor may start processes (forkserver): keep this guard
