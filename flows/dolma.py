@@ -40,7 +40,9 @@ class DolmaConfig(RunConfig):
 @task(name="plan-inputs", cache_policy=NO_CACHE, retries=1)
 def plan_inputs(cfg: DolmaConfig, out_dir: Path) -> RunPlan:
     inputs = cfg.inputs or [str(sample_corpus_path())]
-    plan = plan_run(inputs, out_dir, config_hash(cfg), cfg.overwrite)
+    # the filter stage's resume key: dedup settings don't change what the filters did (dedup checks its own)
+    plan = plan_run(inputs, out_dir, config_hash(cfg, exclude={"inputs", "output", "overwrite", "dedup"}),
+                    cfg.overwrite)
     run_logger().info("%d input file(s), %d already finished, %d to process",
                       len(plan.items), len(plan.finished), len(plan.pending))
     return plan

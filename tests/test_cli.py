@@ -35,20 +35,30 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, timeout=120)
 
 
-def test_bad_config_is_one_line_and_exit_2(tmp_path):
+def test_bad_config_is_one_line_and_exit_2_as_a_user_sees_it():
     r = _cli("run", "dolma", "--set", "filters.gopher_qualty.min_doc_words=3")
     assert r.returncode == 2
     assert r.stderr.strip() == ("error: unknown config key 'filters.gopher_qualty'; did you mean "
                                 "'filters.gopher_quality'?")
-    r = _cli("run", "dolma", "--set", "filters.langid.threshold=high")
-    assert r.returncode == 2 and "filters.langid.threshold" in r.stderr and "Traceback" not in r.stderr
-    r = _cli("run", "dolmaa")
-    assert r.returncode == 2 and "did you mean 'dolma'" in r.stderr
-    r = _cli("run", "dolma", "--input", str(tmp_path / "missing.jsonl"))
-    assert r.returncode == 2 and "missing.jsonl: input does not exist" in r.stderr
+
+
+def _run_in_process(*args):
+    r = runner.invoke(app, list(args))
+    return r.exit_code, r.stderr
+
+
+def test_bad_config_and_input_errors(tmp_path):
+    code, err = _run_in_process("run", "dolma", "--set", "filters.langid.threshold=high")
+    assert code == 2 and "filters.langid.threshold" in err and "Traceback" not in err
+    code, err = _run_in_process("run", "dolmaa")
+    assert code == 2 and "did you mean 'dolma'" in err
+    code, err = _run_in_process("run", "dolma", "--input", str(tmp_path / "missing.jsonl"))
+    assert code == 2 and "missing.jsonl: input does not exist" in err
     bad_yaml = tmp_path / "c.yaml"
     bad_yaml.write_text("filters: [unclosed\n")
-    r = _cli("run", "dolma", "--config", str(bad_yaml))
-    assert r.returncode == 2 and "c.yaml: not valid YAML" in r.stderr
-    r = _cli("run", "dolma", "--set", "filters.quality.enabled=true")
-    assert r.returncode == 2 and "filters.quality.model: required" in r.stderr
+    code, err = _run_in_process("run", "dolma", "--config", str(bad_yaml))
+    assert code == 2 and "c.yaml: not valid YAML" in err
+    code, err = _run_in_process("run", "dolma", "--set", "filters.quality.enabled=true")
+    assert code == 2 and "filters.quality.model: required" in err
+    code, err = _run_in_process("run", "dolma", "--set", "dedup.paragraph.enabled=maybe")
+    assert code == 2 and "dedup.paragraph.enabled" in err

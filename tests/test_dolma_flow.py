@@ -126,6 +126,12 @@ def test_malformed_inputs_quarantined_rest_processed_and_resume(tmp_path, prefec
     assert again == first  # nothing lost, nothing duplicated
     assert json.loads((out / "manifest.json").read_text())["outputs"] == manifest["outputs"]
 
+    # changing a dedup setting reruns dedup only; changing a filter threshold refilters
+    run(out, [inputs], shard_rows=7, **{"dedup.minhash.enabled": "false"})
+    assert (untouched / "done.json").stat().st_mtime_ns == mtime
+    run(out, [inputs], shard_rows=7, **{"filters.langid.threshold": 0.5})
+    assert (untouched / "done.json").stat().st_mtime_ns != mtime
+
     # overwrite=true starts fresh
     shutil.rmtree(inputs / "a_good.jsonl", ignore_errors=True)
     (inputs / "a_good.jsonl").unlink(missing_ok=True)
