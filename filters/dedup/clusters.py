@@ -164,8 +164,9 @@ class Clusters:
 
 
 def id_ranks(ids: Sequence[str] | np.ndarray) -> np.ndarray:
-    """Rank of each id in sorted order (ties keep input order); raises on duplicate ids, which would make the
-    keep policy depend on input order."""
+    """Rank of each id in sorted order. Duplicate ids (two input files reusing ids) are ranked by input order,
+    which is itself deterministic (inputs are sorted), and reported with a warning: the kept copy's id in
+    `rejected/` is then ambiguous, never the choice itself."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -176,11 +177,12 @@ def id_ranks(ids: Sequence[str] | np.ndarray) -> np.ndarray:
         eq = pc.equal(sorted_ids.slice(1), sorted_ids.slice(0, len(order) - 1))
         dup = np.flatnonzero(np.asarray(pc.fill_null(eq, False)))
         if dup.size:
+            import warnings
+
             i = int(dup[0])
-            raise ValueError(
-                f"duplicate document id {sorted_ids[i].as_py()!r} (rows {int(order[i])} and {int(order[i + 1])}): "
-                "dedup needs unique ids to choose the kept copy deterministically"
-            )
+            warnings.warn(
+                f"{dup.size} duplicate document id(s), e.g. {sorted_ids[i].as_py()!r} (rows {int(order[i])} and "
+                f"{int(order[i + 1])}): ties are broken by input order", stacklevel=2)
     ranks = np.empty(len(order), dtype=np.int64)
     ranks[order] = np.arange(len(order), dtype=np.int64)
     return ranks
