@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
-from prefect import flow, task
+from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
@@ -27,7 +27,8 @@ from flows.registry import Pipeline
 from flows.reporting import console, publish_artifact, run_logger
 from generators.backends import BackendConfig, default_backend_config, get_backend
 from generators.backends.base import SamplingParams
-from generators.stage import RetryPolicy, load_results, requests_to_table, run_generation
+from generators.stage import (GenerationReport, ResultStore, RetryPolicy, Shard, ShardStats, load_results,
+                              plan_shards, requests_to_table, run_generation, run_shard)
 from generators.textbooks import (PostprocessConfig, Seed, TextbookMixture, build_requests, fasttext_language,
                                   TextbookSampling, join_generations, load_topics, postprocess, textbook_schema,
                                   web_seeds)
@@ -41,6 +42,8 @@ class GenerationSettings(StrictModel):
     backoff_s: float = Field(1.0, ge=0)
     workers: int = Field(1, ge=1, description="worker processes, one engine each")
     device_groups: list[str] | None = Field(None, description='CUDA_VISIBLE_DEVICES per worker, e.g. ["0", "1"]')
+    shard_tasks: bool = Field(False, description="one Prefect task per shard, run by the flow's task runner "
+                                                 "(e.g. prefect-ray) instead of the stage's own loop/workers")
 
 
 class EduSelectionConfig(StrictModel):
@@ -165,18 +168,55 @@ def select_educational(seeds: list[Seed], texts: dict[str, str], cfg: TextbooksC
     return [s for s in seeds if s.source != "web" or s.id in keep], stats
 
 
-@task(name="generate-textbooks", cache_policy=NO_CACHE)
-def generate(seeds: list[Seed], cfg: TextbooksConfig, out_dir: Path) -> tuple[list, list[dict], dict]:
+@task(name="build-prompts", cache_policy=NO_CACHE)
+def build_prompts(seeds: list[Seed], cfg: TextbooksConfig, out_dir: Path) -> tuple[list, list[dict]]:
     requests, info = build_requests(seeds, cfg.mixture, cfg.sampling)
     write_table_atomic(work_dir(out_dir) / "prompts.parquet", requests_to_table(requests).append_column(
         "style", pa.array([i["style"] for i in info])).append_column(
         "audience", pa.array([i["audience"] for i in info])))
+    return requests, info
+
+
+@task(name="generate-textbooks", cache_policy=NO_CACHE)
+def generate(requests: list, cfg: TextbooksConfig, out_dir: Path) -> dict:
     g = cfg.generation
     report = run_generation(requests, backend_config(cfg), work_dir(out_dir) / "generation", shard_size=g.shard_size,
                             policy=RetryPolicy(g.max_retries, g.backoff_s), workers=g.workers,
                             device_groups=g.device_groups)
     console.print(report.table())
-    return requests, info, report.as_dict()
+    return report.as_dict()
+
+
+@task(name="plan-shards", cache_policy=NO_CACHE)
+def plan_generation_shards(requests: list, cfg: TextbooksConfig, out_dir: Path) -> tuple[list[Shard], int]:
+    bcfg = backend_config(cfg)
+    shards, _, cached = plan_shards(requests, get_backend(bcfg).identity(), ResultStore(work_dir(out_dir) / "generation"),
+                                    cfg.generation.shard_size)
+    run_logger().info("%d requests cached, %d shards to generate", cached, len(shards))
+    return shards, cached
+
+
+@task(name="generate-shard", cache_policy=NO_CACHE)
+def generate_shard_task(shard: Shard, cfg: TextbooksConfig, out_dir: Path) -> ShardStats:
+    g = cfg.generation
+    return run_shard(shard, backend_config(cfg), work_dir(out_dir) / "generation", RetryPolicy(g.max_retries, g.backoff_s))
+
+
+def generate_as_tasks(requests: list, cfg: TextbooksConfig, out_dir: Path) -> dict:
+    """One Prefect task per shard, run by the flow's task runner (threads here; `prefect-ray`'s RayTaskRunner on a
+    cluster, where each worker process keeps one engine)."""
+    import time
+
+    t0 = time.perf_counter()
+    shards, cached = plan_generation_shards(requests, cfg, out_dir)
+    report = GenerationReport(requests=len(requests), cached=cached)
+    for stats in generate_shard_task.map(shards, unmapped(cfg), unmapped(out_dir)).result():
+        report.add(stats)
+    report.wall_s = time.perf_counter() - t0
+    engine = get_backend(backend_config(cfg))
+    report.model, report.backend = engine.model, engine.name
+    console.print(report.table())
+    return report.as_dict()
 
 
 def model_token_counter(bcfg):
@@ -251,7 +291,11 @@ def textbooks_flow(config: TextbooksConfig) -> dict:
         seeds = seeds[:config.max_seeds]
     if not seeds:
         raise ValueError("no seeds: give --input documents and/or --set topics=<file.yaml|csv>")
-    requests, info, generation = generate(seeds, config, out_dir)
+    requests, info = build_prompts(seeds, config, out_dir)
+    if config.generation.shard_tasks:
+        generation = generate_as_tasks(requests, config, out_dir)
+    else:
+        generation = generate(requests, config, out_dir)
     outputs, counts = postprocess_and_publish(requests, info, config, out_dir)
     stats = write_report(config, out_dir, seed_counts, edu, generation, counts, outputs, started)
     return {"output": str(out_dir), "stats": stats}

