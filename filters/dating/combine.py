@@ -2,9 +2,11 @@
 evidence and flags (collection, translation, multi-author, revised edition, ...).
 
 The model is a small Bayesian one on a grid of years, written so that no single wrong extractor can decide alone:
-  prior      author's age at publication (median ~46, from the Wikidata-linked works of the paper: N(46, 16)
-             with a 15% flat tail), restricted softly to the plausible window (birth + 15 .. death + 10) - outside
-             it a work keeps 10% of the weight instead of being thrown away (real posthumous first editions exist)
+  prior      when in the author's life works appear (filters/dating/publication_age.py: the age at the work
+             given the lifespan, fitted on weak LLM labels of 1,461 non-benchmark authors by
+             bench/fit_publication_age.py; its tails hold late works, posthumous first editions and label
+             noise), times the corpus coverage (a public-domain corpus holds few works after the 1920s;
+             `prior_coverage=False` drops it), with a 1% flat floor so that no year is ever excluded
   evidence   each piece says P(what the extractor saw | true year y) as a mixture: with probability
              `confidence` the extractor read what it claims (a point +-kernel, an upper bound with a decay back to
              earlier years, a lower bound with a gap distribution, a range), otherwise it is noise spread evenly
@@ -25,12 +27,10 @@ import numpy as np
 from filters.dating.authors import AuthorMatch, lifetime_window
 from filters.dating.evidence import Evidence
 from filters.dating.periods import DEFAULT_SLICES, Slice, slice_of
+from filters.dating.publication_age import publication_year_density
 
 GRID_START, GRID_END = 1450, 2030
-AGE_AT_WORK_MEAN, AGE_AT_WORK_SD = 46.0, 16.0
-DEATH_MINUS_WORK_MEAN, DEATH_MINUS_WORK_SD = 22.0, 16.0
-AGE_FLAT_SHARE = 0.15
-OUTSIDE_WINDOW_WEIGHT = 0.1
+PRIOR_FLOOR = 0.01  # share of the author prior spread evenly over the grid: a wrong author match cannot veto
 STYLE_FLOOR = 0.1  # mix the classifier with a uniform answer: it is trained on one corpus' notion of style
 
 # order used to name the deciding evidence when several agree
@@ -139,19 +139,13 @@ def style_likelihood(slice_probs: dict[str, float], grid: np.ndarray,
     return np.where(grid > mids[-1], probs[-1] * np.exp(-(grid - mids[-1]) / 30.0), out)
 
 
-def author_prior(grid: np.ndarray, birth: int | None, death: int | None) -> np.ndarray:
-    """Prior over the work's year from the author's life; flat when the author is unknown."""
-    if birth is None and death is None:
+def author_prior(grid: np.ndarray, birth: int | None, death: int | None, coverage: bool = True) -> np.ndarray:
+    """Prior over the work's year from the author's life (the fitted age-at-publication model); flat when the
+    author is unknown."""
+    dens = publication_year_density(grid, birth, death, use_coverage=coverage)
+    if dens is None or dens.sum() <= 0:
         return np.ones(len(grid))
-    if birth is not None:
-        dens = np.exp(-0.5 * ((grid - birth - AGE_AT_WORK_MEAN) / AGE_AT_WORK_SD) ** 2)
-    else:
-        dens = np.exp(-0.5 * ((death - grid - DEATH_MINUS_WORK_MEAN) / DEATH_MINUS_WORK_SD) ** 2)
-    lo, hi = lifetime_window(birth, death)
-    inside = (grid >= lo) & (grid <= hi)
-    # heavy tail: late works and early juvenilia exist, the Gaussian alone would veto them
-    dens = (1 - AGE_FLAT_SHARE) * dens + AGE_FLAT_SHARE
-    return dens * np.where(inside, 1.0, OUTSIDE_WINDOW_WEIGHT) + 1e-12
+    return (1 - PRIOR_FLOOR) * dens / dens.sum() + PRIOR_FLOOR / len(grid)
 
 
 # ------------------------------------------------------------------------------------------- the posterior
@@ -177,8 +171,10 @@ def _slice_mass(grid: np.ndarray, post: np.ndarray, sl: Slice | None, slices) ->
 
 def combine_evidence(evidence: list[Evidence], author: AuthorMatch | None = None,
                      slices: tuple[Slice, ...] = DEFAULT_SLICES, grid: np.ndarray | None = None,
-                     extra_flags: list[str] | None = None) -> DatingResult:
-    """Year, 80% range, slice, confidence, deciding evidence and flags from all evidence about one work."""
+                     extra_flags: list[str] | None = None, prior_coverage: bool = True) -> DatingResult:
+    """Year, 80% range, slice, confidence, deciding evidence and flags from all evidence about one work.
+    `prior_coverage`: weigh the author prior by the public-domain corpus' coverage of later years (see
+    filters/dating/publication_age.py); switch off for corpora running past the 1920s."""
     grid = year_grid() if grid is None else grid
     flags = list(extra_flags or [])
     birth = author.record.birth if author else None
@@ -198,7 +194,7 @@ def combine_evidence(evidence: list[Evidence], author: AuthorMatch | None = None
         return DatingResult(None, None, None, None, None, None, ev_dicts, sorted(set(flags)),
                             reason="no evidence: no dates in the text or metadata, author not in the authors "
                                    "table, no style model")
-    prior = author_prior(grid, birth, death)
+    prior = author_prior(grid, birth, death, coverage=prior_coverage)
     lks = [evidence_likelihood(e, grid, slices) for e in usable]
     post = _posterior(grid, prior, lks)
     year = _quantile(grid, post, 0.5)

@@ -50,6 +50,7 @@ class DatingContext:
     metadata: dict[str, MetadataRow] = field(default_factory=dict)
     extra_evidence: dict[str, list[Evidence]] = field(default_factory=dict)  # e.g. LLM answers by work id
     author_threshold: float = MATCH_THRESHOLD
+    prior_coverage: bool = True  # author prior weighted by a public-domain corpus' coverage (few works after ~1925)
 
 
 # ------------------------------------------------------------------------------------------------- reading
@@ -100,7 +101,8 @@ def date_file(path: Path, ctx: DatingContext, fields: FieldMap) -> list[dict[str
             continue
         work = apply_metadata(item, ctx.metadata.get(item.id) or ctx.metadata.get(Path(item.source).stem))
         rows.append(date_work(work, ctx.author_index, ctx.style_model, ctx.slices,
-                              extra_evidence=ctx.extra_evidence.get(work.id), author_threshold=ctx.author_threshold))
+                              extra_evidence=ctx.extra_evidence.get(work.id), author_threshold=ctx.author_threshold,
+                              prior_coverage=ctx.prior_coverage))
     return rows
 
 

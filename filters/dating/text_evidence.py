@@ -277,14 +277,26 @@ _IMPRINT_CUE_RE = re.compile(
 )
 
 
+# houses and series that (almost) only reprinted books first published elsewhere: a title page naming one is a
+# reprint's, so its year is a later edition's (general book-trade knowledge, not fitted on anything)
+_REPRINT_HOUSE_RE = re.compile(
+    r"\b(?:grosset\s*(?:&|and)\s*dunlap|a\.\s*l\.\s*burt|hurst\s*(?:&|and)\s*co(?:mpany|\.)?|"
+    r"m\.\s*a\.\s*donohue|donohue\s*(?:&|and)\s*co|tauchnitz|collection\s+of\s+british\s+authors|"
+    r"everyman'?s\s+library|the\s+world'?s\s+classics|nelson'?s\s+(?:library|sevenpenny|shilling)|"
+    r"collins'?\s+clear-?type|tower\s+books|modern\s+library|burt'?s\s+home\s+library)\b", re.IGNORECASE)
+
+
 def title_page_years(text: str) -> list[Evidence]:
     """A year standing alone on a title-page line ("1913", "_1923_", "1868.", "MDCCCLXVIII") or closing/opening a
     short imprint line ("Frederick Warne & Co., 1902", "1903 by Frederick Warne & Co."). It is the year *this
     edition* was printed: the first edition is that year or earlier (a reprint), so it is an upper bound that is
-    most likely exact. Dated signature lines ("Christmas, 1901") are left to `dated_lines`."""
+    most likely exact - unless the title page names a reprint house or series (Grosset & Dunlap, A. L. Burt,
+    Tauchnitz, Everyman's Library, ...): then it is a later edition's year. Dated signature lines ("Christmas,
+    1901") are left to `dated_lines`."""
     end = title_zone_end(text)
     zone = text[:end]
     others = _other_books_spans(text, end)
+    reprint_house = _REPRINT_HOUSE_RE.search(zone)
     out: list[Evidence] = []
     for m in re.finditer(r"(?m)^[^\n]*$", zone):
         line = m.group(0)
@@ -308,10 +320,12 @@ def title_page_years(text: str) -> list[Evidence]:
                 year = int(im.group(1)) if im else None
         if year is None or not (MIN_YEAR <= year <= MAX_YEAR):
             continue
-        kind = "later_edition" if _EDITION_RE.search(line) else "title_page_year"
+        kind = "later_edition" if _EDITION_RE.search(line) or reprint_house else "title_page_year"
+        detail = {"likely_exact": kind == "title_page_year"}
+        if reprint_house:
+            detail["reprint_publisher"] = reprint_house.group(0)
         out.append(Evidence(kind, "upper", high=year, confidence=0.8 if kind == "title_page_year" else 0.9,
-                            source=f"text@{m.start()}", snippet=_snippet(text, m.start()),
-                            detail={"likely_exact": kind == "title_page_year"}))
+                            source=f"text@{m.start()}", snippet=_snippet(text, m.start()), detail=detail))
     return out
 
 

@@ -136,7 +136,7 @@ def apply_metadata(work: Work, meta: MetadataRow | None) -> Work:
 
 def date_work(work: Work, author_index: AuthorIndex | None = None, style_model=None,
               slices: tuple[Slice, ...] = DEFAULT_SLICES, extra_evidence: list[Evidence] | None = None,
-              author_threshold: float = MATCH_THRESHOLD) -> dict[str, Any]:
+              author_threshold: float = MATCH_THRESHOLD, prior_coverage: bool = True) -> dict[str, Any]:
     """The `works` row for one work (see WORKS_SCHEMA)."""
     evidence: list[Evidence] = []
     if work.metadata_year is not None:
@@ -160,7 +160,7 @@ def date_work(work: Work, author_index: AuthorIndex | None = None, style_model=N
                 flags.append("author_not_found")
     else:
         flags.append("no_author")
-    result = combine_evidence(evidence, match, slices=slices, extra_flags=flags)
+    result = combine_evidence(evidence, match, slices=slices, extra_flags=flags, prior_coverage=prior_coverage)
     return {
         "id": work.id,
         "title": work.title,
