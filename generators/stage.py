@@ -495,14 +495,15 @@ def _run_in_processes(shards: list[Shard], cfg: BackendConfig, store_dir, policy
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = mp.get_context("spawn")
-    queue = ctx.Manager().Queue()
-    for group in (device_groups or [])[:workers]:
-        queue.put(group)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(queue,)) as pool:
-        futures = [pool.submit(run_shard, shard, cfg, str(store_dir), policy) for shard in shards]
-        for fut in as_completed(futures):
-            _tick(bar, report, fut.result(), t0)
+    with ctx.Manager() as manager:
+        queue = manager.Queue()
+        for group in (device_groups or [])[:workers]:
+            queue.put(group)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(queue,)) as pool:
+            futures = [pool.submit(run_shard, shard, cfg, str(store_dir), policy) for shard in shards]
+            for fut in as_completed(futures):
+                _tick(bar, report, fut.result(), t0)
 
 
 def gpu_groups(engines: int, gpus_per_engine: int) -> list[str]:

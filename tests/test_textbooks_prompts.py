@@ -99,3 +99,23 @@ def test_topic_lists_yaml_and_csv(tmp_path):
         load_topics(y)
     with pytest.raises(TopicFileError, match="does not exist"):
         load_topics(tmp_path / "missing.yaml")
+
+
+def test_shipped_config_matches_the_model_and_bad_input_is_named(tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from flows.config import ConfigError, defaults_yaml, load_config
+    from flows.textbooks import TextbooksConfig, preflight
+
+    shipped = Path(__file__).resolve().parents[1] / "configs" / "textbooks.yaml"
+    assert yaml.safe_load(shipped.read_text()) == yaml.safe_load(defaults_yaml(TextbooksConfig))
+    cfg = load_config(TextbooksConfig, sets=["sampling.max_tokens=32"])
+    assert (cfg.sampling.temperature, cfg.sampling.repetition_penalty, cfg.sampling.max_tokens) == (0.6, 1.2, 32)
+    with pytest.raises(ConfigError, match="mixture.styles"):
+        load_config(TextbooksConfig, sets=["mixture.styles.poem=1.0"])
+    bad = tmp_path / "topics.yaml"
+    bad.write_text("topics: [ok, {name: x}]\n")
+    with pytest.raises(TopicFileError, match="topics.yaml: item 1"):
+        preflight(load_config(TextbooksConfig, sets=[f"topics={bad}", "postprocess.languages=null"]))
