@@ -2,6 +2,7 @@
 
     python bench/generation.py                                   # CPU: transformers, and vLLM when importable
     python bench/generation.py --backends transformers --batch-sizes 1,8,64,512 --device cuda   # a GPU machine
+    python bench/generation.py --backends instant --max-tokens 128   # the stage alone: its cost per request
 
 Same model (default: SmolLM2-135M dequantised), same requests (chat prompts, fixed seeds, so both runs produce
 the same tokens), same shards: "raw" calls `backend.generate` shard by shard; "stage" is `run_generation` into a
@@ -20,11 +21,39 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from generators.backends import TransformersConfig, VLLMConfig, make_backend  # noqa: E402
-from generators.backends.base import GenerationRequest, SamplingParams  # noqa: E402
+from generators.backends.base import Backend, GenerationRequest, GenerationResult, SamplingParams  # noqa: E402
 from generators.stage import run_generation  # noqa: E402
 
 SUBJECTS = ["rivers", "bees", "volcanoes", "glass", "tides", "maps", "salt", "owls", "clocks", "bridges", "ferns",
             "comets", "paper", "wind", "coral", "iron", "moss", "ink", "snow", "wheat"]
+
+
+class InstantBackend(Backend):
+    """Answers at once with a fixed text: what is left is the stage's own cost per request (its ceiling)."""
+    name = "instant"
+    model = "none"
+
+    def __init__(self, tokens: int):
+        self.text = "word " * tokens
+        self.tokens = tokens
+
+    def identity(self):
+        return {"backend": self.name}
+
+    def generate(self, requests):
+        return [GenerationResult(request_id=r.id, completion_index=0, text=self.text, finish_reason="length",
+                                 prompt_tokens=20, completion_tokens=self.tokens) for r in requests]
+
+
+def stage_cost(n: int, tokens: int, shard_size: int) -> None:
+    """Stage time per request with an instant backend: compare with a real backend's time per request."""
+    requests = make_requests(n, tokens)
+    with tempfile.TemporaryDirectory() as store:
+        t0 = time.perf_counter()
+        run_generation(requests, InstantBackend(tokens), store, shard_size=shard_size, progress=False)
+        wall = time.perf_counter() - t0
+    print(f"stage cost (instant backend): {n} requests x {tokens} tokens, shard {shard_size}: {wall:.2f} s = "
+          f"{wall / n * 1e3:.3f} ms/request ({n * tokens / wall:,.0f} tok/s ceiling)")
 
 
 def make_requests(n: int, max_tokens: int) -> list[GenerationRequest]:
@@ -68,7 +97,8 @@ def bench_one(name, backend, n, max_tokens, shard_size, repeats):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backends", default="transformers,vllm")
+    ap.add_argument("--backends", default="transformers,vllm",
+                    help="transformers, vllm, instant (the stage alone: its cost per request)")
     ap.add_argument("--model", default=None, help="local HF folder; default SmolLM2-135M dequantised")
     ap.add_argument("--requests", type=int, default=32)
     ap.add_argument("--max-tokens", type=int, default=64)
@@ -81,6 +111,9 @@ def main() -> None:
 
     rows = []
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if "instant" in names:
+        for n, shard in ((max(args.requests, 1024), 64), (max(args.requests, 10240), 512)):
+            stage_cost(n, args.max_tokens, shard)
     if "transformers" in names:
         for bs in [int(x) for x in args.batch_sizes.split(",")]:
             backend = make_backend(TransformersConfig(model=args.model, device=args.device, batch_size=bs,
