@@ -210,6 +210,7 @@ def test_vllm_generates_real_text(vllm_backend):
     assert by["long"][0].status == "failed" and "1024" in by["long"][0].error
     again = vllm_backend.generate(reqs)  # reproducible=True: the same batch again gives the same seeded texts
     assert [(r.request_id, r.text) for r in again] == [(r.request_id, r.text) for r in results]
+    assert os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") is None  # set for building that engine only
 
 
 @pytest.fixture(scope="module")
