@@ -4,7 +4,7 @@ the 70B-LLM years of the diachronic paper (gb_authors_wikidata_llm_dates.jsonl) 
     python bench/dating.py [--texts DIR] [--authors TABLE] [--style-model DIR] [--reference CSV] [--per-work]
 
 Reports exact-year, within-5, MAE and slice agreement for: the full pipeline, ablations (text evidence only;
-text + author life; + style), the LLM years alone, and the pipeline with the LLM answer added as its optional
+text + author life; + style; without the same-author-lists pass), the LLM years alone, and the pipeline with the LLM answer added as its optional
 `llm` evidence (the paper's answers stand in for the generation layer). Apart from that last row nothing reads
 the LLM years. Without --style-model a model is trained on ../shared slices into a temporary folder (~50 s).
 """
@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from filters.dating.authors import AuthorIndex, load_authors_table  # noqa: E402
+from filters.dating.bibliography import listing_evidence  # noqa: E402
 from filters.dating.periods import DEFAULT_SLICES, slice_of  # noqa: E402
 from filters.dating.style import StyleModel, train_style_model  # noqa: E402
 from filters.dating.works import date_work, work_from_text  # noqa: E402
@@ -103,15 +104,24 @@ def main(argv: list[str] | None = None) -> int:
         "text evidence only": dict(author_index=None, style_model=None),
         "text + author life": dict(author_index=index, style_model=None),
         "text + style": dict(author_index=None, style_model=style),
+        "full, without same-author lists": dict(author_index=index, style_model=style, listings=False),
         "full (text + author + style)": dict(author_index=index, style_model=style),
         "full + LLM answer as evidence": dict(author_index=index, style_model=style, llm=True),
     }
     rows: dict[str, dict[str, dict]] = {}
+    bounded: dict[str, dict] = {}
     t1 = time.time()
     for name, kw in configs.items():
-        use_llm = kw.pop("llm", False)
-        rows[name] = {w.id: date_work(w, slices=DEFAULT_SLICES, extra_evidence=llm_ev.get(w.id) if use_llm else None,
-                                      **kw) for w in works}
+        use_llm, use_listings = kw.pop("llm", False), kw.pop("listings", True)
+        extra = {w.id: list(llm_ev.get(w.id, [])) if use_llm else [] for w in works}
+        rows[name] = {w.id: date_work(w, slices=DEFAULT_SLICES, extra_evidence=extra[w.id], **kw) for w in works}
+        if use_listings:
+            # the flow's corpus-level pass: works listed by another dated work of their author, dated again
+            bounded[name] = listing_evidence(list(rows[name].values()))
+            for w in works:
+                if w.id in bounded[name]:
+                    rows[name][w.id] = date_work(w, slices=DEFAULT_SLICES,
+                                                 extra_evidence=extra[w.id] + bounded[name][w.id], **kw)
     run_s = time.time() - t1
 
     ids = [i for i in ref if i in rows["full (text + author + style)"]]
@@ -144,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             ok = "yes" if slice_of(r["year"]) == slice_of(ref[i]["year"]) else "NO"
             print(f"| {i} | {ref[i]['year']} | {r['year']} | {r['year_low']}-{r['year_high']} | {ok} | "
                   f"{r['confidence']:.2f} | {r['date_source']} | {llm.get(i)} | {(r['title'] or '')[:40]} |")
+        print("\nworks bounded by another work's list (full): " + ", ".join(
+            f"{i} <= {ev[0].high} (listed by {ev[0].detail['listing_work']})"
+            for i, ev in sorted(bounded["full (text + author + style)"].items())))
         others = [w.id for w in works if w.id not in ref]
         print("\nworks without a reference year:")
         for i in others:

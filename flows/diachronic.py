@@ -30,7 +30,8 @@ from filters.dating.authors import AuthorIndex, load_authors_table
 from filters.dating.periods import parse_slice_name
 from filters.dating.slicing import DEFAULT_BUDGETS, DEFAULT_MAX_WORKS_PER_AUTHOR, DEFAULT_MIN_PARAGRAPH_WORDS
 from filters.dating.stage import (SLICE_SCHEMA, DatingContext, SlicingOptions, date_file_cached, iter_works,
-                                  read_rows, slice_corpus, slice_tables, unique_ids, works_summary)
+                                  read_rows, redate_listed_works, slice_corpus, slice_tables, unique_ids,
+                                  works_summary)
 from filters.dating.style import DEFAULT_CHUNK_WORDS, StyleModel, train_style_model
 from filters.dating.works import WORKS_SCHEMA, load_metadata_csv
 from flows.config import RunConfig, config_hash
@@ -59,6 +60,13 @@ class StyleSettings(StrictModel):
     # author prior it helps the works whose text carries no date (bench/dating.py: slice 89.2% -> 91.9% on the
     # reference books), so turn it on when you have a model.
     model: str | None = Field(None, description="folder written by `flows run diachronic-train`; None = no style")
+
+
+class ListingsSettings(StrictModel):
+    enabled: bool = Field(True, description="a work listed by another dated work of its author ('Author of ...', "
+                                            "'By the same author') is bounded by that work's date")
+    confidence: float = Field(0.7, ge=0, le=1, description="trust that the list was in the listing work's first "
+                                                           "edition (a later printing may list later books)")
 
 
 class LLMSettings(StrictModel):
@@ -109,6 +117,7 @@ class DiachronicConfig(RunConfig):
     metadata: MetadataSettings = MetadataSettings()
     authors: AuthorsSettings = AuthorsSettings()
     style: StyleSettings = StyleSettings()
+    listings: ListingsSettings = ListingsSettings()
     llm: LLMSettings = LLMSettings()
     slicing: SlicingSettings = SlicingSettings()
 
@@ -185,6 +194,16 @@ def date_works(items: list[StagedInput], ctx: DatingContext, cfg: DiachronicConf
     return {"parts": [str(p) for p in parts], "reused": reused}
 
 
+@task(name="bound-listed-works", cache_policy=NO_CACHE)
+def bound_listed_works(items: list[StagedInput], parts: list[str], ctx: DatingContext, cfg: DiachronicConfig,
+                       staging: Path) -> dict:
+    parts_out, report = redate_listed_works(items, [Path(p) for p in parts], ctx, _fields(cfg), config_hash(cfg),
+                                            staging, confidence=cfg.listings.confidence)
+    run_logger().info("%d work(s) listed by another dated work of their author; %d input file(s) dated again",
+                      report["works_bounded"], report["inputs_redated"])
+    return {"parts": [str(p) for p in parts_out], **report}
+
+
 @task(name="publish-works", cache_policy=NO_CACHE)
 def publish_works(parts: list[str], out_dir: Path, cfg: DiachronicConfig) -> tuple[list[dict], list[dict], int]:
     import pyarrow as pa
@@ -252,14 +271,17 @@ def diachronic_flow(config: DiachronicConfig) -> dict:
     staging = out_dir / WORK_DIR / "dated"
     staging.mkdir(parents=True, exist_ok=True)
     dated = date_works(items, ctx, config, staging)
-    rows, works_shards, renamed = publish_works(dated["parts"], out_dir, config)
+    listings = bound_listed_works(items, dated["parts"], ctx, config, staging) if config.listings.enabled else None
+    rows, works_shards, renamed = publish_works((listings or dated)["parts"], out_dir, config)
     slicing_stats, slice_outputs = cut_slices(items, rows, config, out_dir)
     summary = works_summary(rows)
     read = sum(json.loads((staging / f"{i.key}.done.json").read_text())["works"] for i in items)
     invariant = {"works_read": read, "works_rows": len(rows), "holds": read == len(rows)
                  and all((r["year"] is None) == (r["undated_reason"] is not None) for r in rows)}
     stats = {"works": summary, "slicing": slicing_stats, "invariant": invariant, "duplicate_ids_renamed": renamed,
-             "inputs_reused": dated["reused"], **context_report, **({"llm": llm_report} if llm_report else {})}
+             "inputs_reused": dated["reused"], **context_report,
+             **({"listings": {k: v for k, v in listings.items() if k != "parts"}} if listings else {}),
+             **({"llm": llm_report} if llm_report else {})}
     atomic_write_json(out_dir / "stats.json", stats)
     write_manifest(out_dir, pipeline="diachronic", config=config.model_dump(mode="json"),
                    config_hash=config_hash(config),

@@ -214,3 +214,36 @@ def test_optional_llm_evidence_through_the_generation_layer(corpus, tmp_path, pr
     kinds = [e["kind"] for e in json.loads(row["evidence"])["evidence"]]
     assert row["year"] == 1912 and row["date_source"] == "copyright"  # a tiny model cannot outvote the text
     assert ("llm" in kinds) == (res["stats"]["llm"]["with_year"] == 1)
+
+
+def test_a_work_listed_by_another_dated_work_of_its_author_is_bounded(tmp_path, prefect_harness):
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "201.txt").write_text(gutenberg_book(201, "The Quiet Pond", "Jane Doe", "THE QUIET POND"),
+                                   encoding="utf-8")
+    (books / "202.txt").write_text(gutenberg_book(
+        202, "The Old Mill", "Jane Doe",
+        'THE OLD MILL\n\nBY JANE DOE\n\nAuthor of "The Quiet Pond," "Other Tales," etc.\n\nLONDON\nJOHN MURRAY\n1855.'),
+        encoding="utf-8")
+    authors = tmp_path / "authors.csv"
+    authors.write_text('author,birthdate,deathdate\n"Doe, Jane",1820,1915\n', encoding="utf-8")
+    sets = [f"authors.path={authors}", "slicing.budgets.train=100", "slicing.budgets.dev=10",
+            "slicing.budgets.test=50"]
+
+    def date(out, *extra):
+        res = diachronic_flow(load_config(DiachronicConfig, inputs=[str(books)], output=str(out),
+                                          sets=sets + list(extra)))
+        return res, {r["id"]: r for r in read(out, "works")}
+
+    res, works = date(tmp_path / "out")
+    pond = json.loads(works["201"]["evidence"])["evidence"]
+    listed = [e for e in pond if e["kind"] == "listed_by_other_work"]
+    assert len(listed) == 1 and listed[0]["high"] == works["202"]["year_high"] and "202" in listed[0]["source"]
+    assert works["202"]["year"] == 1855
+    assert not any(e["kind"] == "listed_by_other_work" for e in json.loads(works["202"]["evidence"])["evidence"])
+    assert res["stats"]["listings"]["works_bounded"] == 1 and res["stats"]["listings"]["by_work"] == {"201": "202"}
+    _, unbounded = date(tmp_path / "off", "listings.enabled=false")
+    # without the list only the author's life speaks; with it the years after 1855 lose most of their weight
+    assert works["201"]["year"] < unbounded["201"]["year"] and works["201"]["year_high"] < unbounded["201"]["year_high"]
+    again, rerun = date(tmp_path / "out")  # a rerun reuses both passes and gives the same rows
+    assert rerun == works and again["stats"]["inputs_reused"] == 2

@@ -36,7 +36,8 @@ STYLE_FLOOR = 0.1  # mix the classifier with a uniform answer: it is trained on 
 # order used to name the deciding evidence when several agree
 SOURCE_PRIORITY = ("metadata_year", "first_published", "copyright", "published_line", "preface_date",
                    "title_page_year", "title_years", "contents_years", "title_year", "serial_publication",
-                   "copyright_earliest", "later_edition", "later_edition_preface", "dated_letters", "latest_mention",
+                   "copyright_earliest", "later_edition", "later_edition_preface", "listed_by_other_work",
+                   "dated_letters", "latest_mention",
                    "title_subject_year", "llm", "style", "author_prior")
 
 # kernel of a point's error: P(true - stated = k)
@@ -108,7 +109,10 @@ def evidence_likelihood(ev: Evidence, grid: np.ndarray, slices: tuple[Slice, ...
         lo, hi = min(ev.low, ev.high), max(ev.low, ev.high)
         signal = np.where((grid >= lo) & (grid <= hi), 1.0 / (hi - lo + 1), 0.0)
     elif ev.role == "upper" and ev.high is not None:
-        if ev.detail.get("likely_exact"):
+        if ev.detail.get("existed_by"):
+            # only "the work existed by `high`" (another work lists it): no year before it is favoured
+            signal = np.where(grid <= ev.high, 1.0 / max(1, ev.high - int(grid[0]) + 1), 0.0)
+        elif ev.detail.get("likely_exact"):
             signal = _upper_profile(grid, ev.high, exact_share=0.6, tau=10.0)
         else:
             # a later edition: most follow the first within a few years, modern reprints decades later
@@ -224,7 +228,8 @@ def _tightest_later_edition(evidence: list[Evidence]) -> list[Evidence]:
     """Several later-edition dates ("new edition 1915", "re-issued 1920") all say "the first edition is older
     than this": together they say only what the earliest says, and multiplying them would count one fact
     several times. The others stay in the evidence with confidence 0 and the reason."""
-    later = [e for e in evidence if e.role == "upper" and not e.detail.get("likely_exact") and e.high is not None]
+    later = [e for e in evidence if e.role == "upper" and e.high is not None
+             and not e.detail.get("likely_exact") and not e.detail.get("existed_by")]
     if len(later) < 2:
         return evidence
     keep = min(later, key=lambda e: e.high)

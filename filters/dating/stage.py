@@ -5,6 +5,7 @@ Plain functions of paths and already-built parts (author index, style model); th
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,9 @@ from corpora.readers import FieldMap, read_records
 from corpora.records import BadRecord, Record
 from corpora.shards import write_table_atomic
 from corpora.staging import StagedInput
+from corpora.hashing import short_hash
 from filters.dating.authors import MATCH_THRESHOLD, AuthorIndex
+from filters.dating.bibliography import LISTED_CONFIDENCE, listing_evidence
 from filters.dating.evidence import Evidence
 from filters.dating.periods import Slice
 from filters.dating.slicing import SliceResult, SliceWork, build_slices, drop_first_chapter, paragraph_units
@@ -124,6 +127,34 @@ def date_file_cached(item: StagedInput, staging: Path, ctx: DatingContext, field
     atomic_write_json(done, {"path": item.path, "sha256": item.sha256, "config_hash": config_hash,
                              "works": len(rows)})
     return part, False
+
+
+def redate_listed_works(items: list[StagedInput], parts: list[Path], ctx: DatingContext, fields: FieldMap,
+                        config_hash: str, staging: Path, confidence: float = LISTED_CONFIDENCE
+                        ) -> tuple[list[Path], dict[str, Any]]:
+    """The corpus-level pass: works that another dated work of the same author lists ("Author of ...") get that
+    work's date as an upper bound (filters/dating/bibliography.py), and the input files holding them are dated
+    again with it. Uses the first pass's dates only (no iteration to a fixed point, so no circular evidence).
+    Resumable like the first pass: the cache key includes the new evidence. Returns the parts to publish."""
+    rows_by_part = [read_rows([p]) for p in parts]
+    listed = listing_evidence([r for rows in rows_by_part for r in rows], confidence=confidence)
+    new_parts = []
+    for item, part, rows in zip(items, parts, rows_by_part):
+        extra = {r["id"]: listed[r["id"]] for r in rows if r["id"] in listed}
+        if not extra:
+            new_parts.append(part)
+            continue
+        merged = {wid: ctx.extra_evidence.get(wid, []) + ev for wid, ev in extra.items()}
+        digest = short_hash(*(f"{wid}:{e.high}:{e.confidence}:{e.source}" for wid in sorted(extra) for e in extra[wid]), length=12)
+        sub_ctx = dataclasses.replace(ctx, extra_evidence={**ctx.extra_evidence, **merged})
+        cross = staging / "listed"
+        cross.mkdir(parents=True, exist_ok=True)
+        new_part, _ = date_file_cached(item, cross, sub_ctx, fields, f"{config_hash}+{digest}")
+        new_parts.append(new_part)
+    report = {"works_bounded": len(listed), "inputs_redated": len(new_parts) - sum(a == b for a, b in
+                                                                                   zip(new_parts, parts)),
+              "by_work": {wid: ev[0].detail["listing_work"] for wid, ev in sorted(listed.items())}}
+    return new_parts, report
 
 
 def unique_ids(rows: list[dict[str, Any]]) -> int:

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from corpora.gutenberg import read_gutenberg_text
 from filters.dating.authors import MATCH_THRESHOLD, AuthorIndex, AuthorMatch, parse_life_dates
+from filters.dating.bibliography import listed_titles
 from filters.dating.combine import combine_evidence, work_flags
 from filters.dating.evidence import Evidence
 from filters.dating.periods import DEFAULT_SLICES, Slice
@@ -161,6 +162,9 @@ def date_work(work: Work, author_index: AuthorIndex | None = None, style_model=N
     else:
         flags.append("no_author")
     result = combine_evidence(evidence, match, slices=slices, extra_flags=flags, prior_coverage=prior_coverage)
+    listed = listed_titles(work.text)
+    if listed:  # read by the corpus-level pass (filters/dating/bibliography.py) to bound the works listed
+        result.summary["lists_titles"] = listed
     return {
         "id": work.id,
         "title": work.title,
