@@ -141,19 +141,30 @@ def row_listed_titles(row: dict[str, Any]) -> list[str]:
         return []
 
 
+def _prefixes(norm: str) -> list[str]:
+    words = norm.split()
+    return [" ".join(words[:k]) for k in range(3, len(words) + 1)] or [norm]
+
+
 def listing_evidence(rows: list[dict[str, Any]], confidence: float = LISTED_CONFIDENCE
                      ) -> dict[str, list[Evidence]]:
     """For each work that another dated work of the same author lists: the tightest such upper bound.
-    Another copy of the same work (same main title) never counts."""
-    listers = [(r, row_listed_titles(r)) for r in rows if r.get("year_high") is not None]
-    listers = [(r, titles) for r, titles in listers if titles]
+    Another copy of the same work (same main title) never counts. Listed items are indexed by their word
+    prefixes, so a corpus of many thousand books is one pass, not a comparison of every pair."""
+    index: dict[str, list[tuple[dict[str, Any], list[str]]]] = {}
+    for r in rows:
+        titles = row_listed_titles(r) if r.get("year_high") is not None else []
+        for key in {p for item in titles for p in _prefixes(item)} | set(titles):
+            index.setdefault(key, []).append((r, titles))
     out: dict[str, list[Evidence]] = {}
     for w in rows:
         if not w.get("title"):
             continue
         w_title = normalise_title(main_title(w["title"]))
+        candidates = {id(lister): (lister, titles) for key in {w_title, *_prefixes(w_title)}
+                      for lister, titles in index.get(key, [])}
         best: Evidence | None = None
-        for lister, titles in listers:
+        for lister, titles in candidates.values():
             if lister is w or normalise_title(main_title(lister.get("title") or "")) == w_title:
                 continue
             item = title_listed(w["title"], titles)
