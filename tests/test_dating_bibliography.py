@@ -77,7 +77,8 @@ def _row(wid, title, year, high, listed=(), author="Ernest Thompson Seton", birt
 
 def test_a_listed_work_is_bounded_by_the_listing_works_date_and_never_the_reverse():
     rows = [_row("savages", "Two Little Savages", 1917, 1917, listed=["wild animals i have known"]),
-            _row("home", "Wild Animals at Home", 1913, 1913, listed=["two little savages", "wild animals i have known"]),
+            _row("home", "Wild Animals at Home", 1913, 1913,
+                 listed=["two little savages", "wild animals i have known"]),
             _row("wild", "Wild Animals I Have Known", 1900, 1905)]
     ev = listing_evidence(rows)
     assert set(ev) == {"savages", "wild"}  # "home" is listed by nobody; listing says nothing about the lister

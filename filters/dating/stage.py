@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpora.atomic import atomic_write_json, read_json
+from corpora.hashing import short_hash
 from corpora.readers import FieldMap, read_records
 from corpora.records import BadRecord, Record
 from corpora.shards import write_table_atomic
 from corpora.staging import StagedInput
-from corpora.hashing import short_hash
 from filters.dating.authors import MATCH_THRESHOLD, AuthorIndex
 from filters.dating.bibliography import LISTED_CONFIDENCE, listing_evidence
 from filters.dating.evidence import Evidence
@@ -145,14 +145,14 @@ def redate_listed_works(items: list[StagedInput], parts: list[Path], ctx: Dating
             new_parts.append(part)
             continue
         merged = {wid: ctx.extra_evidence.get(wid, []) + ev for wid, ev in extra.items()}
-        digest = short_hash(*(f"{wid}:{e.high}:{e.confidence}:{e.source}" for wid in sorted(extra) for e in extra[wid]), length=12)
+        digest = short_hash(*(f"{wid}:{e.high}:{e.confidence}:{e.source}" for wid in sorted(extra)
+                              for e in extra[wid]), length=12)
         sub_ctx = dataclasses.replace(ctx, extra_evidence={**ctx.extra_evidence, **merged})
         cross = staging / "listed"
         cross.mkdir(parents=True, exist_ok=True)
         new_part, _ = date_file_cached(item, cross, sub_ctx, fields, f"{config_hash}+{digest}")
         new_parts.append(new_part)
-    report = {"works_bounded": len(listed), "inputs_redated": len(new_parts) - sum(a == b for a, b in
-                                                                                   zip(new_parts, parts)),
+    report = {"works_bounded": len(listed), "inputs_redated": sum(a != b for a, b in zip(new_parts, parts)),
               "by_work": {wid: ev[0].detail["listing_work"] for wid, ev in sorted(listed.items())}}
     return new_parts, report
 
