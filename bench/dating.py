@@ -4,9 +4,10 @@ the 70B-LLM years of the diachronic paper (gb_authors_wikidata_llm_dates.jsonl) 
     python bench/dating.py [--texts DIR] [--authors TABLE] [--style-model DIR] [--reference CSV] [--per-work]
 
 Reports exact-year, within-5, MAE and slice agreement for: the full pipeline, ablations (text evidence only;
-text + author life; + style; without the same-author-lists pass), the LLM years alone, and the pipeline with the LLM answer added as its optional
-`llm` evidence (the paper's answers stand in for the generation layer). Apart from that last row nothing reads
-the LLM years. Without --style-model a model is trained on ../shared slices into a temporary folder (~50 s).
+text + author life; + style; without the same-author-lists pass), the LLM years alone, and the pipeline with the
+LLM answer added as its optional `llm` evidence (the paper's answers stand in for the generation layer). Apart
+from that last row nothing reads the LLM years. Without --style-model a model is trained on ../shared slices into
+a temporary folder (~50 s).
 """
 from __future__ import annotations
 

@@ -4,7 +4,9 @@ it, and where it came from (so every date in the output can be traced back to th
 Roles say how the combiner reads it:
   point  - "the work is from about `year`" (copyright line, "first published", preface signature, metadata)
   range  - "the work is from `low`..`high`" (years in a collection's title, a dated table of contents)
-  upper  - "the work existed by `high`": a later edition's date, a reprint's title page (first edition <= high)
+  upper  - "the work existed by `high`": a later edition's date, a reprint's title page (first edition <= high);
+           `detail.likely_exact` (a bare title-page year) or `detail.existed_by` (another work lists it: no year
+           before `high` favoured) say how the combiner reads it
   lower  - "the work was written after `low`": the latest year the text mentions, dated letters
   dist   - a distribution over slices (style classifier), carried in `detail["slice_probs"]`
 """
