@@ -73,6 +73,8 @@ def mark_done(stage_dir: Path, item: StagedInput, config_hash: str, counts: dict
         "path": item.path, "sha256": item.sha256, "config_hash": config_hash,
         "records": read.get("records", 0), "quarantined": read.get("quarantined", 0),
         "kept": counts["kept"], "rejected": counts["rejected"],
+        # input records behind file-level quarantine rows: known count, and rows whose count is unknowable
+        "lost_records": read.get("lost_records", 0), "lost_unknown": read.get("lost_unknown", 0),
         "steps": read_step_stats(stage_dir),
     }
     if done["kept"] + done["rejected"] + done["quarantined"] != done["records"]:

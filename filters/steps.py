@@ -17,7 +17,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from corpora.atomic import atomic_write_json
-from corpora.readers import FieldMap, read_records
+from corpora.readers import FieldMap, lost_count, read_records
 from corpora.records import BadRecord, QUARANTINE_SCHEMA, document_schema
 from corpora.shards import ShardWriter
 from corpora.staging import TaskLayout, mark_done, reset_dir, write_step_stats
@@ -41,12 +41,17 @@ class InputReaderStep(PipelineStep):
         item = self.layout.task(rank)
         stage = self.layout.dir(rank)
         reset_dir(stage)
-        records = quarantined = 0
+        records = quarantined = lost = lost_unknown = 0  # lost: records under file-level quarantine rows
         with ShardWriter(stage / "quarantine", QUARANTINE_SCHEMA, max_rows=50_000) as qw:
             for rec in read_records(item.path, self.fields):
                 records += 1
                 if isinstance(rec, BadRecord):
                     quarantined += 1
+                    n = lost_count(rec)
+                    if n is None:
+                        lost_unknown += 1
+                    else:
+                        lost += n
                     self.stat_update("quarantined")
                     qw.write_rows([rec.as_row()])
                     continue
@@ -55,7 +60,8 @@ class InputReaderStep(PipelineStep):
                     "source": rec.source, "url": rec.url, "created": rec.created,
                     "metadata": rec.metadata_json(),
                 })
-        atomic_write_json(stage / "read.json", {"records": records, "quarantined": quarantined})
+        atomic_write_json(stage / "read.json", {"records": records, "quarantined": quarantined,
+                                                "lost_records": lost, "lost_unknown": lost_unknown})
 
 
 class FilterStep(PipelineStep):
