@@ -20,8 +20,11 @@ __all__ = ["split_words", "PUNCTUATION_SET", "TERMINAL_PUNCTUATION", "is_symbol_
 # Whitespace chunks; prefixes and suffixes peeled off one at a time; a few infix rules; clitics split. The sets
 # below follow spaCy's `lang/punctuation.py` and English exceptions closely enough that Gopher/FineWeb decisions
 # agree with datatrove's on >= 99% of web documents (bench/curation.py).
-_PREFIX_CHARS = set("§%=—–+([{<\"'“”‘’`´‚„»«「」『』（）［］｛｝〈〉《》【】$£€¥฿₽₴₩₹#*&_!?¿¡,:;…」。")
-_SUFFIX_CHARS = set(")]}>\"'“”‘’`´»«」』）］｝〉》】,:;!?…%°—–+*&#。、([{")
+_FULLWIDTH_PUNCT = "！？。，、；："  # CJK sentence punctuation: splits words wherever it stands (_chunk_tokens)
+_FULLWIDTH_RE = re.compile(f"([{_FULLWIDTH_PUNCT}])")
+_PREFIX_CHARS = set("§%=—–+([{<\"'“”‘’`´‚„»«「」『』（）［］｛｝〈〉《》【】$£€¥฿₽₴₩₹#*&_!?¿¡,:;…」")
+_PREFIX_CHARS |= set(_FULLWIDTH_PUNCT)
+_SUFFIX_CHARS = set(")]}>\"'“”‘’`´»«」』）］｝〉》】,:;!?…%°—–+*&#([{") | set(_FULLWIDTH_PUNCT)
 _QUOTES = set("\"'“”‘’`´‚„»«")
 _URL_RE = re.compile(r"^(?:https?://|www\.)\S+$|^[\w.+-]+@[\w-]+\.[\w.-]+$")
 _CLITIC_RE = re.compile(r"^(.+?)(n['’]t|['’](?:s|S|re|RE|ve|VE|ll|LL|d|D|m|M))$")
@@ -135,7 +138,14 @@ def _split_chunk(chunk: str, out: list[str]) -> None:
 @lru_cache(maxsize=1 << 18)
 def _chunk_tokens(chunk: str) -> tuple[str, ...]:
     out: list[str] = []
-    _split_chunk(chunk, out)
+    if _FULLWIDTH_RE.search(chunk) and len(chunk) > 1:
+        # CJK text has no spaces: full-width punctuation splits the chunk and each piece is tokenised alone
+        # (spaCy would keep "你好，世界" whole, its English infixes know no full-width marks)
+        for piece in _FULLWIDTH_RE.split(chunk):
+            if piece:
+                _split_chunk(piece, out)
+    else:
+        _split_chunk(chunk, out)
     return tuple(out)
 
 

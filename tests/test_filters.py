@@ -25,6 +25,14 @@ def test_split_words_separates_punctuation_and_clitics():
     ]
 
 
+def test_split_words_splits_full_width_punctuation():
+    assert split_words("你好，世界！再见。") == ["你好", "，", "世界", "！", "再见", "。"]
+    assert split_words("「你好」，朋友、同事？今日は晴れ；明日：雨") == [
+        "「", "你好", "」", "，", "朋友", "、", "同事", "？", "今日は晴れ", "；", "明日", "：", "雨"]
+    assert split_words("Hello！World？") == ["Hello", "！", "World", "？"]
+    assert split_words("Tokyo, Japan. Done!") == ["Tokyo", ",", "Japan", ".", "Done", "!"]  # ASCII unchanged
+
+
 def test_count_sentences():
     assert count_sentences("One. Two! Three? Four") == 4
     assert count_sentences("No terminal punctuation here") == 1
@@ -95,7 +103,7 @@ def test_fineweb_rules():
 
 def test_pii_masks_and_counts_and_removes_bulk():
     cfg = PIIConfig()
-    text = "Write to jane.doe@example.com or call +1 555-123-4567; the host 10.0.0.12 serves files."
+    text = "Write to jane.doe@example.com or call +1 555-123-4567; the host 93.184.216.34 serves files."
     d = pii(text, cfg)
     assert d.keep
     assert d.scores == {"pii_emails": 1, "pii_phones": 1, "pii_ips": 1}

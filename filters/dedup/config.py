@@ -41,16 +41,23 @@ class ParagraphDedup(StrictModel):
     false_positive_rate: float = 1e-4
     max_memory: str = "1GiB"  # a bigger filter is refused with the numbers, never silently shrunk
     seed: int = 0
-    min_paragraph_chars: int = 1
+    min_paragraph_chars: int = Field(1, ge=0)  # shorter paragraphs are never removed (Dolma's min_length)
+    min_words: int = Field(0, ge=0)  # paragraphs with fewer word tokens are never removed (Dolma's min_words)
+    skip_empty: bool = True  # blank paragraphs are never removed (False needs min_paragraph_chars=0 to matter)
+    paragraph_separator: str = Field("\n", min_length=1)
     min_doc_chars: int = 50  # a document left shorter than this after removal is removed
-    ngram_size: int | None = None  # set (e.g. 13) for the n-gram overlap mode
+    ngram_size: int | None = Field(None, ge=1)  # set (e.g. 13) for the n-gram overlap mode (Dolma's by_ngram)
     overlap_threshold: float = 0.8
+    stride: int = Field(1, ge=1)  # n-gram mode: one n-gram every `stride` tokens
+    skip_short_paragraphs: bool = False  # n-gram mode: paragraphs shorter than ngram_size are never removed
 
     def options(self) -> ParagraphDedupConfig:
         return ParagraphDedupConfig(
             expected_items=self.expected_items, false_positive_rate=self.false_positive_rate,
             max_memory=self.max_memory, seed=self.seed, min_paragraph_chars=self.min_paragraph_chars,
-            min_doc_chars=self.min_doc_chars, ngram_size=self.ngram_size, overlap_threshold=self.overlap_threshold)
+            min_words=self.min_words, skip_empty=self.skip_empty, paragraph_separator=self.paragraph_separator,
+            min_doc_chars=self.min_doc_chars, ngram_size=self.ngram_size, overlap_threshold=self.overlap_threshold,
+            stride=self.stride, skip_short_paragraphs=self.skip_short_paragraphs)
 
 
 class MinHashDedup(StrictModel):
