@@ -25,9 +25,10 @@ class RunPlan:
         return [i for i in self.items if i not in self.pending]
 
 
-def clear_output(out_dir: Path) -> None:
-    """`overwrite=true`: remove what a previous run wrote (and nothing else in the folder)."""
-    for name in OUTPUT_ENTRIES:
+def clear_output(out_dir: Path, kinds: tuple[str, ...] = ()) -> None:
+    """`overwrite=true`: remove what a previous run wrote (and nothing else in the folder): the shared entries
+    plus the pipeline's own output kinds (e.g. `works`, `slices`)."""
+    for name in OUTPUT_ENTRIES + tuple(kinds):
         p = out_dir / name
         if p.is_dir():
             shutil.rmtree(p)

@@ -171,5 +171,8 @@ def dedup_after_filters(plan, cfg, score_fields: list[pa.Field]) -> dict | None:
         return None
     shards = [parts(input_dir(plan.staging, i), "kept") for i in plan.items]
     schema = unified_schema([p for s in shards for p in s], document_schema(score_fields))
+    # the dedup stage owns its resume key: its own config (and, through `_stage_key`, its input parts); the filter
+    # stage's hash leaves `dedup` out, so it must not stand in for it
+    key = f"{plan.config_hash}:{config_hash(cfg.dedup, exclude=set())}"
     return dedup_documents(shards, plan.out_dir / WORK_DIR / "dedup", cfg.dedup, cfg.execution, schema,
-                           plan.config_hash, "text", "id", cfg.shard_rows)
+                           key, "text", "id", cfg.shard_rows)

@@ -8,7 +8,6 @@ diachronic-train: read slices/<start>_<end>/{train,dev,test}.txt -> fit + calibr
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Literal
 
@@ -17,11 +16,8 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import Field, field_validator
 from rich.table import Table
 
-from corpora.atomic import atomic_write_json
 from corpora.config import StrictModel
-from corpora.manifest import now_iso, write_manifest
-from corpora.plan import WORK_DIR, clear_output
-from corpora.publish import publish_kind
+from corpora.plan import WORK_DIR
 from corpora.readers import FieldMap, InputError, expand_inputs
 from corpora.records import BadRecord
 from corpora.shards import write_table_atomic
@@ -35,7 +31,8 @@ from filters.dating.stage import (SLICE_SCHEMA, DatingContext, SlicingOptions, d
 from filters.dating.style import DEFAULT_CHUNK_WORDS, StyleModel, train_style_model
 from filters.dating.works import WORKS_SCHEMA, load_metadata_csv
 from flows.config import RunConfig, config_hash
-from generators.backends import BackendConfig
+from flows.scaffold import Run
+from generators.settings import GenerationSettings, preflight_settings
 from flows.registry import Pipeline
 from flows.reporting import console, publish_artifact, run_logger, stage_progress
 
@@ -70,10 +67,10 @@ class ListingsSettings(StrictModel):
 
 
 class LLMSettings(StrictModel):
+    """The paper's LLM question (round `work_dates`; its model and stage settings are `generation.*`)."""
+
     enabled: bool = False
-    backend: BackendConfig | None = Field(None, description="generation backend; None = the local default")
     confidence: float = Field(0.6, ge=0, le=1, description="trust in an LLM year (the paper: 53-68% exact)")
-    shard_size: int = Field(256, ge=1)
 
 
 class SlicingSettings(StrictModel):
@@ -119,6 +116,7 @@ class DiachronicConfig(RunConfig):
     style: StyleSettings = StyleSettings()
     listings: ListingsSettings = ListingsSettings()
     llm: LLMSettings = LLMSettings()
+    generation: GenerationSettings = GenerationSettings()
     slicing: SlicingSettings = SlicingSettings()
 
 
@@ -155,12 +153,10 @@ def load_context(cfg: DiachronicConfig) -> tuple[DatingContext, dict]:
 
 @task(name="ask-llm-for-dates", cache_policy=NO_CACHE)
 def ask_llm(items: list[StagedInput], cfg: DiachronicConfig, out_dir: Path, ctx: DatingContext) -> dict:
-    """The paper's question through the generation layer (cached, resumable); answers become `llm` evidence."""
-    from generators.backends import default_backend_config
-    from generators.stage import load_results, run_generation
+    """The paper's question as round `work_dates` (cached, resumable); answers become `llm` evidence."""
+    from generators.rounds import Rounds
     from generators.work_dates import llm_evidence, work_date_requests
 
-    bcfg = cfg.llm.backend or default_backend_config()
     works = []
     for item in items:
         for w in iter_works(Path(item.path), _fields(cfg)):
@@ -169,14 +165,12 @@ def ask_llm(items: list[StagedInput], cfg: DiachronicConfig, out_dir: Path, ctx:
             meta = ctx.metadata.get(w.id)
             works.append((w.id, (meta.title if meta and meta.title else w.title),
                           (meta.author if meta and meta.author else w.author)))
-    requests = work_date_requests(works)
-    store = out_dir / WORK_DIR / "llm"
-    report = run_generation(requests, bcfg, store, shard_size=cfg.llm.shard_size, progress=False)
-    rows = load_results(store, requests, bcfg).to_pylist()
-    answers = {r["parent_ids"][0]: r["text"] for r in rows if r["status"] == "ok"}
-    ctx.extra_evidence = llm_evidence(answers, report.model, cfg.llm.confidence)
-    return {"requests": len(requests), "answered": len(answers), "with_year": len(ctx.extra_evidence),
-            "model": report.model}
+    rounds = Rounds(out_dir / WORK_DIR, cfg.generation, source="diachronic", progress=False, log=run_logger().info)
+    out = rounds.generate("work_dates", work_date_requests(works))
+    answers = {r["work_id"]: r["text"] for r in out.ok}
+    ctx.extra_evidence = llm_evidence(answers, out.report.model, cfg.llm.confidence)
+    return {"requests": len(out.requests), "answered": len(answers), "with_year": len(ctx.extra_evidence),
+            "model": out.report.model, "generation": rounds.summary()}
 
 
 @task(name="date-works", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
@@ -205,19 +199,19 @@ def bound_listed_works(items: list[StagedInput], parts: list[str], ctx: DatingCo
 
 
 @task(name="publish-works", cache_policy=NO_CACHE)
-def publish_works(parts: list[str], out_dir: Path, cfg: DiachronicConfig) -> tuple[list[dict], list[dict], int]:
+def publish_works(parts: list[str], run: Run) -> tuple[list[dict], int]:
     import pyarrow as pa
 
     rows = read_rows([Path(p) for p in parts])
     renamed = unique_ids(rows)
-    merged = out_dir / WORK_DIR / "works.parquet"
+    merged = run.out_dir / WORK_DIR / "works.parquet"
     write_table_atomic(merged, pa.Table.from_pylist(rows, schema=WORKS_SCHEMA))
-    shards = publish_kind(out_dir, "works", [merged], WORKS_SCHEMA, shard_rows=cfg.shard_rows, shard_mb=cfg.shard_mb)
-    return rows, [s.as_dict() for s in shards], renamed
+    run.publish("works", [merged], WORKS_SCHEMA)
+    return rows, renamed
 
 
 @task(name="slice-corpus", cache_policy=NO_CACHE)
-def cut_slices(items: list[StagedInput], rows: list[dict], cfg: DiachronicConfig, out_dir: Path) -> tuple[dict, dict]:
+def cut_slices(items: list[StagedInput], rows: list[dict], cfg: DiachronicConfig, run: Run) -> dict:
     s = cfg.slicing
     opts = SlicingOptions(budgets=dict(s.budgets), max_works_per_author=s.max_works_per_author,
                           drop_first_chapter=s.drop_first_chapter, min_paragraph_words=s.min_paragraph_words,
@@ -225,8 +219,7 @@ def cut_slices(items: list[StagedInput], rows: list[dict], cfg: DiachronicConfig
                           exclude_flags=tuple(s.exclude_flags))
     result, row_of = slice_corpus([Path(i.path) for i in items], rows, opts, _fields(cfg))
     tables = slice_tables(result, row_of)
-    staged = out_dir / WORK_DIR / "slices"
-    outputs: dict[str, list[dict]] = {}
+    staged = run.out_dir / WORK_DIR / "slices"
     for sl in cfg.slicing.periods:
         for split in s.budgets:
             table = tables.get((sl, split))
@@ -234,10 +227,8 @@ def cut_slices(items: list[StagedInput], rows: list[dict], cfg: DiachronicConfig
             if table is not None and table.num_rows:
                 files = [staged / sl / f"{split}.parquet"]
                 write_table_atomic(files[0], table)
-            shards = publish_kind(out_dir / "slices" / sl, split, files, SLICE_SCHEMA, shard_rows=cfg.shard_rows,
-                                  shard_mb=cfg.shard_mb)
-            outputs[f"slices/{sl}/{split}"] = [{**sh.as_dict(), "path": f"slices/{sl}/{sh.path}"} for sh in shards]
-    return result.stats(dict(s.budgets)), outputs
+            run.publish(split, files, SLICE_SCHEMA, under=Path("slices") / sl, name=f"slices/{sl}/{split}")
+    return result.stats(dict(s.budgets))
 
 
 def _report_table(title: str, summary: dict, slicing: dict, budgets: dict[str, int]) -> Table:
@@ -257,14 +248,8 @@ def _report_table(title: str, summary: dict, slicing: dict, budgets: dict[str, i
 
 @flow(name="diachronic", log_prints=True)
 def diachronic_flow(config: DiachronicConfig) -> dict:
-    started = now_iso()
-    out_dir = Path(config.output or "output/diachronic").resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if config.overwrite:
-        clear_output(out_dir)
-        for name in ("works", "slices"):  # this pipeline's own output folders
-            if (out_dir / name).exists():
-                shutil.rmtree(out_dir / name)
+    run = Run.start("diachronic", config, kinds=("works", "slices"))
+    out_dir = run.out_dir
     items = [StagedInput.from_path(p) for p in _input_paths(config)]
     ctx, context_report = load_context(config)
     llm_report = ask_llm(items, config, out_dir, ctx) if config.llm.enabled else None
@@ -272,27 +257,20 @@ def diachronic_flow(config: DiachronicConfig) -> dict:
     staging.mkdir(parents=True, exist_ok=True)
     dated = date_works(items, ctx, config, staging)
     listings = bound_listed_works(items, dated["parts"], ctx, config, staging) if config.listings.enabled else None
-    rows, works_shards, renamed = publish_works((listings or dated)["parts"], out_dir, config)
-    slicing_stats, slice_outputs = cut_slices(items, rows, config, out_dir)
+    rows, renamed = publish_works((listings or dated)["parts"], run)
+    slicing_stats = cut_slices(items, rows, config, run)
     summary = works_summary(rows)
     read = sum(json.loads((staging / f"{i.key}.done.json").read_text())["works"] for i in items)
     invariant = {"works_read": read, "works_rows": len(rows), "holds": read == len(rows)
                  and all((r["year"] is None) == (r["undated_reason"] is not None) for r in rows)}
-    stats = {"works": summary, "slicing": slicing_stats, "invariant": invariant, "duplicate_ids_renamed": renamed,
+    stats = {"works": summary, "slicing": slicing_stats, "duplicate_ids_renamed": renamed,
              "inputs_reused": dated["reused"], **context_report,
              **({"listings": {k: v for k, v in listings.items() if k != "parts"}} if listings else {}),
              **({"llm": llm_report} if llm_report else {})}
-    atomic_write_json(out_dir / "stats.json", stats)
-    write_manifest(out_dir, pipeline="diachronic", config=config.model_dump(mode="json"),
-                   config_hash=config_hash(config),
-                   inputs=[{"path": i.path, "sha256": i.sha256} for i in items],
-                   outputs={"works": works_shards, **slice_outputs}, started=started,
-                   status="complete" if invariant["holds"] else "invariant_failed")
-    console.print(_report_table(f"diachronic: {out_dir}", summary, slicing_stats, dict(config.slicing.budgets)))
-    publish_artifact("diachronic-summary", "```\n" + json.dumps({"works": summary, "invariant": invariant},
-                                                                 indent=2) + "\n```")
-    if not invariant["holds"]:
-        raise RuntimeError(f"row invariant broken: {invariant}")
+    stats = run.finish(stats, invariant=invariant, inputs=[{"path": i.path, "sha256": i.sha256} for i in items],
+                       summary=_report_table(f"diachronic: {out_dir}", summary, slicing_stats,
+                                             dict(config.slicing.budgets)),
+                       markdown="```\n" + json.dumps({"works": summary, "invariant": invariant}, indent=2) + "\n```")
     return {"output": str(out_dir), "stats": stats}
 
 
@@ -317,6 +295,8 @@ def preflight(cfg: DiachronicConfig) -> None:
         StyleModel.load(cfg.style.model)  # a folder without a model is a one-line error, not a failed run
     if cfg.metadata.path:
         load_metadata_csv(cfg.metadata.path)
+    if cfg.llm.enabled:
+        preflight_settings(cfg.generation, {"work_dates"})
 
 
 PIPELINE = Pipeline(

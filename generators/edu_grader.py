@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from pydantic import Field
 
 from corpora.atomic import atomic_write_json
+from corpora.config import StrictModel
 from corpora.hashing import short_hash
 from generators.backends.base import GenerationRequest, SamplingParams
 
@@ -85,7 +87,7 @@ def grading_requests(docs: Sequence[tuple[str, str]], sampling: SamplingParams |
             messages.append({"role": "assistant", "content": SCORE_PREFILL})
         out.append(GenerationRequest(id="edu-" + short_hash(doc_id, length=20), messages=messages,
                                      sampling=sampling, template_id=GRADER_TEMPLATE_ID + ("+prefill" * prefill_score),
-                                     parent_ids=[doc_id]))
+                                     parent_ids=[doc_id], meta={"doc_id": doc_id}))
     return out
 
 
@@ -113,11 +115,11 @@ class Grades:
 
 
 def grades_from_rows(rows: Sequence[dict[str, Any]]) -> Grades:
-    """Grades from generation-stage rows (parent_ids[0] is the document id)."""
+    """Grades from generated records (ok and failed) of the grading round (`doc_id` from the request's meta)."""
     g = Grades([], [], [])
     for r in rows:
-        g.doc_ids.append(r["parent_ids"][0])
-        if r["status"] != "ok":
+        g.doc_ids.append(r["doc_id"])
+        if r.get("reason") == "generation_failed":
             g.failed += 1
             g.scores.append(None)
             g.answers.append(None)
@@ -229,3 +231,69 @@ class EduClassifier:
             return cls(np.array(data["coef"]), float(data["intercept"]), data["embedder"], data.get("report", {}))
         except (OSError, ValueError, KeyError) as e:
             raise ValueError(f"{path}: not an educational-value classifier file: {e}") from None
+
+
+# ---- the selection, as a round of a generator run --------------------------------------------------------------
+class EduSelectionConfig(StrictModel):
+    """`edu.*`: grade a sample with an LLM (round `edu_grade`: its model is `generation.rounds.edu_grade.backend`,
+    else the run's), train the classifier on the grades, keep web seeds scoring >= threshold."""
+
+    enabled: bool = False
+    sample_size: int = Field(200, ge=2, description="documents the LLM grades (the classifier's training set)")
+    threshold: float = Field(3.0, ge=0, le=5, description="keep web seeds whose predicted score is >= this")
+    grader_max_tokens: int = 160
+    grader_max_chars: int = 3000
+    prefill_score: bool = Field(False, description='start the answer with "Educational score:" (small models)')
+    grades_file: str | None = Field(None, description="Parquet/JSONL/CSV of doc_id, score: use these grades "
+                                                      "instead of grading with the LLM")
+    min_grades: int = Field(10, ge=2, description="fewest parseable grades to train the classifier on")
+    alpha: float = 1.0
+    seed: int = 0
+
+
+def select_educational(docs: Sequence[tuple[str, str]], cfg: EduSelectionConfig, rounds
+                       ) -> tuple[set[str], dict[str, Any], dict[str, Any]]:
+    """(ids of the documents kept, stats, artifacts: grades / scores tables and the classifier) for (id, text)
+    documents; grades come from `grades_file` or from the `edu_grade` round."""
+    import random
+
+    import pyarrow as pa
+
+    from filters.embeddings import load_minilm
+
+    if not docs:
+        return set(), {"skipped": "no web seeds"}, {}
+    texts = dict(docs)
+    if cfg.grades_file:
+        grades = read_grades(cfg.grades_file, set(texts))
+    else:
+        sample = sorted(random.Random(cfg.seed).sample(list(docs), min(cfg.sample_size, len(docs))))
+        requests = grading_requests(sample, SamplingParams(temperature=0.0, max_tokens=cfg.grader_max_tokens),
+                                    cfg.grader_max_chars, prefill_score=cfg.prefill_score)
+        out = rounds.generate("edu_grade", requests)
+        grades = grades_from_rows(sorted(out.ok + out.failed, key=lambda r: r["doc_id"]))
+    artifacts: dict[str, Any] = {"edu/grades": pa.table({
+        "doc_id": grades.doc_ids, "score": pa.array(grades.scores, pa.int8()),
+        "answer": pa.array(grades.answers, pa.string())})}
+    graded_ids, y = grades.labelled()
+    if len(y) < cfg.min_grades or len(set(y.tolist())) < 2:
+        example = next((a for a in grades.answers if a), "")
+        raise ValueError(
+            f"edu selection: the grader gave {len(y)} parseable grade(s) of {len(grades.doc_ids)} "
+            f"({grades.unparseable} unparseable, {grades.failed} failed; distinct: {sorted(set(y.tolist()))}); "
+            f"need >= {cfg.min_grades} and two distinct values. Use a stronger grader "
+            f"(generation.rounds.edu_grade.backend), edu.prefill_score=true, or edu.grades_file. "
+            f"Example answer: {example[-200:]!r}")
+    embed = load_minilm()
+    clf = EduClassifier.fit(embed([texts[i] for i in graded_ids]), y, alpha=cfg.alpha, seed=cfg.seed)
+    ids = [d for d, _ in docs]
+    scores = clf.score(embed([texts[i] for i in ids]))
+    keep = {i for i, sc in zip(ids, scores) if sc >= cfg.threshold}
+    artifacts["edu/scores"] = pa.table({"doc_id": ids, "edu_score": pa.array(scores, pa.float32()),
+                                        "selected": [i in keep for i in ids]})
+    artifacts["edu/classifier"] = {"kind": "edu_classifier", "embedder": clf.embedder_name,
+                                   "coef": clf.coef.tolist(), "intercept": clf.intercept, "report": clf.report}
+    stats = {"graded": len(grades.doc_ids), "unparseable": grades.unparseable, "grading_failed": grades.failed,
+             "grade_histogram": grades.histogram(), "classifier": clf.report, "scored": len(ids),
+             "selected": len(keep), "threshold": cfg.threshold, "grades_file": cfg.grades_file}
+    return keep, stats, artifacts

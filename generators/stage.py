@@ -72,6 +72,7 @@ REQUEST_SCHEMA = pa.schema([
     pa.field("sampling_params", pa.string(), nullable=False),
     pa.field("template_id", pa.string(), nullable=False),
     pa.field("parent_ids", pa.list_(pa.string()), nullable=False),
+    pa.field("meta", pa.string()),  # JSON: the fields the asking row carries into the output
 ])
 
 
@@ -104,7 +105,9 @@ def requests_to_table(requests: Sequence[GenerationRequest]) -> pa.Table:
     return pa.Table.from_pylist([{
         "id": r.id, "messages": json.dumps(r.messages, ensure_ascii=False) if r.messages is not None else None,
         "prompt": r.prompt, "sampling_params": r.sampling.to_json(), "template_id": r.template_id,
-        "parent_ids": list(r.parent_ids)} for r in requests], schema=REQUEST_SCHEMA)
+        "parent_ids": list(r.parent_ids),
+        "meta": json.dumps(r.meta, ensure_ascii=False, sort_keys=True, default=str) if r.meta else None}
+        for r in requests], schema=REQUEST_SCHEMA)
 
 
 def requests_from_table(table: pa.Table | str | os.PathLike) -> list[GenerationRequest]:
@@ -131,10 +134,12 @@ def requests_from_table(table: pa.Table | str | os.PathLike) -> list[GenerationR
                 messages = json.loads(messages)
             sampling = row.get("sampling_params")
             sampling = json.loads(sampling) if isinstance(sampling, str) else (sampling or {})
+            meta = row.get("meta")
+            meta = json.loads(meta) if isinstance(meta, str) else (meta or {})
             out.append(GenerationRequest(id=str(row["id"]) if row["id"] is not None else "", messages=messages,
                                          prompt=row.get("prompt"), sampling=sampling,
                                          template_id=row.get("template_id") or "",
-                                         parent_ids=list(row.get("parent_ids") or [])))
+                                         parent_ids=list(row.get("parent_ids") or []), meta=meta))
         except ValidationError as e:
             reasons = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'row'}: {err['msg']}" for err in e.errors())
             raise BadRequestTable(f"{source}: row {i} (id={row.get('id')!r}): {reasons}") from e
@@ -462,31 +467,62 @@ def _progress_bar(total: int, initial: int, enabled: bool):
     return tqdm(total=total, initial=initial, unit="req", desc="generate", disable=not enabled, dynamic_ncols=True)
 
 
-def _tick(bar, report: GenerationReport, stats: ShardStats, t0: float) -> None:
+def _tick(bar, report: GenerationReport, stats: ShardStats, t0: float, shown: int = 0) -> None:
+    """A shard is written: count it; move the bar by what per-batch progress has not shown yet; after the first
+    shard, say how long the rest should take."""
     report.add(stats)
-    bar.update(stats.requests)
+    bar.update(max(0, stats.requests - shown))
     elapsed = time.perf_counter() - t0
     bar.set_postfix(tok_s=f"{report.completion_tokens / elapsed:.1f}" if elapsed else "-", failed=report.failed)
+    left = report.requests - report.cached - report.generated
+    if report.parts_written == 1 and left > 0 and report.generated:
+        eta = elapsed / report.generated * left
+        msg = (f"first shard: {report.generated} requests in {elapsed:.1f} s; about {_duration(eta)} left for the "
+               f"other {left}")
+        log.info(msg)
+        if not bar.disable:
+            bar.write(msg)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _run_pipelined(shards: list[Shard], backend: Backend, store: ResultStore, policy: RetryPolicy,
                    report: GenerationReport, bar, t0: float) -> None:
-    """Generate shard k+1 while shard k is written."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-writer") as writer:
-        pending: tuple[Future, ShardStats] | None = None
-        for shard in shards:
-            rows, stats = generate_shard(backend, shard, policy)
+    """Generate shard k+1 while shard k is written. Progress moves per backend batch where the backend reports it."""
+    shown = {"n": 0}
+
+    def on_progress(k: int) -> None:
+        shown["n"] += k
+        bar.update(k)
+
+    previous_hook = backend.on_progress
+    backend.on_progress = on_progress
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-writer") as writer:
+            pending: tuple[Future, ShardStats, int] | None = None
+            for shard in shards:
+                shown["n"] = 0
+                rows, stats = generate_shard(backend, shard, policy)
+                streamed = min(shown["n"], stats.requests)
+                if pending is not None:
+                    _finish(pending, report, bar, t0)
+                pending = (writer.submit(store.write_part, rows), stats, streamed)
             if pending is not None:
                 _finish(pending, report, bar, t0)
-            pending = (writer.submit(store.write_part, rows), stats)
-        if pending is not None:
-            _finish(pending, report, bar, t0)
+    finally:
+        backend.on_progress = previous_hook
 
 
-def _finish(pending: tuple[Future, ShardStats], report: GenerationReport, bar, t0: float) -> None:
-    future, stats = pending
+def _finish(pending: tuple[Future, ShardStats, int], report: GenerationReport, bar, t0: float) -> None:
+    future, stats, shown = pending
     stats.part = str(future.result())
-    _tick(bar, report, stats, t0)
+    _tick(bar, report, stats, t0, shown)
 
 
 def _run_in_processes(shards: list[Shard], cfg: BackendConfig, store_dir, policy: RetryPolicy, workers: int,

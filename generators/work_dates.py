@@ -29,7 +29,7 @@ def work_date_requests(works: Sequence[tuple[str, str, str]], sampling: Sampling
         q = QUESTION.format(title=" ".join(title.split()), author=" ".join(author.split()))
         out.append(GenerationRequest(id="date-" + short_hash(wid, length=20),
                                      messages=[{"role": "user", "content": q}], sampling=sampling,
-                                     template_id=TEMPLATE_ID, parent_ids=[wid]))
+                                     template_id=TEMPLATE_ID, parent_ids=[wid], meta={"work_id": wid}))
     return out
 
 

@@ -207,9 +207,11 @@ def test_optional_llm_evidence_through_the_generation_layer(corpus, tmp_path, pr
     shutil.copy(corpus / "books" / "102.txt", books)
     out = tmp_path / "out"
     cfg = load_config(DiachronicConfig, inputs=[str(books)], output=str(out),
-                      sets=["llm.enabled=true", "llm.backend.kind=transformers", "llm.backend.threads=1"])
+                      sets=["llm.enabled=true", "generation.backend.kind=transformers", "generation.backend.threads=1"])
     res = diachronic_flow(cfg)
     assert res["stats"]["llm"]["requests"] == 1 and res["stats"]["llm"]["answered"] == 1
+    assert res["stats"]["llm"]["generation"]["rounds"]["work_dates"]["generated"] == 1
+    assert (out / "_work" / "work_dates" / "requests.parquet").is_file()  # the round's own cache folder
     row = read(out, "works")[0]
     kinds = [e["kind"] for e in json.loads(row["evidence"])["evidence"]]
     assert row["year"] == 1912 and row["date_source"] == "copyright"  # a tiny model cannot outvote the text

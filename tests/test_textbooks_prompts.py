@@ -107,7 +107,7 @@ def test_shipped_config_matches_the_model_and_bad_input_is_named(tmp_path):
     import yaml
 
     from flows.config import ConfigError, defaults_yaml, load_config
-    from flows.textbooks import TextbooksConfig, preflight
+    from flows.textbooks import PIPELINE, TextbooksConfig
 
     shipped = Path(__file__).resolve().parents[1] / "configs" / "textbooks.yaml"
     assert yaml.safe_load(shipped.read_text()) == yaml.safe_load(defaults_yaml(TextbooksConfig))
@@ -118,4 +118,7 @@ def test_shipped_config_matches_the_model_and_bad_input_is_named(tmp_path):
     bad = tmp_path / "topics.yaml"
     bad.write_text("topics: [ok, {name: x}]\n")
     with pytest.raises(TopicFileError, match="topics.yaml: item 1"):
-        preflight(load_config(TextbooksConfig, sets=[f"topics={bad}", "postprocess.languages=null"]))
+        PIPELINE.preflight(load_config(TextbooksConfig, sets=[f"topics={bad}", "filters.langid.enabled=false"]))
+    with pytest.raises(ValueError, match="generation.backend.model: /no/such/model does not exist"):
+        PIPELINE.preflight(load_config(TextbooksConfig, sets=["generation.backend.kind=vllm",
+                                                              "generation.backend.model=/no/such/model"]))

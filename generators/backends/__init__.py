@@ -12,8 +12,9 @@ from corpora.config import StrictModel
 from generators.backends.base import Backend, GenerationRequest, GenerationResult, SamplingParams
 
 __all__ = [
-    "Backend", "BackendConfig", "GenerationRequest", "GenerationResult", "OpenAIConfig", "SamplingParams",
-    "TransformersConfig", "VLLMConfig", "default_backend_config", "get_backend", "make_backend",
+    "Backend", "BackendConfig", "GenerationRequest", "GenerationResult", "OpenAIConfig", "ReplayConfig",
+    "SamplingParams", "TransformersConfig", "VLLMConfig", "default_backend_config", "get_backend", "loaded_backends",
+    "make_backend", "release_backends",
 ]
 
 
@@ -55,7 +56,15 @@ class OpenAIConfig(StrictModel):
     send_extra_params: bool = True
 
 
-BackendConfig = Annotated[Union[TransformersConfig, VLLMConfig, OpenAIConfig], Field(discriminator="kind")]
+class ReplayConfig(StrictModel):
+    kind: Literal["replay"] = "replay"
+    path: str = Field(description="Parquet/JSONL of completions: request_id (or prompt) + text")
+    match: Literal["auto", "request_id", "prompt"] = "auto"
+    model: str | None = Field(None, description="model name written on rows; None: the file's `model` column")
+
+
+BackendConfig = Annotated[Union[TransformersConfig, VLLMConfig, OpenAIConfig, ReplayConfig],
+                          Field(discriminator="kind")]
 
 
 def _model_path(model: str | None) -> str:
@@ -66,7 +75,7 @@ def _model_path(model: str | None) -> str:
     return str(default_cpu_model())
 
 
-def make_backend(cfg: TransformersConfig | VLLMConfig | OpenAIConfig) -> Backend:
+def make_backend(cfg: TransformersConfig | VLLMConfig | OpenAIConfig | ReplayConfig) -> Backend:
     if cfg.kind == "transformers":
         from generators.backends.transformers_backend import TransformersBackend
 
@@ -87,6 +96,10 @@ def make_backend(cfg: TransformersConfig | VLLMConfig | OpenAIConfig) -> Backend
                              max_concurrency=cfg.max_concurrency, timeout_s=cfg.timeout_s,
                              max_retries=cfg.max_retries, backoff_s=cfg.backoff_s,
                              send_extra_params=cfg.send_extra_params)
+    if cfg.kind == "replay":
+        from generators.backends.replay_backend import ReplayBackend
+
+        return ReplayBackend(cfg.path, match=cfg.match, model=cfg.model)
     raise ValueError(f"unknown backend kind {cfg.kind!r}")
 
 
@@ -94,13 +107,39 @@ _CACHE: dict[str, Backend] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def get_backend(cfg: TransformersConfig | VLLMConfig | OpenAIConfig) -> Backend:
+def _cache_key(cfg) -> str:
+    return json.dumps(cfg.model_dump(), sort_keys=True)
+
+
+def get_backend(cfg: TransformersConfig | VLLMConfig | OpenAIConfig | ReplayConfig) -> Backend:
     """One backend (one engine) per process and config: workers that run many shards load the model once."""
-    key = json.dumps(cfg.model_dump(), sort_keys=True)
+    key = _cache_key(cfg)
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = make_backend(cfg)
         return _CACHE[key]
+
+
+def release_backends(keep=None) -> list[str]:
+    """Close and forget every engine this process holds except `keep`'s (a config): before a round loads another
+    model, so two engines never share a GPU. Returns the names of the models released."""
+    keep_key = _cache_key(keep) if keep is not None else None
+    released = []
+    with _CACHE_LOCK:
+        for key in [k for k in _CACHE if k != keep_key]:
+            backend = _CACHE.pop(key)
+            backend.close()
+            released.append(backend.model)
+    if released:
+        import gc
+
+        gc.collect()
+    return released
+
+
+def loaded_backends() -> int:
+    with _CACHE_LOCK:
+        return len(_CACHE)
 
 
 def default_backend_config() -> TransformersConfig | VLLMConfig:
@@ -116,3 +155,16 @@ def default_backend_config() -> TransformersConfig | VLLMConfig:
     if has_gpu and vllm_available():
         return VLLMConfig()
     return TransformersConfig()
+
+
+def token_counter(cfg):
+    """Counts tokens with a local model's tokenizer (e.g. to re-measure a completion after cleaning); None for a
+    remote or replayed model, whose tokenizer is not here."""
+    if cfg.kind in ("openai", "replay"):
+        return None
+    from transformers import AutoTokenizer
+
+    backend = get_backend(cfg)
+    kw = {"gguf_file": backend.gguf_file} if getattr(backend, "gguf_file", None) else {}
+    tok = AutoTokenizer.from_pretrained(backend.model_path, **kw)
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -47,6 +47,9 @@ class GenerationRequest(StrictModel):
     sampling: SamplingParams = Field(default_factory=SamplingParams)
     template_id: str = ""
     parent_ids: list[str] = Field(default_factory=list)
+    # what the asking row carries into the output rows (seed id, style, ...): joined back by request id; not
+    # sent to the model and not part of the cache key
+    meta: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_input(self) -> "GenerationRequest":
@@ -116,6 +119,9 @@ class Backend(ABC):
     """An LLM that turns requests into results. Subclasses set `name` and implement `generate`."""
 
     name: str = ""
+    # set by the stage: called with the number of requests just finished inside one `generate` call, so progress
+    # shows as completions arrive (backends that work in batches call it per batch; others never do)
+    on_progress: Callable[[int], None] | None = None
 
     @property
     @abstractmethod

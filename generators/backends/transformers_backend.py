@@ -130,6 +130,8 @@ class TransformersBackend(Backend):
                 batch = items[start:start + step]
                 for prep, results in zip(batch, self._generate_batch(batch)):
                     per_request[prep.index] = results
+                if self.on_progress is not None:
+                    self.on_progress(len(batch))
         return [r for i in range(len(requests)) for r in per_request[i]]
 
     def _generate_batch(self, batch: list[_Prepared]) -> list[list[GenerationResult]]:

@@ -1,0 +1,289 @@
+"""The one flow every generator runs in (wiring only): a generator module + this = a pipeline.
+
+load seeds (corpora readers; bad records quarantined) -> [demo size on the bundled sample] -> generator.run(cfg,
+seeds, rounds) (rounds: the generation stage, cached under `_work/<round>/`) -> the generated rows through the
+dolma document steps (filters, then the dedup stage; resumable, each with its own key) -> publish data / rejected
+/ quarantine -> stats (row invariant), manifest, summary, artifact.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect import flow, task, unmapped
+from prefect.cache_policies import NO_CACHE
+from rich.table import Table
+
+from corpora.atomic import atomic_write_json
+from corpora.generated import generated_schema, to_table
+from corpora.hashing import sha256_file
+from corpora.manifest import aggregate_step_stats
+from corpora.plan import WORK_DIR
+from corpora.readers import FieldMap, expand_inputs, read_records
+from corpora.records import QUARANTINE_SCHEMA, BadRecord
+from corpora.shards import write_table_atomic
+from corpora.staging import StagedInput, input_dir, is_done, parts
+from filters.dedup.stage import DEDUP_FIELDS
+from filters.document_stage import run_document_stage
+from filters.web_steps import build_filter_steps, score_fields
+from flows.config import config_hash
+from flows.dedup import dedup_documents, dedup_table
+from flows.registry import Pipeline
+from flows.reporting import console, run_logger
+from flows.scaffold import Run
+from generators.backends import get_backend
+from generators.contract import Generator, GeneratorConfig, GeneratorResult
+from generators.rounds import Rounds
+from generators.settings import GenerationSettings, preflight_settings
+from generators.stage import GenerationReport, ResultStore, RetryPolicy, Shard, ShardStats, plan_shards, run_shard
+
+
+# ---- seeds ---------------------------------------------------------------------------------------------------
+def seed_inputs(gen: Generator, cfg: GeneratorConfig) -> tuple[list[str], bool]:
+    """(input paths, whether they are the bundled sample)."""
+    if cfg.inputs:
+        return list(cfg.inputs), False
+    sample = gen.sample_inputs(cfg) if gen.sample_inputs else []
+    return sample, bool(sample)
+
+
+@task(name="load-seeds", cache_policy=NO_CACHE)
+def load_seeds(inputs: list[str], cfg: GeneratorConfig) -> tuple[list, list[dict], list[dict]]:
+    """(seed records, quarantine rows, per-input counts)."""
+    log = run_logger()
+    fields = FieldMap(text_field=cfg.text_field, id_field=cfg.id_field)
+    seeds, bad, per_input = [], [], []
+    for path in expand_inputs(inputs) if inputs else []:
+        n_read = n_bad = 0
+        for rec in read_records(path, fields):
+            n_read += 1
+            if isinstance(rec, BadRecord):
+                n_bad += 1
+                bad.append(rec.as_row())
+                log.warning("quarantined %s %s: %s", rec.file, rec.location, rec.error)
+            else:
+                seeds.append(rec)
+        per_input.append({"path": str(path), "sha256": sha256_file(path), "records": n_read, "quarantined": n_bad})
+    ids = [s.id for s in seeds]
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dup = next(i for i in ids if i in seen or seen.add(i))
+        raise ValueError(f"seed id {dup!r} appears twice across the inputs: ids must be unique")
+    return seeds, bad, per_input
+
+
+def apply_demo(cfg: GeneratorConfig, demo: dict[str, Any]) -> tuple[GeneratorConfig, dict[str, Any]]:
+    """The bundled sample's demo size: each dotted key of `demo` the user did not set takes its demo value."""
+    cfg = cfg.model_copy(deep=True)
+    applied = {}
+    for key, value in demo.items():
+        *parents, leaf = key.split(".")
+        obj = cfg
+        for part in parents:
+            obj = getattr(obj, part)
+        if leaf not in obj.model_fields_set:  # a parent the user did not set has no user-set children either
+            setattr(obj, leaf, value)
+            applied[key] = value
+    return cfg, applied
+
+
+# ---- generation as Prefect tasks (optional scale-out through the flow's task runner) ---------------------------
+@task(name="plan-shards", cache_policy=NO_CACHE)
+def plan_round_shards(requests: list, bcfg, store: Path, shard_size: int) -> tuple[list[Shard], int]:
+    shards, _, cached = plan_shards(requests, get_backend(bcfg).identity(), ResultStore(store), shard_size)
+    run_logger().info("%d requests cached, %d shards to generate", cached, len(shards))
+    return shards, cached
+
+
+@task(name="generate-shard", cache_policy=NO_CACHE)
+def generate_shard_task(shard: Shard, bcfg, store: Path, max_retries: int, backoff_s: float) -> ShardStats:
+    return run_shard(shard, bcfg, store, RetryPolicy(max_retries, backoff_s))
+
+
+def shards_as_tasks(requests: Sequence, bcfg, store: Path, s: GenerationSettings) -> GenerationReport:
+    """One Prefect task per shard, run by the flow's task runner (threads here; `prefect-ray`'s RayTaskRunner on a
+    cluster, where each worker process keeps one engine)."""
+    t0 = time.perf_counter()
+    shards, cached = plan_round_shards(list(requests), bcfg, store, s.shard_size)
+    report = GenerationReport(requests=len(requests), cached=cached)
+    futures = generate_shard_task.map(shards, unmapped(bcfg), unmapped(store), unmapped(s.max_retries),
+                                      unmapped(s.backoff_s))
+    for stats in futures.result():
+        report.add(stats)
+    report.wall_s = time.perf_counter() - t0
+    return report
+
+
+# ---- post-processing through the document steps ---------------------------------------------------------------
+def _read(files: Sequence[Path | str]) -> list[dict]:
+    return [r for f in files for r in pq.read_table(f).to_pylist()]
+
+
+@task(name="postprocess-generated", cache_policy=NO_CACHE)
+def postprocess(rows: list[dict], gen: Generator, cfg: GeneratorConfig, work: Path
+                ) -> tuple[list[dict], list[dict], list[pa.Field], dict]:
+    """Generated rows through the dolma filter steps (`filters`) and the dedup stage (`dedup`), each resumable
+    with its own key. Returns (kept rows, rejected rows with reason, the columns the steps added, stats)."""
+    schema = generated_schema(gen.fields)
+    staged = write_table_atomic(work / "generated.parquet", to_table(rows, schema)).path
+    steps = build_filter_steps(cfg.filters)
+    extra = score_fields(steps)
+    stats: dict[str, Any] = {"in": len(rows)}
+    kept_files, rejected_files = [Path(staged)], []
+    if steps and rows:
+        item = StagedInput.from_path(Path(staged))
+        staging = work / "filters"
+        fhash = config_hash(cfg.filters, exclude=set())
+        if not is_done(staging, item, fhash):
+            run_document_stage([item], staging, fhash, lambda layout: build_filter_steps(cfg.filters, layout=layout),
+                               cfg.execution, FieldMap(), shard_rows=cfg.shard_rows,
+                               logging_dir=work / "datatrove" / time.strftime("%Y%m%dT%H%M%S"))
+        d = input_dir(staging, item)
+        kept_files, rejected_files = parts(d, "kept"), parts(d, "rejected")
+        from corpora.atomic import read_json
+
+        done = read_json(d / "done.json")
+        stats["filters"] = aggregate_step_stats([done["steps"]])
+        if done["quarantined"]:
+            raise RuntimeError(f"{staged}: {done['quarantined']} generated rows could not be read back")
+    kept_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in kept_files)
+    if cfg.dedup.enabled() and kept_rows:
+        from corpora.publish import unified_schema
+
+        result = dedup_documents([kept_files], work / "dedup", cfg.dedup, cfg.execution,
+                                 unified_schema(kept_files, pa.schema([])), config_hash(cfg.dedup, exclude=set()),
+                                 "text", "id", cfg.shard_rows)
+        kept_files = [Path(p) for s in result["kept"] for p in s]
+        rejected_files += [Path(p) for s in result["rejected"] for p in s]
+        extra += DEDUP_FIELDS
+        stats["dedup"] = result["stats"]
+    by_id = {r["id"]: r for r in rows}
+    step_names = {f.name for f in extra} | {"text", "reason", "reason_detail"}
+
+    def merged(processed: dict) -> dict:
+        return {**by_id[processed["id"]], **{k: v for k, v in processed.items() if k in step_names}}
+
+    kept = [merged(r) for r in _read(kept_files)]
+    rejected = [merged(r) for r in _read(rejected_files)]
+    if len(kept) + len(rejected) != len(rows):
+        raise RuntimeError(f"post-processing: {len(rows)} rows in, {len(kept)} kept + {len(rejected)} rejected out")
+    order = {r["id"]: i for i, r in enumerate(rows)}
+    kept.sort(key=lambda r: order[r["id"]])
+    rejected.sort(key=lambda r: order[r["id"]])
+    stats["out"] = len(kept)
+    stats["removed"] = {}
+    for r in rejected:
+        stats["removed"][r["reason"]] = stats["removed"].get(r["reason"], 0) + 1
+    return kept, rejected, extra, stats
+
+
+# ---- the flow --------------------------------------------------------------------------------------------------
+def run_generator(gen: Generator, config: GeneratorConfig) -> dict:
+    run = Run.start(gen.name, config)
+    log = run_logger()
+    inputs, is_sample = seed_inputs(gen, config)
+    demo = {}
+    if is_sample and gen.demo:
+        config, demo = apply_demo(config, gen.demo)
+        if demo:
+            log.info("bundled sample: demo size %s (give --input, or set these keys, for the full size)", demo)
+    if gen.needs_inputs and not inputs:
+        raise ValueError(f"{gen.name}: give seed documents with --input")
+    seeds, quarantine, per_input = load_seeds(inputs, config)
+    work = run.out_dir / WORK_DIR
+    rounds = Rounds(work, config.generation, source=gen.name, log=log.info,
+                    shard_runner=shards_as_tasks if _any_shard_tasks(config.generation) else None)
+    result: GeneratorResult = gen.run(config, seeds, rounds)
+    for name, artifact in result.stats.pop("artifacts", {}).items():
+        if isinstance(artifact, pa.Table):
+            write_table_atomic(work / f"{name}.parquet", artifact)
+        else:
+            atomic_write_json(work / f"{name}.json", artifact)
+    empty = [r for r in result.rows if not (r.get("text") or "").strip()]
+    rows = [r for r in result.rows if (r.get("text") or "").strip()]
+    kept, removed, extra, pp_stats = postprocess(rows, gen, config, work / "postprocess")
+    rejected = result.rejected + [{**r, "reason": "empty"} for r in empty] + removed
+    data_schema = generated_schema(gen.fields, extra)
+    rej_schema = generated_schema(gen.fields, extra, rejected=True)
+    staged = work / "publish"
+    write_table_atomic(staged / "data.parquet", to_table(kept, data_schema))
+    write_table_atomic(staged / "rejected.parquet", to_table(rejected, rej_schema))
+    write_table_atomic(staged / "quarantine.parquet", pa.Table.from_pylist(quarantine, schema=QUARANTINE_SCHEMA))
+    run.publish("data", [staged / "data.parquet"], data_schema)
+    run.publish("rejected", [staged / "rejected.parquet"], rej_schema)
+    run.publish("quarantine", [staged / "quarantine.parquet"], QUARANTINE_SCHEMA)
+    produced = len(result.rows) + len(result.rejected)
+    seeds_read = sum(i["records"] for i in per_input)
+    invariant = {"generated_rows": produced, "rows_data": run.rows("data"), "rows_rejected": run.rows("rejected"),
+                 "seed_records_read": seeds_read, "seeds": sum(i["records"] - i["quarantined"] for i in per_input),
+                 "rows_quarantine": run.rows("quarantine")}
+    invariant["holds"] = (invariant["rows_data"] + invariant["rows_rejected"] == produced
+                          and invariant["seeds"] + invariant["rows_quarantine"] == seeds_read)
+    stats = {"invariant": invariant, "seeds": {"read": seeds_read, "quarantined": len(quarantine), "used": len(seeds), "inputs": per_input,
+                       "bundled_sample": is_sample, "demo": demo},
+             "generation": rounds.summary(), gen.name: result.stats, "postprocess": pp_stats}
+    if "dedup" in pp_stats:
+        console.print(dedup_table(f"{gen.name}: dedup of generated rows", pp_stats["dedup"]))
+    return {"output": str(run.out_dir), "stats": run.finish(
+        stats, invariant=invariant, inputs=per_input, summary=summary_table(gen.name, run, stats),
+        markdown=summary_markdown(gen.name, run, stats))}
+
+
+def _any_shard_tasks(s: GenerationSettings) -> bool:
+    return s.shard_tasks or any(r.shard_tasks for r in s.rounds.values())
+
+
+def summary_table(name: str, run: Run, stats: dict) -> Table:
+    t = Table(title=f"{name}: {run.out_dir}")
+    for col in ("round", "model", "requests", "cached", "generated", "failed", "tok/s", "seconds"):
+        t.add_column(col, justify="left" if col in ("round", "model") else "right")
+    for rname, r in stats["generation"]["rounds"].items():
+        t.add_row(rname, f"{r['backend']} {Path(r['model']).name}", f"{r['requests']:,}", f"{r['cached']:,}",
+                  f"{r['generated']:,}", f"{r['failed']:,}", f"{r['tokens_per_s']:,.1f}", f"{r['wall_s']:.1f}")
+    pp, inv = stats["postprocess"], stats["invariant"]
+    removed = ", ".join(f"{k} {v}" for k, v in pp.get("removed", {}).items()) or "none"
+    t.caption = (f"{inv['rows_data']:,} rows kept, {inv['rows_rejected']:,} rejected (post-processing removed: "
+                 f"{removed}); seeds: {stats['seeds']['used']:,} used, {stats['seeds']['quarantined']:,} "
+                 f"quarantined; data + rejected == generated: {'yes' if inv['holds'] else 'NO'}")
+    return t
+
+
+def summary_markdown(name: str, run: Run, stats: dict) -> str:
+    lines = [f"# {name}: {run.out_dir}", "", "| round | model | requests | cached | generated | failed | tok/s |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for rname, r in stats["generation"]["rounds"].items():
+        lines.append(f"| {rname} | {r['backend']} {Path(r['model']).name} | {r['requests']} | {r['cached']} | "
+                     f"{r['generated']} | {r['failed']} | {r['tokens_per_s']} |")
+    inv = stats["invariant"]
+    lines += ["", f"Kept {inv['rows_data']}, rejected {inv['rows_rejected']} of {inv['generated_rows']} generated "
+                  f"rows; removed by post-processing: {stats['postprocess'].get('removed', {})}; invariant holds: "
+                  f"{inv['holds']}"]
+    return "\n".join(lines)
+
+
+def preflight(gen: Generator, cfg: GeneratorConfig) -> None:
+    if cfg.inputs:
+        expand_inputs(cfg.inputs)
+    if gen.preflight:
+        gen.preflight(cfg)
+    build_filter_steps(cfg.filters)  # resolves lid.176 and the other model paths
+    cfg.dedup.check()
+    preflight_settings(cfg.generation, set(gen.rounds))
+
+
+def generator_flow(gen: Generator):
+    """The Prefect flow of one generator pipeline."""
+
+    @flow(name=gen.name, log_prints=True)
+    def generator_run(config: GeneratorConfig) -> dict:
+        return run_generator(gen, config)
+
+    return generator_run
+
+
+def generator_pipeline(gen: Generator, flow_fn=None) -> Pipeline:
+    return Pipeline(name=gen.name, description=gen.description, config_model=gen.config,
+                    flow=flow_fn or generator_flow(gen), preflight=lambda cfg: preflight(gen, cfg))

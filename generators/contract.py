@@ -1,0 +1,93 @@
+"""The generator contract: what a generator module declares, and the config every generator pipeline shares.
+
+A generator knows prompts and parsing only. It declares its name, its config model (a `GeneratorConfig`
+subclass: its own keys next to the shared `generation`, `filters`, `dedup` sections), the columns it adds to the
+generated-record schema, its round names, and `run(cfg, seeds, rounds) -> GeneratorResult`: it builds requests,
+hands them to `rounds.generate(name, requests)` and turns the records that come back into rows (or rejects them
+with a reason). It never sees Parquet paths, caches, retries or Prefect; `flows/generation.py` wires it.
+
+Generated rows then go through the same document steps as `dolma` (`filters` = the web filter models, with only
+language ID on by default; `dedup` = the dedup stage's model, with exact and MinHash near-dedup on and n-gram
+decontamination available), and rejected rows land in `rejected/` with their reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import pyarrow as pa
+from pydantic import Field
+
+from corpora.config import StrictModel
+from corpora.records import Record
+from filters.c4 import C4Config
+from filters.dedup.config import DedupConfig, ExactDedup, KeepPolicyName, MinHashDedup, ParagraphDedup, UrlDedup
+from filters.execution import ExecutorConfig
+from filters.fineweb import FineWebConfig
+from filters.gopher import GopherQualityConfig, GopherRepetitionConfig
+from filters.pii import PIIConfig
+from filters.toxicity import ToxicityConfig
+from filters.web_steps import WebFilters
+from generators.settings import GenerationSettings
+
+
+class GeneratedFilters(WebFilters):
+    """`filters.*` for generated text: the dolma filter models; only language ID is on by default."""
+
+    gopher_quality: GopherQualityConfig = GopherQualityConfig(enabled=False)
+    gopher_repetition: GopherRepetitionConfig = GopherRepetitionConfig(enabled=False)
+    c4: C4Config = C4Config(enabled=False)
+    fineweb: FineWebConfig = FineWebConfig(enabled=False)
+    pii: PIIConfig = PIIConfig(enabled=False)
+    toxicity: ToxicityConfig = ToxicityConfig(enabled=False)
+
+
+class GeneratedDedup(DedupConfig):
+    """`dedup.*` for generated text: the dedup stage's model; exact + MinHash near-dedup on (no URLs, no
+    paragraph Bloom filter by default); `dedup.decontam` against benchmark files."""
+
+    keep: KeepPolicyName = "smallest_id"
+    url: UrlDedup = UrlDedup(enabled=False)
+    exact: ExactDedup = ExactDedup()
+    paragraph: ParagraphDedup = ParagraphDedup(enabled=False)
+    minhash: MinHashDedup = MinHashDedup()
+
+
+class GeneratorConfig(StrictModel):
+    """Keys every generator pipeline has (its own keys are added by subclassing)."""
+
+    inputs: list[str] = []  # files or folders of seed documents; empty: the generator's bundled sample
+    output: str | None = None  # default ./output/<pipeline>
+    overwrite: bool = False
+    shard_rows: int = Field(100_000, ge=1)
+    shard_mb: float = Field(256.0, gt=0)
+    text_field: str = "text"
+    id_field: str = "id"
+    # the generator applies it, after any seed selection of its own
+    max_seeds: int | None = Field(None, ge=1, description="first N seeds; None: all (the bundled sample: a demo size)")
+    generation: GenerationSettings = GenerationSettings()
+    filters: GeneratedFilters = GeneratedFilters()
+    dedup: GeneratedDedup = GeneratedDedup()
+    execution: ExecutorConfig = ExecutorConfig()
+
+
+@dataclass
+class GeneratorResult:
+    rows: list[dict]  # generated records the generator keeps (they go on to the document steps)
+    rejected: list[dict] = field(default_factory=list)  # records it rejects, each with `reason` (+ `error`)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Generator:
+    name: str
+    description: str
+    config: type[GeneratorConfig]
+    fields: list[pa.Field]  # the columns this generator adds to the generated-record schema
+    rounds: tuple[str, ...]  # round names (generation.rounds.<name> overrides)
+    run: Callable[[Any, Sequence[Record], Any], GeneratorResult]  # (cfg, seeds, rounds) -> result
+    # config overrides for a first run on the bundled sample (keys the user did not set): minutes on a laptop CPU
+    demo: dict[str, Any] = field(default_factory=dict)
+    sample_inputs: Callable[[], list[str]] | None = None  # the bundled sample; None: inputs are required
+    needs_inputs: bool = True  # False: the generator can run from its config alone (e.g. a topic list)
+    preflight: Callable[[Any], None] | None = None  # the generator's own checks (its files)

