@@ -182,7 +182,7 @@ def postprocess(rows: list[dict], gen: Generator, cfg: GeneratorConfig, work: Pa
 
 # ---- the flow --------------------------------------------------------------------------------------------------
 def run_generator(gen: Generator, config: GeneratorConfig) -> dict:
-    run = Run.start(gen.name, config)
+    run = Run.start(gen.name, config, kinds=("data", "rejected", "quarantine") + tuple(gen.kinds))
     log = run_logger()
     inputs, is_sample = seed_inputs(gen, config)
     demo = {}
@@ -197,11 +197,14 @@ def run_generator(gen: Generator, config: GeneratorConfig) -> dict:
     rounds = Rounds(work, config.generation, source=gen.name, log=log.info,
                     shard_runner=shards_as_tasks if _any_shard_tasks(config.generation) else None)
     result: GeneratorResult = gen.run(config, seeds, rounds)
-    for name, artifact in result.stats.pop("artifacts", {}).items():
+    for name, artifact in result.artifacts.items():
         if isinstance(artifact, pa.Table):
             write_table_atomic(work / f"{name}.parquet", artifact)
         else:
             atomic_write_json(work / f"{name}.json", artifact)
+    unknown = sorted(set(result.tables) - set(gen.kinds))
+    if unknown:
+        raise ValueError(f"{gen.name}: output kinds {unknown} are not declared in its Generator.kinds")
     empty = [r for r in result.rows if not (r.get("text") or "").strip()]
     rows = [r for r in result.rows if (r.get("text") or "").strip()]
     kept, removed, extra, pp_stats = postprocess(rows, gen, config, work / "postprocess")
@@ -215,6 +218,9 @@ def run_generator(gen: Generator, config: GeneratorConfig) -> dict:
     run.publish("data", [staged / "data.parquet"], data_schema)
     run.publish("rejected", [staged / "rejected.parquet"], rej_schema)
     run.publish("quarantine", [staged / "quarantine.parquet"], QUARANTINE_SCHEMA)
+    for kind, table in result.tables.items():
+        write_table_atomic(staged / f"{kind}.parquet", table)
+        run.publish(kind, [staged / f"{kind}.parquet"], table.schema)
     produced = len(result.rows) + len(result.rejected)
     seeds_read = sum(i["records"] for i in per_input)
     invariant = {"generated_rows": produced, "rows_data": run.rows("data"), "rows_rejected": run.rows("rejected"),

@@ -76,6 +76,11 @@ class GeneratorResult:
     rows: list[dict]  # generated records the generator keeps (they go on to the document steps)
     rejected: list[dict] = field(default_factory=list)  # records it rejects, each with `reason` (+ `error`)
     stats: dict[str, Any] = field(default_factory=dict)
+    # further output kinds published beside data/ (e.g. an intermediate round's rows: `instructions/`), each a
+    # table the generator builds from its records (`corpora.generated.to_table`); declared in `Generator.kinds`
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    # files for `_work/` (a classifier, grades): name -> pa.Table (Parquet) or a JSON-able dict
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,4 +95,5 @@ class Generator:
     demo: dict[str, Any] = field(default_factory=dict)
     sample_inputs: Callable[[], list[str]] | None = None  # the bundled sample; None: inputs are required
     needs_inputs: bool = True  # False: the generator can run from its config alone (e.g. a topic list)
+    kinds: tuple[str, ...] = ()  # output kinds beyond data / rejected / quarantine (cleared by overwrite=true)
     preflight: Callable[[Any], None] | None = None  # the generator's own checks (its files)

@@ -356,12 +356,12 @@ def run(cfg: TextbooksConfig, records: Sequence[Any], rounds) -> GeneratorResult
         raise ValueError(f"seed id {dup!r} appears twice (inputs and topic list): ids must be unique")
     stats: dict[str, Any] = {"web_seeds": sum(s.source == "web" for s in seeds),
                              "topic_seeds": sum(s.source == "topic_list" for s in seeds)}
+    artifacts: dict[str, Any] = {}
     if cfg.edu.enabled:
         texts = {r.id: r.text for r in records}
         keep, stats["edu_selection"], artifacts = select_educational(
             [(s.id, texts[s.id]) for s in seeds if s.source == "web"], cfg.edu, rounds)
         seeds = [s for s in seeds if s.source != "web" or s.id in keep]
-        stats["artifacts"] = artifacts
     if cfg.max_seeds is not None:
         seeds = seeds[:cfg.max_seeds]
     if not seeds:
@@ -380,7 +380,7 @@ def run(cfg: TextbooksConfig, records: Sequence[Any], rounds) -> GeneratorResult
                                         for r in kept + rejected if r.get("completion_unfiltered") is not None)
     stats["cleanup_removed"] = {k: sum(r["reason"] == k for r in rejected) for k in
                                 ("generation_failed", "too_short", "truncated")}
-    return GeneratorResult(kept, rejected, stats)
+    return GeneratorResult(kept, rejected, stats, artifacts=artifacts)
 
 
 def _sample_inputs(cfg: TextbooksConfig) -> list[str]:

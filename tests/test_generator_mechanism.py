@@ -39,13 +39,16 @@ def echo_run(cfg, seeds, rounds):
         id="j-" + d["id"], prompt=f"Is this a sentence? {d['text']}", sampling=sp, template_id="judge@1",
         parent_ids=[d["id"]], meta={"topic": d["topic"], "draft": d["text"]}) for d in drafts.ok])
     rows = [{**v, "text": v["draft"], "verdict": v.pop("text")} for v in verdicts.ok]
-    return GeneratorResult(rows, drafts.failed + verdicts.failed, {"drafts": len(drafts.ok)})
+    return GeneratorResult(rows, drafts.failed + verdicts.failed, {"drafts": len(drafts.ok)},
+                           tables={"drafts": to_table(drafts.ok, generated_schema(ECHO.fields))})
 
 
 import pyarrow as pa  # noqa: E402
 
+from corpora.generated import generated_schema, to_table  # noqa: E402
+
 ECHO = Generator(name="echo", description="throwaway", config=EchoConfig, rounds=("draft", "judge"), run=echo_run,
-                 fields=[pa.field(n, pa.string()) for n in ("topic", "draft", "verdict")])
+                 fields=[pa.field(n, pa.string()) for n in ("topic", "draft", "verdict")], kinds=("drafts",))
 # ----------------------------------------------------------------------------------------------------------------
 
 TOPICS = ["rivers carry sediment to the sea", "bees dance to share where flowers are",
@@ -106,6 +109,7 @@ def test_two_rounds_on_two_replay_backends_with_lineage(tmp_path, prefect_harnes
         assert r["language"] == "en" and r["language_score"] > 0.5  # the dolma langid step ran on them
     inv = result["stats"]["invariant"]
     assert inv["holds"] and inv["generated_rows"] == 5 and inv["seed_records_read"] == 5
+    assert len(rows(out, "drafts")) == 5 and json.loads((out / "manifest.json").read_text())["outputs"]["drafts"]
     # a rerun reads everything from the cache and publishes the same rows
     again = run_echo(tmp_path, sets)
     assert again["stats"]["generation"]["cached"] == 10 and again["stats"]["generation"]["generated"] == 0
@@ -114,6 +118,39 @@ def test_two_rounds_on_two_replay_backends_with_lineage(tmp_path, prefect_harnes
     ds = datasets.load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train",
                                cache_dir=str(tmp_path / "hf"))
     assert ds.num_rows == 5 and {"id", "text", "model", "parent_ids", "round", "verdict"} <= set(ds.column_names)
+
+
+def test_loop_rounds_until_enough_novel_items_and_free_on_rerun(tmp_path):
+    """`rounds.until`: generate until N accepted (here: answers not seen before) or R rounds; a rerun is all cache."""
+    from generators.backends import ReplayConfig
+    from generators.rounds import Rounds
+    from generators.settings import GenerationSettings
+
+    answers = tmp_path / "answers.jsonl"  # round i asks 'idea i.k'; the answers repeat, so novelty needs rounds
+    texts = ["red", "red", "blue", "red", "green", "blue", "teal", "red", "navy"]
+    answers.write_text("".join(json.dumps({"prompt": f"idea {i}.{k}", "text": texts[(i - 1) * 3 + k]}) + "\n"
+                               for i in range(1, 4) for k in range(3)))
+    settings = GenerationSettings(backend=ReplayConfig(path=str(answers)))
+
+    def build(i, accepted):
+        return [GenerationRequest(id=f"q{i}.{k}", prompt=f"idea {i}.{k}", template_id="idea@1") for k in range(3)]
+
+    def novel(out, accepted):
+        seen, new = {r["text"] for r in accepted}, []
+        for r in out.ok:
+            if r["text"] not in seen:
+                seen.add(r["text"])
+                new.append(r)
+        return new
+
+    rounds = Rounds(tmp_path / "work", settings, source="ideas", progress=False, log=lambda m: None)
+    accepted, outs = rounds.until("ideas", build, novel, target=4, max_rounds=5)
+    assert [r["text"] for r in accepted] == ["red", "blue", "green", "teal"]
+    assert [o.name for o in outs] == ["ideas#1", "ideas#2", "ideas#3"]  # stopped at 4 accepted, not 5 rounds
+    assert {r["round"] for r in accepted} == {"ideas#1", "ideas#2", "ideas#3"}
+    again = Rounds(tmp_path / "work", settings, source="ideas", progress=False, log=lambda m: None)
+    assert again.until("ideas", build, novel, target=4, max_rounds=5)[0] == accepted
+    assert again.summary()["cached"] == 9 and again.summary()["generated"] == 0
 
 
 def test_missing_replay_answers_are_failed_rows_not_lost(tmp_path, prefect_harness):
