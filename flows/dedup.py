@@ -16,9 +16,9 @@ from prefect.cache_policies import NO_CACHE
 from rich.table import Table
 
 from corpora.atomic import atomic_write_json, read_json
-from corpora.manifest import check_invariant, now_iso, write_manifest
-from corpora.plan import WORK_DIR, clear_output
-from corpora.publish import publish_kind, unified_schema
+from corpora.manifest import check_invariant
+from corpora.plan import WORK_DIR
+from corpora.publish import unified_schema
 from corpora.readers import InputError, expand_inputs
 from corpora.records import QUARANTINE_SCHEMA, REJECT_FIELDS
 from corpora.staging import StagedInput
@@ -27,7 +27,8 @@ from filters.dedup.stage import DEDUP_FIELDS, DedupStage
 from filters.execution import ExecutorConfig
 from flows.config import RunConfig, config_hash
 from flows.registry import Pipeline
-from flows.reporting import console, publish_artifact, run_logger
+from flows.reporting import console, run_logger
+from flows.scaffold import Run
 
 
 class DedupFlowConfig(RunConfig):
@@ -107,44 +108,29 @@ def _input_shards(cfg: DedupFlowConfig) -> tuple[list[Path], pa.Schema]:
 
 @flow(name="dedup", log_prints=True)
 def dedup_flow(config: DedupFlowConfig) -> dict:
-    started = now_iso()
-    out_dir = Path(config.output or "output/dedup").resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if config.overwrite:
-        clear_output(out_dir)
+    run = Run.start("dedup", config)
     paths, schema = _input_shards(config)
     cfg_hash = config_hash(config)
-    result = dedup_documents([[p] for p in paths], out_dir / WORK_DIR / "dedup", config.dedup, config.execution,
+    result = dedup_documents([[p] for p in paths], run.out_dir / WORK_DIR / "dedup", config.dedup, config.execution,
                              schema, cfg_hash, config.text_field, config.id_field, config.shard_rows,
                              quarantine_bad_rows=True)
     fields = list(schema) + [f for f in DEDUP_FIELDS if f.name not in schema.names]
-    outputs = {}
     for kind, files, fallback in (
         ("data", result["kept"], pa.schema(fields)),
         ("rejected", result["rejected"], pa.schema(fields + REJECT_FIELDS)),
         ("quarantine", result["quarantined"], QUARANTINE_SCHEMA),
     ):
-        shards = publish_kind(out_dir, kind, [Path(p) for s in files for p in s], fallback,
-                              shard_rows=config.shard_rows, shard_mb=config.shard_mb)
-        outputs[kind] = [s.as_dict() for s in shards]
+        run.publish(kind, [Path(p) for s in files for p in s], fallback)
     records = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
-    rows = {k: sum(s["rows"] for s in v) for k, v in outputs.items()}
-    stats = {"dedup": result["stats"], "invariant": check_invariant(records, rows)}
-    atomic_write_json(out_dir / "stats.json", stats)
     inputs = [{"path": str(p), "sha256": StagedInput.from_path(p).sha256,
                "records": pq.ParquetFile(p).metadata.num_rows} for p in paths]
-    status = "complete" if stats["invariant"]["holds"] else "invariant_failed"
-    write_manifest(out_dir, pipeline="dedup", config=config.model_dump(mode="json"), config_hash=cfg_hash,
-                   inputs=inputs, outputs=outputs, started=started, status=status)
-    console.print(dedup_table(f"dedup: {out_dir}", stats["dedup"]))
-    inv = stats["invariant"]
-    console.print(f"read {inv['records_read']:,}: data {inv.get('rows_data', 0):,}, rejected "
-                  f"{inv.get('rows_rejected', 0):,}, quarantine {inv.get('rows_quarantine', 0):,}; invariant holds: "
-                  f"{'yes' if inv['holds'] else 'NO'}")
-    publish_artifact("dedup-summary", "```\n" + json.dumps(stats, indent=2) + "\n```")
-    if not inv["holds"]:
-        raise RuntimeError(f"row invariant broken: {inv}")
-    return {"output": str(out_dir), "stats": stats}
+    inv = check_invariant(records, {k: run.rows(k) for k in run.outputs})
+    console.print(dedup_table(f"dedup: {run.out_dir}", result["stats"]))
+    line = (f"read {inv['records_read']:,}: data {inv.get('rows_data', 0):,}, rejected {inv.get('rows_rejected', 0):,}, "
+            f"quarantine {inv.get('rows_quarantine', 0):,}; invariant holds: {'yes' if inv['holds'] else 'NO'}")
+    stats = run.finish({"dedup": result["stats"]}, invariant=inv, inputs=inputs, cfg_hash=cfg_hash, summary=line,
+                       markdown="```\n" + json.dumps({"dedup": result["stats"], "invariant": inv}, indent=2) + "\n```")
+    return {"output": str(run.out_dir), "stats": stats}
 
 
 def preflight(cfg: DedupFlowConfig) -> None:

@@ -10,12 +10,11 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from corpora.manifest import aggregate_step_stats, check_invariant, now_iso, write_manifest
+from corpora.manifest import aggregate_step_stats, check_invariant
 from corpora.plan import RunPlan, plan_run
-from corpora.publish import publish_kind
 from corpora.readers import FieldMap
 from corpora.records import QUARANTINE_SCHEMA, document_schema
-from corpora.atomic import atomic_write_json, read_json
+from corpora.atomic import read_json
 from corpora.sample import sample_corpus_path
 from corpora.staging import input_dir, parts
 from filters.dedup.config import DedupConfig
@@ -26,7 +25,8 @@ from filters.web_steps import WebFilters, build_filter_steps
 from flows.config import RunConfig, config_hash
 from flows.dedup import dedup_after_filters, dedup_table
 from flows.registry import Pipeline
-from flows.reporting import console, publish_artifact, run_logger, stage_progress, summary_markdown, summary_table
+from flows.reporting import console, run_logger, stage_progress, summary_markdown, summary_table
+from flows.scaffold import Run
 
 
 class DolmaConfig(RunConfig):
@@ -62,11 +62,10 @@ def filter_documents(plan: RunPlan, cfg: DolmaConfig) -> None:
 
 
 @task(name="publish-shards", cache_policy=NO_CACHE)
-def publish_shards(plan: RunPlan, cfg: DolmaConfig, dedup: dict | None = None) -> dict:
+def publish_shards(plan: RunPlan, cfg: DolmaConfig, run: Run, dedup: dict | None = None) -> None:
     dirs = [input_dir(plan.staging, i) for i in plan.items]
     steps = build_filter_steps(cfg.filters)
     fields = [f for s in steps for f in s.columns] + (DEDUP_FIELDS if dedup else [])
-    out: dict[str, list[dict]] = {}
     for kind, stage_kind, schema in (
         ("data", "kept", document_schema(fields)),
         ("rejected", "rejected", document_schema(fields, rejected=True)),
@@ -78,48 +77,35 @@ def publish_shards(plan: RunPlan, cfg: DolmaConfig, dedup: dict | None = None) -
         elif dedup and kind == "rejected":
             files += [Path(p) for shard in dedup["rejected"] for p in shard]
         with stage_progress(f"publish {kind}", total=1, unit="folders") as bar:
-            shards = publish_kind(plan.out_dir, kind, files, schema, shard_rows=cfg.shard_rows, shard_mb=cfg.shard_mb)
-            bar.update(1, sum(s.rows for s in shards))
-        out[kind] = [s.as_dict() for s in shards]
-    return out
+            shards = run.publish(kind, files, schema)
+            bar.update(1, sum(s["rows"] for s in shards))
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
-def write_report(plan: RunPlan, cfg: DolmaConfig, outputs: dict, started: str, dedup: dict | None = None) -> dict:
+def write_report(plan: RunPlan, run: Run, dedup: dict | None = None) -> dict:
     dones = [read_json(input_dir(plan.staging, i) / "done.json") for i in plan.items]
-    records = sum(d["records"] for d in dones)
-    rows = {k: sum(s["rows"] for s in v) for k, v in outputs.items()}
-    stats = {
-        "filters": aggregate_step_stats([d["steps"] for d in dones]),
-        "invariant": check_invariant(records, rows),
-    }
+    stats = {"filters": aggregate_step_stats([d["steps"] for d in dones])}
     if dedup:
         stats["dedup"] = dedup["stats"]
-    atomic_write_json(plan.out_dir / "stats.json", stats)
+        console.print(dedup_table("dolma: dedup", dedup["stats"]))
     inputs = [{"path": d["path"], "sha256": d["sha256"], "records": d["records"], "kept": d["kept"],
                "rejected": d["rejected"], "quarantined": d["quarantined"]} for d in dones]
-    status = "complete" if stats["invariant"]["holds"] else "invariant_failed"
-    write_manifest(plan.out_dir, pipeline="dolma", config=cfg.model_dump(mode="json"),
-                   config_hash=plan.config_hash, inputs=inputs, outputs=outputs, started=started, status=status)
-    console.print(summary_table(f"dolma: {plan.out_dir}", stats))
-    if dedup:
-        console.print(dedup_table("dolma: dedup", dedup["stats"]))
-    publish_artifact("dolma-summary", summary_markdown("dolma run summary", stats))
-    if not stats["invariant"]["holds"]:
-        raise RuntimeError(f"row invariant broken: {stats['invariant']}")
-    return stats
+    invariant = check_invariant(sum(d["records"] for d in dones), {k: run.rows(k) for k in run.outputs})
+    shown = {**stats, "invariant": invariant}
+    return run.finish(stats, invariant=invariant, inputs=inputs, cfg_hash=plan.config_hash,
+                      summary=summary_table(f"dolma: {plan.out_dir}", shown),
+                      markdown=summary_markdown("dolma run summary", shown))
 
 
 @flow(name="dolma", log_prints=True)
 def dolma_flow(config: DolmaConfig) -> dict:
-    started = now_iso()
-    out_dir = Path(config.output or "output/dolma").resolve()
-    plan = plan_inputs(config, out_dir)
+    run = Run.start("dolma", config, clear=False)  # plan_run clears on overwrite (and knows the staging)
+    plan = plan_inputs(config, run.out_dir)
     filter_documents(plan, config)
     dedup = dedup_after_filters(plan, config, [f for s in build_filter_steps(config.filters) for f in s.columns])
-    outputs = publish_shards(plan, config, dedup)
-    stats = write_report(plan, config, outputs, started, dedup)
-    return {"output": str(out_dir), "stats": stats}
+    publish_shards(plan, config, run, dedup)
+    stats = write_report(plan, run, dedup)
+    return {"output": str(run.out_dir), "stats": stats}
 
 
 def preflight(cfg: DolmaConfig) -> None:
