@@ -118,6 +118,18 @@ def shards_as_tasks(requests: Sequence, bcfg, store: Path, s: GenerationSettings
 
 
 # ---- post-processing through the document steps ---------------------------------------------------------------
+def _write_if_changed(path: Path, table: pa.Table) -> Path:
+    """Keep the file (and its mtime, part of the dedup stage's key) when its rows are the same: a rerun reuses the
+    stages after it."""
+    if path.is_file():
+        try:
+            if pq.read_table(path).equals(table):
+                return path
+        except Exception:  # noqa: BLE001 - an unreadable file is rewritten
+            pass
+    return Path(write_table_atomic(path, table).path)
+
+
 def _read(files: Sequence[Path | str]) -> list[dict]:
     return [r for f in files for r in pq.read_table(f).to_pylist()]
 
@@ -127,8 +139,7 @@ def postprocess(rows: list[dict], gen: Generator, cfg: GeneratorConfig, work: Pa
                 ) -> tuple[list[dict], list[dict], list[pa.Field], dict]:
     """Generated rows through the dolma filter steps (`filters`) and the dedup stage (`dedup`), each resumable
     with its own key. Returns (kept rows, rejected rows with reason, the columns the steps added, stats)."""
-    schema = generated_schema(gen.fields)
-    staged = write_table_atomic(work / "generated.parquet", to_table(rows, schema)).path
+    staged = _write_if_changed(work / "generated.parquet", to_table(rows, generated_schema(gen.fields)))
     steps = build_filter_steps(cfg.filters)
     extra = score_fields(steps)
     stats: dict[str, Any] = {"in": len(rows)}

@@ -77,8 +77,16 @@ def test_generated_rows_go_through_the_dolma_document_steps(tmp_path, prefect_ha
     assert {"language", "language_score", "dup_cluster_id", "contaminated_by"} <= {f.name for f in extra}
     assert stats["in"] == 5 and stats["out"] == 2 and stats["removed"] == {"minhash": 1, "langid": 1, "decontam": 1}
     # a rerun reuses both stages (their own resume keys) and gives the same rows
+    done = [tmp_path / "pp" / "dedup" / "done.json", *(tmp_path / "pp" / "filters").glob("*/done.json")]
+    stamps = [p.stat().st_mtime_ns for p in done]
     again = postprocess.fn(rows, GENERATOR, cfg, tmp_path / "pp")
     assert again[0] == kept and again[1] == removed
+    assert len(done) == 2 and [p.stat().st_mtime_ns for p in done] == stamps
+    # changed dedup settings redo the dedup stage only
+    looser = cfg.model_copy(update={"dedup": cfg.dedup.model_copy(update={"minhash": cfg.dedup.minhash.model_copy(
+        update={"enabled": False})})})
+    third = postprocess.fn(rows, GENERATOR, looser, tmp_path / "pp")
+    assert {r["id"] for r in third[1]} == {"g3", "g4"} and done[1].stat().st_mtime_ns == stamps[1]
 
 
 @pytest.mark.parametrize("answer, score", [
