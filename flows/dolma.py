@@ -81,15 +81,24 @@ def publish_shards(plan: RunPlan, cfg: DolmaConfig, run: Run, dedup: dict | None
             bar.update(1, sum(s["rows"] for s in shards))
 
 
+def lost_records(dones: list[dict]) -> dict:
+    """Records under file-level quarantine rows (a cut stream, a Parquet without the text column): one quarantine
+    row may stand for many records, so the row invariant alone cannot show them. Known counts are summed; a cut
+    stream's tail is unknown, and the inputs it happened in are named."""
+    return {"records": sum(d.get("lost_records", 0) for d in dones),
+            "inputs_with_unknown_loss": [d["path"] for d in dones if d.get("lost_unknown")]}
+
+
 @task(name="write-report", cache_policy=NO_CACHE)
 def write_report(plan: RunPlan, run: Run, dedup: dict | None = None) -> dict:
     dones = [read_json(input_dir(plan.staging, i) / "done.json") for i in plan.items]
-    stats = {"filters": aggregate_step_stats([d["steps"] for d in dones])}
+    stats = {"filters": aggregate_step_stats([d["steps"] for d in dones]), "lost": lost_records(dones)}
     if dedup:
         stats["dedup"] = dedup["stats"]
         console.print(dedup_table("dolma: dedup", dedup["stats"]))
     inputs = [{"path": d["path"], "sha256": d["sha256"], "records": d["records"], "kept": d["kept"],
-               "rejected": d["rejected"], "quarantined": d["quarantined"]} for d in dones]
+               "rejected": d["rejected"], "quarantined": d["quarantined"], "lost_records": d.get("lost_records", 0),
+               "lost_unknown": d.get("lost_unknown", 0)} for d in dones]
     invariant = check_invariant(sum(d["records"] for d in dones), {k: run.rows(k) for k in run.outputs})
     shown = {**stats, "invariant": invariant}
     return run.finish(stats, invariant=invariant, inputs=inputs, cfg_hash=plan.config_hash,

@@ -59,7 +59,7 @@ def summary_table(title: str, stats: dict) -> Table:
               f"{inv.get('rows_rejected', 0):,}", "", "", "",
               end_section=True)
     t.caption = (f"quarantined {inv.get('rows_quarantine', 0):,}; data + rejected + quarantine == read: "
-                 f"{'yes' if inv['holds'] else 'NO'}")
+                 f"{'yes' if inv['holds'] else 'NO'}" + lost_line(stats.get("lost")))
     return t
 
 
@@ -71,8 +71,19 @@ def summary_markdown(title: str, stats: dict) -> str:
     inv = stats["invariant"]
     lines += ["", f"Records read: {inv['records_read']}; data {inv.get('rows_data', 0)}, rejected "
               f"{inv.get('rows_rejected', 0)}, quarantine {inv.get('rows_quarantine', 0)}; invariant holds: "
-              f"{inv['holds']}"]
+              f"{inv['holds']}" + lost_line(stats.get("lost"))]
     return "\n".join(lines)
+
+
+def lost_line(lost: dict | None) -> str:
+    """"; LOST: 10 records + an unknown number after a cut in 1 input" (empty when nothing was lost)."""
+    if not lost or not (lost.get("records") or lost.get("inputs_with_unknown_loss")):
+        return ""
+    parts = [f"{lost['records']:,} records"] if lost.get("records") else []
+    if lost.get("inputs_with_unknown_loss"):
+        n = len(lost["inputs_with_unknown_loss"])
+        parts.append(f"an unknown number after a cut in {n} input{'s' * (n > 1)}")
+    return "; LOST (in quarantine as whole files/tails): " + " + ".join(parts)
 
 
 def publish_artifact(key: str, markdown: str) -> None:

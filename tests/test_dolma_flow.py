@@ -109,6 +109,10 @@ def test_malformed_inputs_quarantined_rest_processed_and_resume(tmp_path, prefec
     assert inv["holds"] and inv["rows_quarantine"] == len(q) >= 5
     assert inv["records_read"] == inv["rows_data"] + inv["rows_rejected"] + inv["rows_quarantine"]
     assert max(len(pq.read_table(f)) for f in (out / "data").glob("*.parquet")) <= 7
+    # file-level losses are counted, not hidden in one quarantine row each: the wrong-schema Parquet's 1 record is
+    # known from its metadata, the cut gzip's tail is unknown and its input is named
+    assert stats["lost"]["records"] == 1
+    assert [p.rsplit("/", 1)[1] for p in stats["lost"]["inputs_with_unknown_loss"]] == ["c_truncated.jsonl.gz"]
     first = {k: sorted(r["id"] for r in rows(out, k)) for k in ("data", "rejected")}
     manifest = json.loads((out / "manifest.json").read_text())
 
