@@ -359,12 +359,16 @@ _EXTRACTOR = None
 
 
 def html_to_text(html: str) -> str | None:
-    """Main text of an HTML page through datatrove's Trafilatura extractor (precision-oriented, as FineWeb)."""
+    """Main text of an HTML page through datatrove's Trafilatura extractor (precision-oriented, as FineWeb).
+
+    Trafilatura's own `deduplicate` (datatrove's default: on) is off: it remembers text seen earlier in the same
+    process and then extracts nothing from a page seen before, so a page's text would depend on which files shared
+    a worker (the same WARC read twice in one process gave 22 records, then 1). Dedup is the dedup stage's job."""
     global _EXTRACTOR
     if _EXTRACTOR is None:
         from datatrove.pipeline.extractors import Trafilatura
 
-        _EXTRACTOR = Trafilatura(favour_precision=True)
+        _EXTRACTOR = Trafilatura(favour_precision=True, deduplicate=False)
     return _EXTRACTOR.extract(html)
 
 

@@ -225,3 +225,13 @@ def test_reader_step_writes_lost_counts(tmp_path):
     assert reads[0] == (0, {"records": 1, "quarantined": 1, "lost_records": 10, "lost_unknown": 0})
     n, read = reads[1]
     assert 0 < n < 2000 and read == {"records": n + 1, "quarantined": 1, "lost_records": 0, "lost_unknown": 1}
+
+
+def test_warc_text_does_not_depend_on_what_the_process_read_before(tmp_path):
+    """Trafilatura's in-process dedup is off: the same WARC read twice in one process gives the same records."""
+    data, _ = _warc(gz=True, seed="same-twice")
+    p = tmp_path / "ok.warc.gz"
+    p.write_bytes(data)
+    first, _ = _split(p)
+    second, _ = _split(p)
+    assert len(first) == 22 and [r.text for r in second] == [r.text for r in first]
