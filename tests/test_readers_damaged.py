@@ -228,10 +228,10 @@ def test_reader_step_writes_lost_counts(tmp_path):
 
 
 def test_warc_text_does_not_depend_on_what_the_process_read_before(tmp_path):
-    """Trafilatura's in-process dedup is off: the same WARC read twice in one process gives the same records."""
+    """Trafilatura's in-process dedup is off: the same WARC read again in one process gives the same records (with
+    it on, segments seen more than twice are dropped: the third read loses pages)."""
     data, _ = _warc(gz=True, seed="same-twice")
     p = tmp_path / "ok.warc.gz"
     p.write_bytes(data)
-    first, _ = _split(p)
-    second, _ = _split(p)
-    assert len(first) == 22 and [r.text for r in second] == [r.text for r in first]
+    reads = [[r.text for r in _split(p)[0]] for _ in range(4)]
+    assert len(reads[0]) == 22 and all(r == reads[0] for r in reads)
