@@ -263,7 +263,7 @@ def summary_table(name: str, run: Run, stats: dict) -> Table:
     pp, inv = stats["postprocess"], stats["invariant"]
     removed = ", ".join(f"{k} {v}" for k, v in pp.get("removed", {}).items()) or "none"
     t.caption = (f"{inv['rows_data']:,} rows kept, {inv['rows_rejected']:,} rejected (post-processing removed: "
-                 f"{removed}); seeds: {stats['seeds']['used']:,} used, {stats['seeds']['quarantined']:,} "
+                 f"{removed}); seed records: {stats['seeds']['used']:,} read, {stats['seeds']['quarantined']:,} "
                  f"quarantined; data + rejected == generated: {'yes' if inv['holds'] else 'NO'}")
     return t
 

@@ -474,14 +474,18 @@ def _tick(bar, report: GenerationReport, stats: ShardStats, t0: float, shown: in
     bar.update(max(0, stats.requests - shown))
     elapsed = time.perf_counter() - t0
     bar.set_postfix(tok_s=f"{report.completion_tokens / elapsed:.1f}" if elapsed else "-", failed=report.failed)
-    left = report.requests - report.cached - report.generated
-    if report.parts_written == 1 and left > 0 and report.generated:
-        eta = elapsed / report.generated * left
-        msg = (f"first shard: {report.generated} requests in {elapsed:.1f} s; about {_duration(eta)} left for the "
-               f"other {left}")
-        log.info(msg)
-        if not bar.disable:
-            bar.write(msg)
+
+
+def _estimate(bar, done: int, left: int, t0: float) -> None:
+    """After the first shard: how long the rest should take."""
+    elapsed = time.perf_counter() - t0
+    if left <= 0 or not done:
+        return
+    msg = (f"first shard: {done} requests in {elapsed:.1f} s; about {_duration(elapsed / done * left)} left for the "
+           f"other {left}")
+    log.info(msg)
+    if not bar.disable:
+        bar.write(msg)
 
 
 def _duration(seconds: float) -> str:
@@ -506,9 +510,12 @@ def _run_pipelined(shards: list[Shard], backend: Backend, store: ResultStore, po
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-writer") as writer:
             pending: tuple[Future, ShardStats, int] | None = None
-            for shard in shards:
+            total = sum(len(sh.requests) for sh in shards)
+            for k, shard in enumerate(shards):
                 shown["n"] = 0
                 rows, stats = generate_shard(backend, shard, policy)
+                if k == 0:
+                    _estimate(bar, stats.requests, total - stats.requests, t0)
                 streamed = min(shown["n"], stats.requests)
                 if pending is not None:
                     _finish(pending, report, bar, t0)
@@ -538,8 +545,11 @@ def _run_in_processes(shards: list[Shard], cfg: BackendConfig, store_dir, policy
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(queue,)) as pool:
             futures = [pool.submit(run_shard, shard, cfg, str(store_dir), policy) for shard in shards]
-            for fut in as_completed(futures):
+            total = sum(len(sh.requests) for sh in shards)
+            for i, fut in enumerate(as_completed(futures)):
                 _tick(bar, report, fut.result(), t0)
+                if i == 0:
+                    _estimate(bar, report.generated, total - report.generated, t0)
 
 
 def gpu_groups(engines: int, gpus_per_engine: int) -> list[str]:
