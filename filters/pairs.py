@@ -1,0 +1,325 @@
+"""Sentence-pair filters, vectorised over all pairs of one candidate set (pure functions, numpy).
+
+The pairs of n candidates are index arrays `(I, J)` into the candidate list (`pair_indices`: i < j, one
+direction, as the Impossible Distillation reference pairs them). Per-candidate work (lengths, number sets, ROUGE
+tokens) is done once per candidate, not once per pair; the pair step is array arithmetic.
+
+- `length_ratios`: len(y_new) / len(y_orig) in characters.
+- `numbers_ok`: every number of y_new appears in y_orig (the reference's check, which is one-sided in effect:
+  both of its tests iterate over y_new's numbers); `two_sided=True` also asks the converse.
+- `rouge_l`: ROUGE-L F1 with rouge-score's default tokenizer (lowercase, runs of [a-z0-9]; no stemming, as the
+  reference's `evaluate` call), the LCS computed for all pairs at once (one DP over padded token arrays).
+- `components`: connected components (union-find) of an undirected graph, for the NLI-graph dedup.
+- `distinct_n`, `self_bleu`: diversity of the kept sentences, for the run's stats.
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Literal, Protocol, Sequence
+
+import numpy as np
+from pydantic import Field
+
+from corpora.config import StrictModel
+
+_ROUGE_TOKEN = re.compile(r"[a-z0-9]+")
+_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+_UNITS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+                                     "fourteen fifteen sixteen seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000, "billion": 1_000_000_000, "dozen": 12}
+_WORD_NUMBER = re.compile(r"\b(" + "|".join(sorted(list(_TENS) + list(_UNITS) + list(_SCALES), key=len, reverse=True))
+                          + r")(?:-(" + "|".join(_UNITS) + r"))?\b", re.I)
+
+
+def pair_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j) with i < j, in itertools.combinations order."""
+    i, j = np.triu_indices(n, k=1)
+    return i.astype(np.int64), j.astype(np.int64)
+
+
+def length_ratios(texts: Sequence[str], I: np.ndarray, J: np.ndarray) -> np.ndarray:
+    """len(texts[J]) / len(texts[I]) (y_new / y_orig, characters)."""
+    lens = np.array([len(t) for t in texts], dtype=np.float64)
+    return lens[J] / np.maximum(lens[I], 1.0)
+
+
+def numbers_in(text: str) -> frozenset[str]:
+    """Numbers of a sentence, normalised: digits without thousands separators ("1,200" -> "1200", "3.50" ->
+    "3.5") and number words as digits ("three" -> "3", "twenty-five" -> "25", "million" -> "1000000")."""
+    out = set()
+    for m in _NUMBER.finditer(text):
+        s = m.group(0).rstrip(",").replace(",", "")
+        if "." in s:
+            s = s.rstrip("0").rstrip(".")
+        out.add(s)
+    for m in _WORD_NUMBER.finditer(text):
+        w, unit = m.group(1).lower(), m.group(2)
+        value = _UNITS.get(w, _TENS.get(w, _SCALES.get(w)))
+        out.add(str(value + (_UNITS[unit.lower()] if unit else 0)))
+    return frozenset(out)
+
+
+def numbers_ok(texts: Sequence[str], I: np.ndarray, J: np.ndarray, two_sided: bool = False) -> np.ndarray:
+    """For each pair: every number of texts[J] (y_new) is among those of texts[I] (y_orig) [and vice versa]."""
+    sets = [numbers_in(t) for t in texts]
+    vocab = {v: k for k, v in enumerate(sorted(set().union(*sets)))} if sets else {}
+    if not vocab:
+        return np.ones(len(I), dtype=bool)
+    M = np.zeros((len(texts), len(vocab)), dtype=bool)
+    for row, s in enumerate(sets):
+        M[row, [vocab[v] for v in s]] = True
+    ok = ~(M[J] & ~M[I]).any(axis=1)
+    if two_sided:
+        ok &= ~(M[I] & ~M[J]).any(axis=1)
+    return ok
+
+
+def rouge_tokens(text: str) -> list[str]:
+    """rouge-score's default tokenizer (no stemmer)."""
+    return _ROUGE_TOKEN.findall(text.lower())
+
+
+def _token_matrix(token_lists: Sequence[list[str]], pad: int) -> tuple[np.ndarray, np.ndarray]:
+    vocab: dict[str, int] = {}
+    ids = [[vocab.setdefault(t, len(vocab)) for t in toks] for toks in token_lists]
+    width = max((len(x) for x in ids), default=0)
+    mat = np.full((len(ids), max(width, 1)), pad, dtype=np.int64)
+    for r, x in enumerate(ids):
+        mat[r, :len(x)] = x
+    return mat, np.array([len(x) for x in ids], dtype=np.int64)
+
+
+def lcs_lengths(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Longest common subsequence of each row pair (A[p], B[p]); pads must differ between A and B."""
+    P, lb = B.shape
+    prev = np.zeros((P, lb + 1), dtype=np.int32)
+    for a in range(A.shape[1]):
+        eq = A[:, a:a + 1] == B
+        cur = np.zeros_like(prev)
+        for b in range(lb):
+            cur[:, b + 1] = np.where(eq[:, b], prev[:, b] + 1, np.maximum(prev[:, b + 1], cur[:, b]))
+        prev = cur
+    return prev[:, lb]
+
+
+def rouge_l(texts: Sequence[str], I: np.ndarray, J: np.ndarray) -> np.ndarray:
+    """ROUGE-L F1 of (reference texts[I], prediction texts[J]) for each pair."""
+    if len(I) == 0:
+        return np.zeros(0)
+    T, lens = _token_matrix([rouge_tokens(t) for t in texts], pad=-1)
+    B = T[J].copy()
+    B[B == -1] = -2  # pads never match each other
+    lcs = lcs_lengths(T[I], B).astype(np.float64)
+    li, lj = lens[I].astype(np.float64), lens[J].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r, p = lcs / li, lcs / lj
+        f = 2 * p * r / (p + r)
+    return np.nan_to_num(f, nan=0.0, posinf=0.0)
+
+
+def components(n: int, edges: Iterable[tuple[int, int]]) -> list[int]:
+    """Component label of each of n nodes (the smallest node of its component), undirected edges."""
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return [find(x) for x in range(n)]
+
+
+def distinct_n(texts: Sequence[str], n: int) -> float:
+    """Distinct n-grams / all n-grams over the texts (whitespace tokens, lowercased)."""
+    grams = [tuple(t[k:k + n]) for t in (x.lower().split() for x in texts) for k in range(len(t) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def _bleu(hyp: list[str], refs: list[list[str]], max_n: int = 4) -> float:
+    """Sentence BLEU with add-one smoothing of the n-gram precisions (n >= 2), brevity penalty to the closest
+    reference length."""
+    if not hyp or not refs:
+        return 0.0
+    logp = 0.0
+    for n in range(1, max_n + 1):
+        h = Counter(tuple(hyp[k:k + n]) for k in range(len(hyp) - n + 1))
+        best: Counter = Counter()
+        for ref in refs:
+            for g, c in Counter(tuple(ref[k:k + n]) for k in range(len(ref) - n + 1)).items():
+                best[g] = max(best[g], c)
+        match, total = sum(min(c, best[g]) for g, c in h.items()), max(sum(h.values()), 0)
+        if n > 1:
+            match, total = match + 1, total + 1
+        if match == 0 or total == 0:
+            return 0.0
+        logp += math.log(match / total) / max_n
+    closest = min((len(r) for r in refs), key=lambda L: (abs(L - len(hyp)), L))
+    bp = 1.0 if len(hyp) > closest else math.exp(1 - closest / len(hyp))
+    return bp * math.exp(logp)
+
+
+def self_bleu(texts: Sequence[str], max_texts: int = 500, seed: int = 0) -> float | None:
+    """Mean BLEU of each text against all the others (lower = more diverse); a seeded sample of `max_texts`."""
+    toks = [t.lower().split() for t in texts]
+    if len(toks) < 2:
+        return None
+    if len(toks) > max_texts:
+        idx = np.random.default_rng(seed).choice(len(toks), size=max_texts, replace=False)
+        toks = [toks[i] for i in sorted(idx)]
+    return float(np.mean([_bleu(h, toks[:k] + toks[k + 1:]) for k, h in enumerate(toks)]))
+
+
+# ---- the filter cascade over one candidate set -----------------------------------------------------------------
+STEPS = ("length_ratio", "numbers", "rougeL", "nli_fwd", "nli_rev", "nli_graph")
+
+
+class Critic(Protocol):
+    model: str
+
+    def entailment(self, premises: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray: ...
+
+    def entails(self, premises: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray: ...
+
+
+class PairFilterConfig(StrictModel):
+    """Thresholds of one mode; None turns a test off (its score is still computed)."""
+
+    min_len_ratio: float | None = Field(0.8, ge=0, description="len(y_new) / len(y_orig) in characters, at least")
+    max_len_ratio: float | None = Field(1.5, ge=0, description="... at most")
+    numbers: Literal["new_in_orig", "both", "off"] = Field(
+        "new_in_orig", description="every number of y_new is in y_orig (the reference, in effect); both: and back")
+    max_rougeL: float | None = Field(0.75, ge=0, le=1, description="a diversity ceiling, not a fidelity floor")
+    nli_fwd: float | None = Field(0.75, ge=0, le=1, description="critic(y_orig => y_new) at least")
+    nli_rev: float | None = Field(0.75, ge=0, le=1, description="critic(y_new => y_orig) at least")
+
+
+class GraphDedupConfig(StrictModel):
+    """Dedup by entailment graph (the reference's `remove_duplicates`): candidates are nodes, an edge joins two
+    that entail (the critic's `entails`); one pair is kept per connected component, first over y_orig nodes,
+    then over y_new nodes of the survivors."""
+
+    enabled: bool = True
+    edge: Literal["either", "mutual"] = Field("either", description="either: a => b or b => a (the reference)")
+    keep: Literal["lowest_nli_rev", "highest_nli_fwd", "lowest_rougeL"] = "lowest_nli_rev"  # reference: lowest rev
+
+
+@dataclass
+class PairScores:
+    I: np.ndarray  # y_orig candidate index per pair
+    J: np.ndarray  # y_new candidate index per pair
+    len_ratio: np.ndarray
+    numbers_ok: np.ndarray
+    rougeL: np.ndarray
+    nli_fwd: np.ndarray  # nan where not computed
+    nli_rev: np.ndarray
+    reason: list[str | None]  # the first test a pair failed (STEPS order); None: passed
+    component: list[str | None]
+    seconds: dict[str, float] = field(default_factory=dict)
+    entered: dict[str, int] = field(default_factory=dict)  # pairs that reached each step
+
+    @property
+    def passed(self) -> np.ndarray:
+        return np.array([r is None for r in self.reason], dtype=bool)
+
+
+def _graph_components(nodes: np.ndarray, texts: Sequence[str], critic: Critic, edge: str) -> dict[int, int]:
+    """{node: component root} for the candidate indices `nodes`, edges by the critic over all ordered pairs."""
+    nodes = np.unique(nodes)
+    k = len(nodes)
+    if k < 2:
+        return {int(n): int(n) for n in nodes}
+    a, b = np.where(~np.eye(k, dtype=bool))
+    e = np.zeros((k, k), dtype=bool)
+    e[a, b] = critic.entails([texts[i] for i in nodes[a]], [texts[i] for i in nodes[b]])
+    und = (e | e.T) if edge == "either" else (e & e.T)
+    labels = components(k, zip(*np.nonzero(np.triu(und, 1))))
+    return {int(nodes[x]): int(nodes[labels[x]]) for x in range(k)}
+
+
+def filter_pairs(texts: Sequence[str], cfg: PairFilterConfig, critic: Critic, graph: GraphDedupConfig,
+                 orient_longer_first: bool = False, score_all: bool = False) -> PairScores:
+    """Every pair (i < j) of one candidate set through the cascade, cheapest first: length ratio, numbers,
+    ROUGE-L ceiling (all vectorised, scored on every pair), NLI forward, NLI reverse (batched, scored on the pairs
+    still alive, or on all with `score_all`), then the entailment-graph dedup. `orient_longer_first`: y_orig is
+    the longer of the two (summary pairs)."""
+    I, J = pair_indices(len(texts))
+    if orient_longer_first and len(I):
+        lens = np.array([len(t) for t in texts])
+        swap = lens[J] > lens[I]
+        I, J = np.where(swap, J, I), np.where(swap, I, J)
+    P = len(I)
+    reason: list[str | None] = [None] * P
+    alive = np.ones(P, dtype=bool)
+    seconds, entered = {}, {}
+
+    def fail(step: str, ok: np.ndarray) -> None:
+        for k in np.nonzero(alive & ~ok)[0]:
+            reason[k] = step
+        alive[:] = alive & ok
+
+    t = time.perf_counter()
+    ratio = length_ratios(texts, I, J)
+    entered["length_ratio"] = int(alive.sum())
+    ok = np.ones(P, dtype=bool)
+    if cfg.min_len_ratio is not None:
+        ok &= ratio >= cfg.min_len_ratio
+    if cfg.max_len_ratio is not None:
+        ok &= ratio <= cfg.max_len_ratio
+    fail("length_ratio", ok)
+    seconds["length_ratio"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    entered["numbers"] = int(alive.sum())
+    nums = numbers_ok(texts, I, J, two_sided=cfg.numbers == "both")
+    if cfg.numbers != "off":
+        fail("numbers", nums)
+    seconds["numbers"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    entered["rougeL"] = int(alive.sum())
+    rouge = rouge_l(texts, I, J)
+    if cfg.max_rougeL is not None:
+        fail("rougeL", rouge <= cfg.max_rougeL)
+    seconds["rougeL"] = time.perf_counter() - t
+
+    fwd, rev = np.full(P, np.nan), np.full(P, np.nan)
+    for step, out, premise, hypo, threshold in (("nli_fwd", fwd, I, J, cfg.nli_fwd),
+                                                ("nli_rev", rev, J, I, cfg.nli_rev)):
+        t = time.perf_counter()
+        entered[step] = int(alive.sum())
+        idx = np.arange(P) if score_all else np.nonzero(alive)[0]
+        if len(idx):
+            out[idx] = critic.entailment([texts[i] for i in premise[idx]], [texts[j] for j in hypo[idx]])
+        if threshold is not None:
+            fail(step, np.nan_to_num(out, nan=-1.0) >= threshold)
+        seconds[step] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    entered["nli_graph"] = int(alive.sum())
+    component: list[str | None] = [None] * P
+    if graph.enabled and alive.sum() > 1:
+        key = {"lowest_nli_rev": rev, "highest_nli_fwd": -fwd, "lowest_rougeL": rouge}[graph.keep]
+        for side, nodes_of in (("o", I), ("n", J)):
+            live = np.nonzero(alive)[0]
+            roots = _graph_components(nodes_of[live], texts, critic, graph.edge)
+            best: dict[int, int] = {}
+            for k in live:
+                root = roots[int(nodes_of[k])]
+                component[k] = (component[k] + "." if component[k] else "") + f"{side}{root}"
+                if root not in best or np.nan_to_num(key[k], nan=np.inf) < np.nan_to_num(key[best[root]], nan=np.inf):
+                    best[root] = k
+            keep = np.zeros(P, dtype=bool)
+            keep[list(best.values())] = True
+            fail("nli_graph", keep | ~alive)
+    seconds["nli_graph"] = time.perf_counter() - t
+    return PairScores(I, J, ratio, nums, rouge, fwd, rev, reason, component, seconds, entered)

@@ -1,0 +1,295 @@
+"""Impossible Distillation (Jung et al., NAACL 2024): paraphrase / summary pairs from a small LM and a critic.
+
+Rounds: `contexts` (continuations of domain prefixes -> sentences; sentence i gives `y_orig` and its left context
+`x_l`, the prefix not part of it) -> `candidates` (n continuations of each `x_l`, first full sentence kept) ->
+pairs of candidates of the same `x_l` through `filters.pairs.filter_pairs` (length ratio, numbers, ROUGE-L ceiling,
+critic forward / reverse, entailment-graph dedup) -> rows (`text` = `y_new`). Optional round `judge`: the LLM as
+the critic. The critic (`filters.nli`): an NLI model path, MiniLM cosine, or the LLM's yes/no.
+
+Prefixes: seed records (`--input`, one prefix per record's text: any domain, e.g. `Abstract:`), or news prefixes
+drawn from a `news_prefix.json` resource (`prefixes.news_file`), or the bundled sample (news prefixes drawn from a
+small resource of our own). Contexts are shuffled with `shuffle_seed` before `max_contexts` takes the first.
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field
+
+from corpora.config import StrictModel
+from corpora.generated import PROVENANCE_NAMES, generated_schema, to_table
+from corpora.hashing import short_hash
+from filters.dedup.config import MinHashDedup
+from filters.pairs import GraphDedupConfig, PairFilterConfig, distinct_n, filter_pairs, self_bleu
+from filters.sentences import first_sentence, is_full_sentence, left_contexts
+from generators.backends.base import GenerationRequest, SamplingParams
+from generators.contract import GeneratedDedup, Generator, GeneratorConfig, GeneratorResult
+
+TEMPLATE_VERSION = 1
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "corpora" / "sample_data"
+SAMPLE_RESOURCE = SAMPLE_DIR / "impossible_news_resource.json"  # ours: a few media and capitals
+SAMPLE_PREFIXES = SAMPLE_DIR / "impossible_prefixes.jsonl"  # news_prefixes(SAMPLE_RESOURCE, 16, seed=0)
+JUDGE_PROMPT = ("Sentence A: {a}\nSentence B: {b}\nIf sentence A is true, must sentence B be true? Answer yes or "
+                "no.\nAnswer:")
+
+
+class PrefixConfig(StrictModel):
+    news_file: str | None = Field(None, description="news_prefix.json ({city_country, media_list}): draw `count` "
+                                                    "news prefixes from it; None: prefixes are the input records")
+    count: int = Field(1000, ge=1)
+    seed: int = 0
+
+
+class ContextSampling(SamplingParams):  # the reference's y_orig generation
+    n: int = Field(100, ge=1)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    max_tokens: int = Field(150, ge=1)
+    banned_substrings: list[str] = Field(default_factory=lambda: ["\n"])
+
+
+class CandidateSampling(SamplingParams):  # the reference's stage-0 y_con generation
+    n: int = Field(100, ge=1)
+    temperature: float = Field(0.5, ge=0.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    max_tokens: int = Field(100, ge=1)
+    no_repeat_ngram_size: int | None = Field(3, ge=1)
+    banned_substrings: list[str] = Field(default_factory=lambda: ["\n"])
+
+
+class CriticConfig(StrictModel):
+    kind: Literal["minilm", "nli", "llm"] = Field("minilm", description="nli needs nli_model (none ships offline)")
+    nli_model: str | None = Field(None, description="local HF sequence-classification folder (roberta-large-wanli)")
+    batch_size: int = Field(64, ge=1)
+    max_length: int = Field(512, ge=8)
+    device: str = "auto"
+    edge_threshold: float = Field(0.75, ge=0, le=1, description="minilm / llm: a graph edge at this score")
+
+
+class PairDedup(GeneratedDedup):
+    # one-sentence rows: MinHash's 5-gram shingles over y_new alone would drop pairs whose y_orig differ; the
+    # entailment graph is the near-dedup within a context, exact dedup of y_new across contexts stays on
+    minhash: MinHashDedup = MinHashDedup(enabled=False)
+
+
+class ImpossibleConfig(GeneratorConfig):
+    mode: Literal["paraphrase", "summary"] = "paraphrase"
+    prefixes: PrefixConfig = PrefixConfig()
+    contexts_sampling: ContextSampling = ContextSampling()
+    candidates_sampling: CandidateSampling = CandidateSampling()
+    shuffle_seed: int = 3  # the reference's random.seed(3) (its shuffle never ran)
+    max_contexts: int | None = Field(None, ge=1, description="first N shuffled contexts; None: all")
+    paraphrase: PairFilterConfig = PairFilterConfig()
+    summary: PairFilterConfig = PairFilterConfig(min_len_ratio=None, max_len_ratio=0.75, nli_rev=None)
+    graph: GraphDedupConfig = GraphDedupConfig()
+    critic: CriticConfig = CriticConfig()
+    score_all: bool = Field(False, description="critic scores on every pair (else: on the pairs still alive)")
+    dedup: PairDedup = PairDedup()
+
+
+def _s(*names: str) -> list[pa.Field]:
+    return [pa.field(n, pa.string()) for n in names]
+
+
+CONTEXT_FIELDS = _s("prefix", "prefix_id", "x_l", "y_orig") + [pa.field("sentence_index", pa.int32()),
+                                                               pa.field("selected", pa.bool_())]
+CANDIDATE_FIELDS = _s("context_id", "x_l", "completion") + [pa.field("candidate_ok", pa.bool_())]
+FIELDS = _s("context_id", "x_l", "y_orig", "y_new", "mode") + [pa.field(n, pa.float64()) for n in (
+    "len_ratio", "nli_fwd", "nli_rev")] + [pa.field("numbers_ok", pa.bool_()), pa.field("rougeL", pa.float64()),
+    *_s("component"), pa.field("passed", pa.bool_()), *_s("generator_model", "critic_model")]
+
+
+def news_prefixes(resource: dict, count: int, seed: int) -> list[dict[str, str]]:
+    """The reference's news templates: `({media}) --` p=0.5, `{country} ({media}) --` p=0.25,
+    `{CITY}, {country} ({media}) --` p=0.25; a seeded stream."""
+    rng, out = random.Random(seed), []
+    for k in range(count):
+        city, country = rng.choice(resource["city_country"])
+        media, u = rng.choice(resource["media_list"]), rng.random()
+        text = (f"({media}) --" if u < 0.5 else f"{country} ({media}) --" if u < 0.75
+                else f"{city.upper()}, {country} ({media}) --")
+        out.append({"id": f"news-{seed}-{k}", "text": text})
+    return out
+
+
+def _seeded(sp: SamplingParams, *key: str) -> SamplingParams:
+    return SamplingParams(**{**sp.model_dump(), "seed": int(short_hash(*key, length=8), 16) & 0x7FFFFFFF})
+
+
+def _request(kind: str, key: str, prompt: str, sp: SamplingParams, parent: str, meta: dict) -> GenerationRequest:
+    rid = f"id{kind[0]}-" + short_hash(key, prompt, str(TEMPLATE_VERSION), length=20)
+    return GenerationRequest(id=rid, prompt=prompt, sampling=_seeded(sp, rid), parent_ids=[parent], meta=meta,
+                             template_id=f"impossible/{kind}@v{TEMPLATE_VERSION}")
+
+
+class JudgeCritic:
+    """The LLM as the critic: "if A is true, must B be true?" through round `judge`; yes = 1.0, else 0.0."""
+
+    def __init__(self, rounds, edge_threshold: float = 0.5):
+        self.rounds, self.edge_threshold, self.model, self.calls = rounds, edge_threshold, "llm-judge", 0
+        self._memo: dict[tuple[str, str], float] = {}
+        self.sampling = SamplingParams(temperature=0.0, max_tokens=3)
+
+    def entailment(self, premises: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray:
+        keys = list(zip(premises, hypotheses))
+        todo = list(dict.fromkeys(k for k in keys if k not in self._memo))
+        if todo:
+            self.calls += 1
+            reqs = [GenerationRequest(id="idj-" + short_hash(a, b, str(TEMPLATE_VERSION), length=20),
+                                      prompt=JUDGE_PROMPT.format(a=a, b=b), sampling=self.sampling,
+                                      template_id=f"impossible/judge@v{TEMPLATE_VERSION}", meta={"a": a, "b": b})
+                    for a, b in todo]
+            out = self.rounds.generate(f"judge#{self.calls}", reqs)
+            for rec in out.ok:
+                self.model = rec["model"]
+                self._memo[(rec["a"], rec["b"])] = float(rec["text"].strip().lower().startswith("yes"))
+            for rec in out.failed:
+                self._memo[(rec["a"], rec["b"])] = 0.0
+        return np.array([self._memo[k] for k in keys], dtype=np.float64)
+
+    def entails(self, premises: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray:
+        return self.entailment(premises, hypotheses) >= self.edge_threshold
+
+
+def build_critic(cfg: CriticConfig, rounds):
+    from filters.nli import EmbeddingCritic, NLICritic
+
+    if cfg.kind == "llm":
+        return JudgeCritic(rounds, cfg.edge_threshold)
+    from generators.backends import release_backends
+
+    release_backends()  # the generator's engine leaves the GPU before the critic loads
+    if cfg.kind == "nli":
+        return NLICritic(cfg.nli_model, cfg.batch_size, cfg.max_length, cfg.device)
+    return EmbeddingCritic(edge_threshold=cfg.edge_threshold)
+
+
+def _hist(values: np.ndarray, bins: Sequence[float]) -> dict[str, Any]:
+    counts, edges = np.histogram(values[~np.isnan(values)], bins=bins)
+    return {"edges": [round(float(e), 3) for e in edges], "counts": counts.tolist()}
+
+
+def _pair_row(ci: dict, cj: dict, k: int, s, mode: str, critic_model: str) -> dict:
+    val = lambda a: None if np.isnan(a[k]) else float(a[k])  # noqa: E731
+    return {**{n: cj.get(n) for n in PROVENANCE_NAMES}, "source": cj["source"],
+            "id": "pair-" + short_hash(ci["id"], cj["id"], mode, length=20), "text": cj["text"],
+            "parent_ids": [ci["id"], cj["id"]], "context_id": cj["context_id"], "x_l": cj["x_l"],
+            "y_orig": ci["text"], "y_new": cj["text"], "mode": mode, "len_ratio": float(s.len_ratio[k]),
+            "nli_fwd": val(s.nli_fwd), "nli_rev": val(s.nli_rev), "numbers_ok": bool(s.numbers_ok[k]),
+            "rougeL": float(s.rougeL[k]), "component": s.component[k], "passed": s.reason[k] is None,
+            "generator_model": cj["model"], "critic_model": critic_model}
+
+
+def run(cfg: ImpossibleConfig, records: Sequence[Any], rounds) -> GeneratorResult:
+    prefixes = [{"id": r.id, "text": r.text.strip()} for r in records]
+    if cfg.prefixes.news_file:
+        resource = json.loads(Path(cfg.prefixes.news_file).expanduser().read_text(encoding="utf-8"))
+        prefixes += news_prefixes(resource, cfg.prefixes.count, cfg.prefixes.seed)
+    prefixes = prefixes[:cfg.max_seeds] if cfg.max_seeds else prefixes
+    if not prefixes:
+        raise ValueError("no prefixes: give --input prefix records or --set prefixes.news_file=<news_prefix.json>")
+    stats: dict[str, Any] = {"mode": cfg.mode, "prefixes": len(prefixes), "shuffle_seed": cfg.shuffle_seed}
+    # 1. contexts
+    out = rounds.generate("contexts", [_request("context", p["id"], p["text"], cfg.contexts_sampling, p["id"],
+                                                {"prefix": p["text"], "prefix_id": p["id"]}) for p in prefixes])
+    contexts, seen, no_left = [], set(), 0
+    for rec in out.ok:
+        for i, x_l, y in left_contexts(rec["text"]):
+            if i == 0:
+                no_left += 1  # a first sentence has no left context
+            elif x_l not in seen:
+                seen.add(x_l)
+                contexts.append({**rec, "id": "ctx-" + short_hash(rec["id"], str(i), length=20), "text": y,
+                                 "x_l": x_l, "y_orig": y, "sentence_index": i, "parent_ids": [rec["id"]]})
+    contexts.sort(key=lambda c: c["id"])
+    random.Random(cfg.shuffle_seed).shuffle(contexts)
+    chosen = contexts[:cfg.max_contexts] if cfg.max_contexts else contexts
+    for c in contexts:
+        c["selected"] = False
+    for c in chosen:
+        c["selected"] = True
+    stats["contexts"] = {"continuations": len(out.ok), "sentences_without_left_context": no_left,
+                         "contexts": len(contexts), "selected": len(chosen)}
+    # 2. candidates
+    out2 = rounds.generate("candidates", [_request("candidate", c["id"], c["x_l"], cfg.candidates_sampling, c["id"],
+                                                   {"context_id": c["id"], "x_l": c["x_l"]}) for c in chosen])
+    candidates = []
+    for rec in out2.ok:
+        sent = first_sentence(rec["text"])
+        candidates.append({**rec, "text": sent, "completion": rec["text"], "candidate_ok": is_full_sentence(sent)})
+    by_ctx: dict[str, list[dict]] = {}
+    for c in candidates:
+        if c["candidate_ok"]:
+            by_ctx.setdefault(c["context_id"], []).append(c)
+    stats["candidates"] = {"completions": len(candidates), "full_sentences": sum(c["candidate_ok"] for c in candidates)}
+    # 3. pairs
+    filt = getattr(cfg, cfg.mode)
+    critic = build_critic(cfg.critic, rounds)
+    rejected = [{k: v for k, v in r.items() if k in REJECT_NAMES} for r in out.failed + out2.failed]
+    rows, all_scores = [], []
+    seconds: dict[str, float] = {}
+    entered: dict[str, int] = {}
+    for ctx_id, cands in by_ctx.items():
+        s = filter_pairs([c["text"] for c in cands], filt, critic, cfg.graph, cfg.mode == "summary", cfg.score_all)
+        all_scores.append(s)
+        for k in range(len(s.I)):
+            row = _pair_row(cands[s.I[k]], cands[s.J[k]], k, s, cfg.mode, critic.model)
+            (rows if s.reason[k] is None else rejected).append(row if s.reason[k] is None
+                                                               else {**row, "reason": s.reason[k]})
+        for step, sec in s.seconds.items():
+            seconds[step] = seconds.get(step, 0.0) + sec
+            entered[step] = entered.get(step, 0) + s.entered[step]
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(s, name) for s in all_scores]) if all_scores else np.zeros(0)
+
+    steps = list(entered)
+    stats["pairs"] = {
+        "in": sum(len(s.I) for s in all_scores), "out": len(rows), "critic": critic.model,
+        "funnel": [{"step": st, "in": entered[st], "out": entered[steps[i + 1]] if i + 1 < len(steps) else len(rows),
+                    "seconds": round(seconds[st], 4), "pairs_per_s": round(entered[st] / seconds[st], 1)
+                    if seconds[st] else None} for i, st in enumerate(steps)],
+        "rougeL_hist": _hist(cat("rougeL"), np.linspace(0, 1, 11)),
+        "len_ratio_hist": _hist(cat("len_ratio"), [0, .25, .5, .75, .8, 1, 1.25, 1.5, 2, 3, np.inf]),
+        "kept": {"distinct_1": distinct_n([r["y_new"] for r in rows], 1),
+                 "distinct_2": distinct_n([r["y_new"] for r in rows], 2),
+                 "self_bleu": self_bleu([r["y_new"] for r in rows])},
+        "self_distill": "not implemented"}
+    tables = {"contexts": to_table([{k: c.get(k) for k in CONTEXT_NAMES} for c in contexts],
+                                   generated_schema(CONTEXT_FIELDS)),
+              "candidates": to_table([{k: c.get(k) for k in CANDIDATE_NAMES} for c in candidates],
+                                     generated_schema(CANDIDATE_FIELDS))}
+    return GeneratorResult(rows, rejected, stats, tables=tables)
+
+
+CONTEXT_NAMES = generated_schema(CONTEXT_FIELDS).names
+REJECT_NAMES = set(generated_schema(FIELDS, rejected=True).names)
+CANDIDATE_NAMES = generated_schema(CANDIDATE_FIELDS).names
+
+
+def _sample_inputs(cfg: ImpossibleConfig) -> list[str]:
+    return [] if cfg.prefixes.news_file else [str(SAMPLE_PREFIXES)]
+
+
+def _preflight(cfg: ImpossibleConfig) -> None:
+    if cfg.prefixes.news_file and not Path(cfg.prefixes.news_file).expanduser().is_file():
+        raise FileNotFoundError(f"prefixes.news_file: {cfg.prefixes.news_file} does not exist")
+    if cfg.critic.kind == "nli" and not (cfg.critic.nli_model and Path(cfg.critic.nli_model).expanduser().exists()):
+        raise FileNotFoundError(f"critic.nli_model: {cfg.critic.nli_model!r} is not a local model folder "
+                                "(critic.kind=nli needs one; critic.kind=minilm runs offline)")
+
+
+GENERATOR = Generator(
+    name="impossible-distillation",
+    description="Impossible Distillation: prefix -> contexts -> candidates -> NLI-filtered paraphrase/summary pairs",
+    config=ImpossibleConfig, fields=FIELDS, rounds=("contexts", "candidates", "judge"), run=run,
+    kinds=("contexts", "candidates"),
+    # the bundled sample: 4 prefixes x 3 continuations of 64 tokens, 6 contexts x 8 candidates of 32 tokens (168
+    # pairs, ~2,300 tokens): a few minutes with SmolLM2-135M on two CPU cores instead of 100 x 100 per context
+    demo={"max_seeds": 4, "contexts_sampling.n": 3, "contexts_sampling.max_tokens": 64, "max_contexts": 6,
+          "candidates_sampling.n": 8, "candidates_sampling.max_tokens": 32},
+    sample_inputs=_sample_inputs, needs_inputs=False, preflight=_preflight,
+)
