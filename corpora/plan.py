@@ -1,6 +1,7 @@
 """Plan a document run: which inputs exist, which are already finished in this output folder (resume)."""
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,3 +50,29 @@ def plan_run(inputs: list[str], out_dir: Path, config_hash: str, overwrite: bool
         raise ValueError("two inputs map to the same staging key")
     pending = [i for i in items if not is_done(staging, i, config_hash)]
     return RunPlan(out_dir, staging, items, pending, config_hash)
+
+
+class OutputError(ValueError):
+    """An output folder that cannot be used; the message names it and the reason."""
+
+
+def check_output(output: str | Path, inputs: list[str] = ()) -> Path:
+    """Before a run: the output is (or can be made) a writable folder, and it neither equals nor contains nor sits
+    inside an input (a run would read its own `data/` and `_work/` back, or overwrite its input)."""
+    out = Path(output).expanduser().resolve()
+    for parent in [out, *out.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                where = "is a file" if parent == out else f"is under a file ({parent})"
+                raise OutputError(f"output {out} {where}")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(f"output {out}: {parent} is not writable")
+            break
+    for raw in inputs:
+        inp = Path(raw).expanduser().resolve()
+        if inp == out or out in inp.parents:
+            raise OutputError(f"input {raw} is inside the output folder {out}: give another --output (a run "
+                              f"rewrites its output's data/ and _work/)")
+        if inp.is_dir() and inp in out.parents:
+            raise OutputError(f"output {out} is inside the input folder {raw}: a rerun would read its own output")
+    return out

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from corpora.config import StrictModel
 
 
 class ExecutorConfig(StrictModel):
     executor: Literal["local", "ray", "slurm"] = "local"
-    workers: int = 1  # tasks run at once (local processes / Ray tasks / Slurm array slots)
+    workers: int = Field(1, ge=1)  # tasks run at once (local processes / Ray tasks / Slurm array slots)
     # Slurm
     partition: str | None = None
     time: str = "12:00:00"
-    cpus_per_task: int = 1
-    mem_per_cpu_gb: float = 2
+    cpus_per_task: int = Field(1, ge=1)
+    mem_per_cpu_gb: float = Field(2, gt=0)
     sbatch_args: dict[str, str] = {}
     # Ray
     ray_address: str | None = None  # None: start/attach a local Ray

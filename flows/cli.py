@@ -30,6 +30,10 @@ app = typer.Typer(help="Prefect flows for LLM training data. `flows run dolma` c
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
+def _one_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
 def _fail(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
@@ -77,18 +81,20 @@ def run(pipeline: str = typer.Argument(..., help="pipeline name (see `flows list
     except (UnknownPipeline, ConfigError) as e:
         _fail(str(e).strip("'\""))
         return
+    from corpora.plan import check_output
     from corpora.readers import InputError
 
     try:
+        check_output(cfg.output, list(getattr(cfg, "inputs", []) or []))
         if p.preflight is not None:
             p.preflight(cfg)
-    except (InputError, FileNotFoundError, ValueError) as e:
-        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    except (InputError, OSError, ValueError) as e:  # FileNotFoundError, PermissionError, ... are OSErrors
+        _fail(_one_line(e))
         return
     try:
         result = p.flow(cfg)
-    except (InputError, FileNotFoundError, ValueError) as e:
-        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    except (InputError, OSError, ValueError) as e:
+        _fail(_one_line(e))
         return
     out = (result or {}).get("output")
     if out:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from corpora.config import StrictModel
 
@@ -27,8 +27,8 @@ class RunConfig(StrictModel):
     inputs: list[str] = []  # files or folders; empty: the pipeline's bundled sample
     output: str | None = None  # default ./output/<pipeline>
     overwrite: bool = False  # true: discard a previous run in `output` instead of resuming it
-    shard_rows: int = 100_000
-    shard_mb: float = 256.0
+    shard_rows: int = Field(100_000, ge=1)
+    shard_mb: float = Field(256.0, gt=0)
 
 
 def config_hash(cfg: BaseModel, exclude: set[str] = frozenset({"inputs", "output", "overwrite"})) -> str:

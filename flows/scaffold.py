@@ -1,6 +1,9 @@
 """One run scaffold for every flow: start (output folder, overwrite of the pipeline's own output kinds), publish
 each output kind as shards, and finish (stats.json with the row invariant, manifest.json, console summary, Prefect
-markdown artifact; a broken invariant fails the run after everything is written, so it can be inspected)."""
+markdown artifact; a broken invariant fails the run after everything is written, so it can be inspected).
+
+The manifest says `status: publishing` from before the first output folder is swapped until the run finishes
+(`complete`): a run killed between two swaps leaves a manifest that says so, never a stale `complete`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -39,6 +42,8 @@ class Run:
                 name: str | None = None) -> list[dict]:
         """Publish staged Parquet `files` as the shards of `kind` (under `out_dir/under` when given, recorded in
         the manifest as `name`)."""
+        if not self.outputs:  # before the first swap: a reader can tell a half-published folder
+            self._write_manifest("publishing")
         base = self.out_dir / under if under else self.out_dir
         shards = publish_kind(base, kind, [Path(f) for f in files], schema, shard_rows=self.config.shard_rows,
                               shard_mb=self.config.shard_mb)
@@ -46,6 +51,11 @@ class Run:
         out = [{**s.as_dict(), "path": prefix + s.path} for s in shards]
         self.outputs[name or kind] = out
         return out
+
+    def _write_manifest(self, status: str, inputs: list[dict] | None = None, cfg_hash: str | None = None) -> None:
+        write_manifest(self.out_dir, pipeline=self.pipeline, config=self.config.model_dump(mode="json"),
+                       config_hash=cfg_hash or config_hash(self.config), inputs=inputs or [],
+                       outputs=self.outputs, started=self.started, status=status)
 
     def rows(self, kind: str) -> int:
         return sum(s["rows"] for s in self.outputs.get(kind, []))
@@ -61,10 +71,7 @@ class Run:
                                                             if k in self.outputs})
         stats = {**stats, "invariant": invariant}
         atomic_write_json(self.out_dir / "stats.json", stats)
-        status = "complete" if invariant["holds"] else "invariant_failed"
-        write_manifest(self.out_dir, pipeline=self.pipeline, config=self.config.model_dump(mode="json"),
-                       config_hash=cfg_hash or config_hash(self.config), inputs=inputs or [],
-                       outputs=self.outputs, started=self.started, status=status)
+        self._write_manifest("complete" if invariant["holds"] else "invariant_failed", inputs, cfg_hash)
         if summary is not None:
             console.print(summary)
         publish_artifact(f"{self.pipeline}-summary", markdown or f"# {self.pipeline}: {self.out_dir}\n\n```\n"

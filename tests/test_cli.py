@@ -1,4 +1,5 @@
 """The `flows` command as a user types it."""
+import os
 import subprocess
 import sys
 
@@ -62,3 +63,27 @@ def test_bad_config_and_input_errors(tmp_path):
     assert code == 2 and "filters.quality.model: required" in err
     code, err = _run_in_process("run", "dolma", "--set", "dedup.paragraph.enabled=maybe")
     assert code == 2 and "dedup.paragraph.enabled" in err
+
+
+def test_bad_bounds_and_outputs_are_one_line_before_the_run(tmp_path):
+    for key in ("shard_rows=0", "shard_mb=-5", "execution.workers=0", "execution.workers=-1"):
+        code, err = _run_in_process("run", "dolma", "--output", str(tmp_path / "o"), "--set", key)
+        assert code == 2 and key.split("=")[0] in err and "Traceback" not in err, (key, err)
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    code, err = _run_in_process("run", "dolma", "--output", str(a_file))
+    assert code == 2 and "is a file" in err
+    code, err = _run_in_process("run", "dolma", "--output", str(a_file / "sub"))
+    assert code == 2 and "is under a file" in err
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.jsonl").write_text('{"id": "1", "text": "hello"}\n')
+    code, err = _run_in_process("run", "dolma", "--input", str(inputs), "--output", str(inputs / "out"))
+    assert code == 2 and "inside the input folder" in err
+    code, err = _run_in_process("run", "dolma", "--input", str(inputs / "a.jsonl"), "--output", str(inputs))
+    assert code == 2 and "inside the output folder" in err
+    if os.geteuid() != 0:  # root writes anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        code, err = _run_in_process("run", "dolma", "--output", str(ro / "out"))
+        assert code == 2 and "not writable" in err

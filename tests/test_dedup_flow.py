@@ -157,3 +157,20 @@ def test_dolma_flow_runs_dedup_after_the_filters(tmp_path, prefect_harness):
     assert all(r["dup_cluster_id"] and r["dup_cluster_size"] >= 1 for r in data)
     kept = {r["id"] for r in data}
     assert all(r["reason_detail"] in kept for r in rejected if r["reason"] == "minhash")
+
+
+def test_empty_results_are_results(tmp_path, prefect_harness):
+    """No document reaches dedup (an empty Parquet; every row unusable): the run publishes what it has."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    pq.write_table(pa.table({"id": pa.array([], pa.string()), "text": pa.array([], pa.string())}), empty / "e.parquet")
+    res = dedup_flow(load_config(DedupFlowConfig, inputs=[str(empty)], output=str(tmp_path / "o1")))
+    assert res["stats"]["invariant"] == {"records_read": 0, "rows_data": 0, "rows_rejected": 0,
+                                         "rows_quarantine": 0, "holds": True}
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    pq.write_table(pa.table({"id": ["a", "b"], "text": pa.array([None, None], pa.string())}), bad / "b.parquet")
+    res = dedup_flow(load_config(DedupFlowConfig, inputs=[str(bad)], output=str(tmp_path / "o2")))
+    inv = res["stats"]["invariant"]
+    assert inv["holds"] and inv["rows_quarantine"] == 2 and inv["rows_data"] == 0
+    assert len(rows(tmp_path / "o2", "quarantine")) == 2

@@ -157,6 +157,8 @@ def _task_candidates(files: list[Path], offsets: np.ndarray, key_col: int, part:
             keys.append(k[sel])
             index.append(np.flatnonzero(sel) + row)
             row += batch.num_rows
+    if not keys:  # no document reached this stage (empty input, everything removed before): no candidates
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
     return np.concatenate(keys), np.concatenate(index)
 
 
