@@ -86,7 +86,10 @@ class EmbeddingCritic:
         if not len(premises):
             return np.zeros(0)
         self.calls += len(premises)
-        a, b = self.embed(list(premises)), self.embed(list(hypotheses))
+        uniq = list(dict.fromkeys([*premises, *hypotheses]))  # each sentence embedded once per call
+        at = {t: k for k, t in enumerate(uniq)}
+        vec = self.embed(uniq)
+        a, b = vec[[at[t] for t in premises]], vec[[at[t] for t in hypotheses]]
         return np.clip((a * b).sum(axis=1), 0.0, 1.0)
 
     def entails(self, premises: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray:

@@ -332,3 +332,39 @@ def test_smollm2_end_to_end_on_the_bundled_sample(tmp_path, prefect_harness):
     assert json.loads(cands[0]["sampling_params"])["no_repeat_ngram_size"] == 3
     pairs = read_kind(out, "data") + [r for r in read_kind(out, "rejected") if r.get("mode")]
     assert len(pairs) == mine["pairs"]["in"] and all(r["rougeL"] is not None for r in pairs)
+
+
+def test_llm_judge_critic_through_a_round(tmp_path):
+    """critic.kind=llm: yes/no answers of round `judge` (here replayed) are the scores and graph edges."""
+    from generators.backends import ReplayConfig
+    from generators.impossible_distillation import JUDGE_PROMPT, JudgeCritic
+    from generators.rounds import Rounds
+    from generators.settings import GenerationSettings
+
+    a, b, c = GRAPH_TEXTS[:3]
+    answers = {(a, b): " Yes.", (b, a): " no", (a, c): "yes"}
+    replay = tmp_path / "judge.jsonl"
+    replay.write_text("".join(json.dumps({"prompt": JUDGE_PROMPT.format(a=p, b=h), "text": t, "model": "judge-lm"})
+                              + "\n" for (p, h), t in answers.items()))
+    rounds = Rounds(tmp_path / "work", GenerationSettings(backend=ReplayConfig(path=str(replay))), source="t",
+                    progress=False, log=lambda m: None)
+    judge = JudgeCritic(rounds)
+    assert judge.entailment([a, b, a, c], [b, a, c, a]).tolist() == [1.0, 0.0, 1.0, 0.0]  # (c, a): no answer
+    assert judge.model == "judge-lm" and judge.entails([a], [b]).tolist() == [True]
+    assert judge.calls == 1 and set(rounds.reports) == {"judge#1"}  # memoised: the second call asked nothing
+
+
+def test_embedding_critic_embeds_each_sentence_once_per_call():
+    from filters.nli import EmbeddingCritic
+
+    seen = []
+
+    def embed(texts):
+        seen.append(len(texts))
+        v = np.array([[1.0, 0.0] if "a" in t else [0.6, 0.8] for t in texts])
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    critic = EmbeddingCritic(embed, name="fake", edge_threshold=0.7)
+    got = critic.entailment(["a", "a", "b", "a"], ["b", "a", "a", "b"])
+    assert seen == [2] and np.allclose(got, [0.6, 1.0, 0.6, 0.6])
+    assert critic.entails(["a", "b"], ["a", "a"]).tolist() == [True, False]
