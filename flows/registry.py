@@ -13,6 +13,8 @@ PIPELINES: dict[str, str] = {
     "dedup": "flows.dedup:PIPELINE",
     "quality-train": "flows.quality_train:PIPELINE",
     "textbooks": "flows.textbooks:PIPELINE",
+    "ensemble-instruct": "flows.ensemble_instruct:PIPELINE",
+    "impossible-distillation": "flows.impossible_distillation:PIPELINE",
     "diachronic": "flows.diachronic:PIPELINE", "diachronic-train": "flows.diachronic:TRAIN_PIPELINE",
 }
 

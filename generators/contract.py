@@ -93,7 +93,7 @@ class Generator:
     run: Callable[[Any, Sequence[Record], Any], GeneratorResult]  # (cfg, seeds, rounds) -> result
     # config overrides for a first run on the bundled sample (keys the user did not set): minutes on a laptop CPU
     demo: dict[str, Any] = field(default_factory=dict)
-    sample_inputs: Callable[[], list[str]] | None = None  # the bundled sample; None: inputs are required
+    sample_inputs: Callable[[Any], list[str]] | None = None  # (cfg) -> the bundled sample's paths; None: none
     needs_inputs: bool = True  # False: the generator can run from its config alone (e.g. a topic list)
     kinds: tuple[str, ...] = ()  # output kinds beyond data / rejected / quarantine (cleared by overwrite=true)
     preflight: Callable[[Any], None] | None = None  # the generator's own checks (its files)

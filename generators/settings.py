@@ -41,16 +41,19 @@ class GenerationSettings(StrictModel):
     def for_round(self, name: str) -> "GenerationSettings":
         """The settings one round runs with (its overrides applied; the result has no `rounds`)."""
         base = self.model_dump(exclude={"rounds"})
-        over = self.rounds.get(name, self.rounds.get(name.split("#")[0]))  # loop rounds "novel#2" -> "novel"
-        if over is not None:
-            base.update({k: v for k, v in over.model_dump(exclude_unset=True).items() if v is not None})
+        # a loop round "novel#2" takes "novel"'s overrides, then its own ("novel#2") on top
+        for key in dict.fromkeys([name.split("#")[0], name]):
+            over = self.rounds.get(key)
+            if over is not None:
+                base.update({k: v for k, v in over.model_dump(exclude_unset=True).items() if v is not None})
         return GenerationSettings.model_validate(base)
 
     def backend_config(self):
         return self.backend or default_backend_config()
 
     def round_names_unknown(self, known: set[str]) -> list[str]:
-        return sorted(set(self.rounds) - known)
+        """Override names that match no round of the generator (`votes#1` matches the loop round `votes`)."""
+        return sorted(n for n in self.rounds if n not in known and n.split("#")[0] not in known)
 
 
 class BackendUnavailable(ValueError):

@@ -576,7 +576,7 @@ def load_results(store_dir: str | os.PathLike, requests: Sequence[GenerationRequ
     order = {k: i for i, k in enumerate(keys)}
     rank = [order[k] * 1_000_000 + ci for k, ci in zip(table.column("cache_key").to_pylist(),
                                                        table.column("completion_index").to_pylist())]
-    return table.take(pa.array(sorted(range(len(rank)), key=rank.__getitem__)))
+    return table.take(pa.array(sorted(range(len(rank)), key=rank.__getitem__), pa.int64()))
 
 
 def iter_texts(table: pa.Table, status: str = "ok") -> Iterable[str]:

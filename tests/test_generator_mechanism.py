@@ -153,6 +153,27 @@ def test_loop_rounds_until_enough_novel_items_and_free_on_rerun(tmp_path):
     assert again.summary()["cached"] == 9 and again.summary()["generated"] == 0
 
 
+def test_round_overrides_loop_rounds_and_empty_rounds(tmp_path):
+    from generators.backends import ReplayConfig
+    from generators.rounds import Rounds
+    from generators.settings import GenerationSettings
+
+    s = GenerationSettings.model_validate({"shard_size": 5, "rounds": {"votes": {"shard_size": 7},
+                                                                        "votes#1": {"max_retries": 0}}})
+    assert (s.for_round("votes#0").shard_size, s.for_round("votes#0").max_retries) == (7, 2)
+    assert (s.for_round("votes#1").shard_size, s.for_round("votes#1").max_retries) == (7, 0)
+    assert s.for_round("other").shard_size == 5 and s.round_names_unknown({"votes"}) == []
+    answers = tmp_path / "a.jsonl"
+    answers.write_text('{"request_id": "x", "text": "first"}\n')
+    rounds = Rounds(tmp_path / "w", GenerationSettings(backend=ReplayConfig(path=str(answers))), source="t",
+                    progress=False, log=lambda m: None)
+    assert rounds.generate("nothing", []).ok == []  # an empty round is a round, not a crash
+    req = [GenerationRequest(id="x", prompt="p")]
+    assert rounds.generate("r", req).ok[0]["text"] == "first"
+    answers.write_text('{"request_id": "x", "text": "second"}\n')  # edited in the same process: read again
+    assert rounds.generate("r", req).ok[0]["text"] == "second"
+
+
 def test_missing_replay_answers_are_failed_rows_not_lost(tmp_path, prefect_harness):
     a, b = replay_files(tmp_path)
     lines = a.read_text().splitlines()

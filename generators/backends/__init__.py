@@ -108,7 +108,16 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _cache_key(cfg) -> str:
-    return json.dumps(cfg.model_dump(), sort_keys=True)
+    key = cfg.model_dump()
+    if cfg.kind == "replay":  # an edited replay file is read again, not served from the engine cache
+        import os
+
+        try:
+            st = os.stat(os.path.expanduser(cfg.path))
+            key["_file"] = [st.st_size, st.st_mtime_ns]
+        except OSError:
+            pass
+    return json.dumps(key, sort_keys=True)
 
 
 def get_backend(cfg: TransformersConfig | VLLMConfig | OpenAIConfig | ReplayConfig) -> Backend:
