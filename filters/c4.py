@@ -3,10 +3,20 @@
 Lines are dropped when they do not end in terminal punctuation, have < 3 words, mention javascript, hold a
 word over 1000 chars or a cookie/terms-of-use phrase; the document is dropped for "lorem ipsum", a curly
 bracket, or < 5 sentences left. The cleaned text replaces the document's text.
+
+Options as datatrove's: `split_paragraph: false` applies the line rules to sentences (spaCy's sentencizer, as
+datatrove's `split_into_sentences`) instead of lines, each kept sentence counting as one, joined by spaces;
+`paragraph_filter` is datatrove's C4ParagraphFilter (mC4): the text as given needs >= `min_paragraphs` lines of
+>= `min_paragraph_len` chars, checked before the line rules. `c4_badwords` is datatrove's C4BadWordsFilter with a
+word-list file per language.
 """
 from __future__ import annotations
 
+import hashlib
+import heapq
 import re
+from functools import lru_cache
+from pathlib import Path
 
 from corpora.config import StrictModel
 from filters.decision import Decision
@@ -29,13 +39,32 @@ class C4Config(StrictModel):
     filter_javascript: bool = True
     filter_curly_bracket: bool = True
     filter_policy: bool = True
+    split_paragraph: bool = True  # false: the rules apply to sentences instead of lines (datatrove's option)
+    paragraph_filter: bool = False  # datatrove's C4ParagraphFilter
+    min_paragraphs: int = 3
+    min_paragraph_len: int = 200
+
+
+def c4_paragraphs_ok(text: str, min_paragraphs: int = 3, min_paragraph_len: int = 200) -> bool:
+    """datatrove's C4ParagraphFilter: at least `min_paragraphs` lines ("\n") of >= `min_paragraph_len` chars."""
+    lines = text.split("\n")
+    return len(lines) >= min_paragraphs and min(
+        heapq.nlargest(min_paragraphs, (len(line) for line in lines))) >= min_paragraph_len
 
 
 def c4_quality(text: str, cfg: C4Config) -> Decision:
+    if cfg.paragraph_filter and not c4_paragraphs_ok(text, cfg.min_paragraphs, cfg.min_paragraph_len):
+        return Decision(False, "too_few_paragraphs", {"c4_lines_removed": 0})
+    if cfg.split_paragraph:
+        units = text.splitlines()
+    else:
+        from filters.sentences import split_sentences
+
+        units = split_sentences(text)
     num_sentences = 0
     kept: list[str] = []
     removed_lines = 0
-    for line in text.splitlines():
+    for line in units:
         line = line.strip()
         words = line.split()
         if cfg.max_word_length != -1 and len(line) > cfg.max_word_length and any(
@@ -62,9 +91,72 @@ def c4_quality(text: str, cfg: C4Config) -> Decision:
             removed_lines += 1
             continue
         if cfg.min_num_sentences != -1:
-            num_sentences += count_sentences(line)
+            num_sentences += count_sentences(line) if cfg.split_paragraph else 1
         kept.append(line)
     scores = {"c4_lines_removed": removed_lines}
     if num_sentences < cfg.min_num_sentences:
         return Decision(False, "too_few_sentences", scores)
-    return Decision(True, None, scores, "\n".join(kept).strip())
+    return Decision(True, None, scores, ("\n" if cfg.split_paragraph else " ").join(kept).strip())
+
+
+# --- bad words (datatrove's C4BadWordsFilter) ------------------------------------------------------------------
+DATA_DIR = Path(__file__).parent / "data"
+SHIPPED_BADWORDS = {"en": DATA_DIR / "c4_badwords_en.txt"}
+# datatrove's allowlist: common subwords in languages without spaces; removed from every language's list, as there
+BADWORDS_ALLOWLIST = frozenset({"sm", "グロ", "女の子", "性"})
+
+
+class C4BadWordsConfig(StrictModel):
+    enabled: bool = False
+    # language -> word-list file (one word or phrase per line, datatrove's/LDNOOBW's format); null: the list we
+    # ship (English only: filters/data/c4_badwords_en.txt)
+    wordlists: dict[str, str | None] = {"en": None}
+    no_space_languages: list[str] = ["ja", "th", "zh"]  # matched anywhere, not only between non-word chars
+    default_language: str = "en"  # for documents without a `language` (no langid step before)
+    fail_on_missing_language: bool = True  # a document in a language without a list: error (true) or kept
+    keep_fraction: float = 0.0  # share of documents with bad words kept anyway (decided by a hash of seed + id)
+    seed: int = 0
+
+
+def wordlist_path(cfg: C4BadWordsConfig, lang: str) -> Path:
+    path = cfg.wordlists[lang]
+    if path is None:
+        if lang not in SHIPPED_BADWORDS:
+            raise ValueError(f"filters.c4_badwords.wordlists.{lang}: no list shipped for {lang!r}; give a path")
+        return SHIPPED_BADWORDS[lang]
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"filters.c4_badwords.wordlists.{lang}: {p} does not exist")
+    return p
+
+
+@lru_cache(maxsize=64)
+def badwords_regex(path: str, no_spaces: bool) -> re.Pattern | None:
+    words = {line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()} - {""}
+    words -= BADWORDS_ALLOWLIST
+    if not words:
+        return None
+    alternation = "|".join(re.escape(w) for w in words)
+    return re.compile(alternation if no_spaces else r"(?:\W|^)({})(?:\W|$)".format(alternation))
+
+
+def _hash_fraction(seed: int, key: str) -> float:
+    h = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2 ** 64
+
+
+def c4_badwords(text: str, cfg: C4BadWordsConfig, language: str | None = None, key: str = "") -> Decision:
+    """Remove a document holding a word of its language's list (lower-cased text; whole words except in
+    `no_space_languages`). `key` (the document id) decides `keep_fraction` reproducibly."""
+    lang = language or cfg.default_language
+    if lang not in cfg.wordlists:
+        if cfg.fail_on_missing_language:
+            raise ValueError(f"filters.c4_badwords: no word list for language {lang!r} (add it to `wordlists` or "
+                             "set fail_on_missing_language=false)")
+        return Decision(True)
+    regex = badwords_regex(str(wordlist_path(cfg, lang)), lang in cfg.no_space_languages)
+    if regex is None or regex.search(text.lower()) is None:
+        return Decision(True)
+    if cfg.keep_fraction > 0.0 and _hash_fraction(cfg.seed, key) < cfg.keep_fraction:
+        return Decision(True)
+    return Decision(False, "document_removed_with_badwords")

@@ -15,6 +15,7 @@ class FineWebConfig(StrictModel):
     short_line_length: int = 30
     char_duplicates_ratio: float = 0.01
     new_line_ratio: float = 0.3
+    stop_chars: list[str] | None = None  # line endings that count as punctuation; null: datatrove's TERMINAL_PUNCTUATION
 
 
 _STOP_CHARS = tuple(TERMINAL_PUNCTUATION)
@@ -24,7 +25,8 @@ def fineweb_quality(text: str, cfg: FineWebConfig, words: list[str] | None = Non
     lines = [line for line in text.split("\n") if line.strip() != ""]
     if not lines:
         return Decision(False, "empty")
-    ratio = sum(1 for line in lines if line.endswith(_STOP_CHARS)) / len(lines)
+    stop_chars = _STOP_CHARS if cfg.stop_chars is None else tuple(cfg.stop_chars)
+    ratio = sum(1 for line in lines if line.endswith(stop_chars)) / len(lines)
     scores = {"fineweb_line_punct_ratio": ratio}
     if ratio < cfg.line_punct_thr and not (ratio == 0 and cfg.line_punct_exclude_zero):
         return Decision(False, "line_punct_ratio", scores)

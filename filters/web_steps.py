@@ -1,4 +1,4 @@
-"""The Dolma/Gopher/C4/FineWeb/PII/toxicity/quality filters as datatrove steps, and the filter stack in
+"""The URL blocklist and Dolma/Gopher/C4/FineWeb/PII/toxicity/quality filters as datatrove steps, and the filter stack in
 the fixed order the dolma flow applies them."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pyarrow as pa
 from datatrove.data import Document
 
 from corpora.config import StrictModel
-from filters.c4 import C4Config, c4_quality
+from filters.c4 import C4BadWordsConfig, C4Config, c4_badwords, c4_quality, wordlist_path
 from filters.decision import Decision
 from filters.fineweb import FineWebConfig, fineweb_quality
 from filters.gopher import GopherQualityConfig, GopherRepetitionConfig, gopher_quality, gopher_repetition
@@ -16,6 +16,20 @@ from filters.quality import QualityConfig, QualityModel, quality
 from filters.steps import FilterStep, doc_words
 from filters.text import split_words
 from filters.toxicity import ToxicityConfig, load_wordlist, toxicity
+from filters.url_blocklist import UrlBlocklistConfig, load_blocklist, url_blocklist
+
+
+class UrlBlocklistStep(FilterStep):
+    name = "🚫 URL blocklist"
+    config_name = "url_blocklist"
+
+    def __init__(self, config: UrlBlocklistConfig, **kw):
+        super().__init__(config, **kw)
+        if not any(load_blocklist(config)):  # fail at build time on a bad path or empty lists
+            raise ValueError("filters.url_blocklist: no entries (set domains_path, urls_path, domains or urls)")
+
+    def decide(self, doc: Document) -> Decision:
+        return url_blocklist(doc.metadata.get("url"), self.config)
 
 
 class LangIdStep(FilterStep):
@@ -58,6 +72,19 @@ class C4Step(FilterStep):
 
     def decide(self, doc: Document) -> Decision:
         return c4_quality(doc.text, self.config)
+
+
+class C4BadWordsStep(FilterStep):
+    name = "⛰ C4 bad words"
+    config_name = "c4_badwords"
+
+    def __init__(self, config: C4BadWordsConfig, **kw):
+        super().__init__(config, **kw)
+        for lang in config.wordlists:
+            wordlist_path(config, lang)  # fail early on a bad path
+
+    def decide(self, doc: Document) -> Decision:
+        return c4_badwords(doc.text, self.config, doc.metadata.get("language"), str(doc.id))
 
 
 class FineWebStep(FilterStep):
@@ -118,10 +145,12 @@ class QualityStep(FilterStep):
 class WebFilters(StrictModel):
     """`filters.<name>` of the dolma config, applied in this order."""
 
+    url_blocklist: UrlBlocklistConfig = UrlBlocklistConfig()
     langid: LangIdConfig = LangIdConfig()
     gopher_quality: GopherQualityConfig = GopherQualityConfig()
     gopher_repetition: GopherRepetitionConfig = GopherRepetitionConfig()
     c4: C4Config = C4Config()
+    c4_badwords: C4BadWordsConfig = C4BadWordsConfig()
     fineweb: FineWebConfig = FineWebConfig()
     pii: PIIConfig = PIIConfig()
     toxicity: ToxicityConfig = ToxicityConfig()
@@ -129,8 +158,8 @@ class WebFilters(StrictModel):
 
 
 STEP_CLASSES: dict[str, type[FilterStep]] = {
-    "langid": LangIdStep, "gopher_quality": GopherQualityStep, "gopher_repetition": GopherRepetitionStep,
-    "c4": C4Step, "fineweb": FineWebStep, "pii": PIIStep, "toxicity": ToxicityStep, "quality": QualityStep,
+    "url_blocklist": UrlBlocklistStep, "langid": LangIdStep, "gopher_quality": GopherQualityStep,
+    "gopher_repetition": GopherRepetitionStep, "c4": C4Step, "c4_badwords": C4BadWordsStep, "fineweb": FineWebStep, "pii": PIIStep, "toxicity": ToxicityStep, "quality": QualityStep,
 }
 
 

@@ -101,6 +101,27 @@ def test_fineweb_rules():
     assert fineweb_quality(dup, cfg).reason == "char_dup_ratio"
 
 
+def test_fineweb_stop_chars_option():
+    assert FineWebConfig().stop_chars is None  # datatrove's TERMINAL_PUNCTUATION
+    lines = "\n".join(f"Line number {i} of a page that ends in a colon and runs long enough:" for i in range(10))
+    assert fineweb_quality(lines, FineWebConfig()).reason == "line_punct_ratio"
+    assert fineweb_quality(lines, FineWebConfig(stop_chars=[":"])).keep
+    assert fineweb_quality(PROSE, FineWebConfig(stop_chars=["!"])).reason == "line_punct_ratio"
+
+
+def test_fineweb_stop_chars_agree_with_datatrove():
+    from datatrove.data import Document
+    from datatrove.pipeline.filters import FineWebQualityFilter
+
+    docs = [PROSE, "\n".join(f"Item {i} of a list that ends without a stop char;" for i in range(10)),
+            "\n".join(f"Item {i} of a list that ends with a colon, a long line:" for i in range(10))]
+    for stop in ([":"], [";", "."], ["!"]):
+        theirs = FineWebQualityFilter(stop_chars=tuple(stop))
+        for text in docs:
+            r = theirs.filter(Document(text=text, id="x"))
+            assert fineweb_quality(text, FineWebConfig(stop_chars=stop)).keep == (r is True or r[0]), (stop, text)
+
+
 def test_pii_masks_and_counts_and_removes_bulk():
     cfg = PIIConfig()
     text = "Write to jane.doe@example.com or call +1 555-123-4567; the host 93.184.216.34 serves files."
