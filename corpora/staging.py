@@ -75,6 +75,7 @@ def mark_done(stage_dir: Path, item: StagedInput, config_hash: str, counts: dict
         "kept": counts["kept"], "rejected": counts["rejected"],
         # input records behind file-level quarantine rows: known count, and rows whose count is unknowable
         "lost_records": read.get("lost_records", 0), "lost_unknown": read.get("lost_unknown", 0),
+        "duplicate_ids_renamed": read.get("duplicate_ids_renamed", 0),
         "steps": read_step_stats(stage_dir),
     }
     if done["kept"] + done["rejected"] + done["quarantined"] != done["records"]:
@@ -88,3 +89,133 @@ def mark_done(stage_dir: Path, item: StagedInput, config_hash: str, counts: dict
 
 def parts(stage_dir: Path, kind: str) -> list[Path]:
     return sorted((stage_dir / kind).glob("part-*.parquet"))
+
+
+# --- unique ids ----------------------------------------------------------------------------------------------
+# Rule: in input order (files as `expand_inputs` lists them, then records), the first record with an id keeps
+# it; a later one becomes `<id>#n` with the smallest n >= 2 not yet taken, its original id in its metadata JSON
+# (`original_id`). The reader applies it within a file; `unique_ids_across_inputs` applies it across files,
+# after the filter stage, where every input is known.
+
+def unique_id(doc_id: str, taken: set[str]) -> str:
+    """`doc_id` if not yet taken, else `doc_id#n` (smallest n >= 2 not taken); the result is added to `taken`."""
+    new, n = doc_id, 2
+    while new in taken:
+        new, n = f"{doc_id}#{n}", n + 1
+    taken.add(new)
+    return new
+
+
+def _with_original_id(meta: str | None, original: str) -> str:
+    d = json.loads(meta) if meta else {}
+    d.setdefault("original_id", original)  # a row the reader renamed keeps its first original id
+    return json.dumps(d, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _original_of(doc_id: str, meta: str | None) -> str:
+    return (json.loads(meta) if meta else {}).get("original_id", doc_id)
+
+
+def unique_ids_across_inputs(stage_dirs: list[Path], out_root: Path,
+                             kinds: tuple[str, ...] = ("kept", "rejected")) -> tuple[list[Path], int]:
+    """Applies the unique-id rule across inputs (each already unique within itself, by the reader). Reads only
+    the id and metadata columns of the staged parts; an input with an id an earlier input took gets renamed
+    copies of its parts under `out_root/<its folder name>/` (rewritten only when they changed, so a rerun leaves
+    them, and the dedup stage's resume key, as they were). Returns the folder to use per input and the number
+    of rows renamed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    taken: set[str] = set()
+    out_dirs: list[Path] = []
+    total = 0
+    for d in stage_dirs:
+        files = {k: parts(d, k) for k in kinds}
+        rows = [(k, f, i, doc_id, meta) for k in kinds for f in files[k]
+                for i, (doc_id, meta) in enumerate(zip(*pq.read_table(f, columns=["id", "metadata"])
+                                                        .to_pydict().values()))]
+        if not any(r[3] in taken for r in rows):
+            taken |= {r[3] for r in rows}
+            out_dirs.append(d)
+            continue
+        # the rule again over this input's original ids, after the ids earlier inputs took: by original id, then
+        # in the reader's order of renaming (record order for one id)
+        ranked = sorted(rows, key=lambda r: (_original_of(r[3], r[4]), _suffix_rank(r[3], _original_of(r[3], r[4]))))
+        new_ids: dict[tuple[str, int], tuple[str, str]] = {}
+        for k, f, i, doc_id, meta in ranked:
+            original = _original_of(doc_id, meta)
+            new = unique_id(original, taken)
+            if new != doc_id:
+                new_ids[(str(f), i)] = (new, _with_original_id(meta, original))
+                total += doc_id == original  # (a row the reader renamed is counted once, in read.json)
+        key = short_hash(*(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for k in kinds for f in files[k]),
+                         json.dumps(sorted((f"{a}:{b}", v) for (a, b), v in new_ids.items())), length=16)
+        dest = Path(out_root) / d.name
+        out_dirs.append(dest)
+        if (read_json(dest / "ids.json") or {}).get("key") == key:
+            continue
+        reset_dir(dest)
+        for k in kinds:
+            (dest / k).mkdir()
+            for f in files[k]:
+                t = pq.read_table(f)
+                ids, metas = t.column("id").to_pylist(), t.column("metadata").to_pylist()
+                for i in range(t.num_rows):
+                    if (str(f), i) in new_ids:
+                        ids[i], metas[i] = new_ids[(str(f), i)]
+                t = t.set_column(t.schema.get_field_index("id"), t.schema.field("id"), pa.array(ids, pa.string()))
+                t = t.set_column(t.schema.get_field_index("metadata"), t.schema.field("metadata"),
+                                 pa.array(metas, pa.string()))
+                pq.write_table(t, dest / k / f.name)
+        atomic_write_json(dest / "ids.json", {"key": key, "renamed": len(new_ids)})
+    return out_dirs, total
+
+
+def _suffix_rank(doc_id: str, original: str) -> int:
+    """1 for the original id, n for `original#n` (the reader's n-th occurrence)."""
+    rest = doc_id[len(original) + 1:] if doc_id != original else ""
+    return int(rest) if rest.isdigit() else 1
+
+
+# --- any input as document Parquet ---------------------------------------------------------------------------
+
+def stage_as_parquet(item: StagedInput, dest: Path, fields, shard_rows: int = 100_000) -> dict:
+    """Converts one non-Parquet input (JSONL incl. .gz/.zst, WARC, text) with the readers into document Parquet
+    parts under `dest/kept/` (columns named by `fields.id_field` / `fields.text_field`) and its unparseable records
+    into `dest/quarantine/`; `done.json` (the input's sha256, the field names, the counts) is written last, and a
+    finished folder with the same input and fields is reused as is. Returns done.json."""
+    from corpora.readers import lost_count, read_records
+    from corpora.records import CORE_FIELDS, QUARANTINE_SCHEMA, BadRecord
+    from corpora.shards import ShardWriter
+    import pyarrow as pa
+
+    ident = {"path": item.path, "sha256": item.sha256, "id_field": fields.id_field, "text_field": fields.text_field}
+    done = read_json(dest / "done.json")
+    if done and all(done.get(k) == v for k, v in ident.items()):
+        return done
+    reset_dir(dest)
+    rename = {"id": fields.id_field, "text": fields.text_field}
+    schema = pa.schema([f.with_name(rename.get(f.name, f.name)) for f in CORE_FIELDS])
+    records = quarantined = lost = lost_unknown = 0
+    buf: list[dict] = []
+    with ShardWriter(dest / "kept", schema, max_rows=shard_rows) as kw, \
+            ShardWriter(dest / "quarantine", QUARANTINE_SCHEMA, max_rows=50_000) as qw:
+        for rec in read_records(item.path, fields):
+            records += 1
+            if isinstance(rec, BadRecord):
+                quarantined += 1
+                n = lost_count(rec)
+                lost_unknown += n is None
+                lost += n or 0
+                qw.write_rows([rec.as_row()])
+                continue
+            buf.append({fields.id_field: rec.id, fields.text_field: rec.text, "source": rec.source, "url": rec.url,
+                        "created": rec.created, "metadata": rec.metadata_json()})
+            if len(buf) >= 2000:
+                kw.write_rows(buf)
+                buf = []
+        kw.write_rows(buf)
+    done = {**ident, "records": records, "documents": records - quarantined, "quarantined": quarantined,
+            "lost_records": lost, "lost_unknown": lost_unknown}
+    atomic_write_json(dest / "done.json", done)
+    return done

@@ -20,7 +20,7 @@ from corpora.atomic import atomic_write_json
 from corpora.readers import FieldMap, lost_count, read_records
 from corpora.records import BadRecord, QUARANTINE_SCHEMA, document_schema
 from corpora.shards import ShardWriter
-from corpora.staging import TaskLayout, mark_done, reset_dir, write_step_stats
+from corpora.staging import TaskLayout, mark_done, reset_dir, unique_id, write_step_stats
 from filters.decision import Decision
 
 META_KEYS = ("source", "url", "created", "metadata")
@@ -42,6 +42,8 @@ class InputReaderStep(PipelineStep):
         stage = self.layout.dir(rank)
         reset_dir(stage)
         records = quarantined = lost = lost_unknown = 0  # lost: records under file-level quarantine rows
+        taken: set[str] = set()  # ids given so far in this file (kept or renamed): see `unique_id`
+        renamed = 0
         with ShardWriter(stage / "quarantine", QUARANTINE_SCHEMA, max_rows=50_000) as qw:
             for rec in read_records(item.path, self.fields):
                 records += 1
@@ -56,12 +58,18 @@ class InputReaderStep(PipelineStep):
                     qw.write_rows([rec.as_row()])
                     continue
                 self.stat_update("documents")
-                yield Document(text=rec.text, id=rec.id, metadata={
+                doc_id = unique_id(rec.id, taken)
+                if doc_id != rec.id:
+                    renamed += 1
+                    rec.metadata = {**(rec.metadata or {}), "original_id": rec.id}
+                yield Document(text=rec.text, id=doc_id, metadata={
                     "source": rec.source, "url": rec.url, "created": rec.created,
                     "metadata": rec.metadata_json(),
                 })
-        atomic_write_json(stage / "read.json", {"records": records, "quarantined": quarantined,
-                                                "lost_records": lost, "lost_unknown": lost_unknown})
+        read = {"records": records, "quarantined": quarantined, "lost_records": lost, "lost_unknown": lost_unknown}
+        if renamed:  # later records with an id already seen in this file, renamed `<id>#n`
+            read["duplicate_ids_renamed"] = renamed
+        atomic_write_json(stage / "read.json", read)
 
 
 class FilterStep(PipelineStep):

@@ -1,6 +1,7 @@
-"""`flows run dedup`: deduplication and decontamination of any document Parquet (one shard per input file).
+"""`flows run dedup`: deduplication and decontamination of documents (one shard per input file): document Parquet
+as is, and every other input the readers accept (JSONL incl. .gz/.zst, WARC, text) converted into staged Parquet.
 
-plan inputs -> dedup stage (url, exact, paragraph, minhash, decontam; datatrove executor) -> publish -> report
+plan inputs (convert non-Parquet) -> dedup stage (url, exact, paragraph, minhash, decontam; datatrove executor) -> publish -> report
 The same stage runs inside `flows run dolma` after the filters (`dedup_documents`).
 """
 from __future__ import annotations
@@ -19,9 +20,9 @@ from corpora.atomic import atomic_write_json, read_json
 from corpora.manifest import check_invariant
 from corpora.plan import WORK_DIR
 from corpora.publish import unified_schema
-from corpora.readers import InputError, expand_inputs
+from corpora.readers import FieldMap, InputError, expand_inputs
 from corpora.records import QUARANTINE_SCHEMA, REJECT_FIELDS
-from corpora.staging import StagedInput
+from corpora.staging import StagedInput, input_dir, parts, stage_as_parquet
 from filters.dedup.config import DedupConfig
 from filters.dedup.stage import DEDUP_FIELDS, DedupStage
 from filters.execution import ExecutorConfig
@@ -91,71 +92,110 @@ def dedup_table(title: str, stats: dict) -> Table:
     return t
 
 
-def _input_shards(cfg: DedupFlowConfig) -> tuple[list[Path], pa.Schema]:
+def _input_files(cfg: DedupFlowConfig) -> list[Path]:
+    """Every input the readers accept; a Parquet input must have the id and text columns."""
     if not cfg.inputs:
-        raise InputError("dedup: give the document Parquet files or folders to deduplicate (--input)")
+        raise InputError("dedup: give the document files or folders to deduplicate (--input)")
     paths = expand_inputs(cfg.inputs)
-    bad = [p for p in paths if not p.name.endswith(".parquet")]
-    if bad:
-        raise InputError(f"{bad[0]}: the dedup pipeline reads document Parquet only (id, text, ...)")
-    schema = unified_schema(paths, pa.schema([]))
-    for name in (cfg.id_field, cfg.text_field):
-        if name not in schema.names:
-            where = next((p for p in paths if name not in pq.read_schema(p).names), paths[0])
-            raise InputError(f"{where}: no '{name}' column (set id_field / text_field)")
-    return paths, schema
+    for p in paths:
+        if p.name.endswith(".parquet"):
+            names = pq.read_schema(p).names
+            for name in (cfg.id_field, cfg.text_field):
+                if name not in names:
+                    raise InputError(f"{p}: no '{name}' column (set id_field / text_field)")
+    return paths
+
+
+def _input_schema(files: list[Path], text_field: str, id_field: str) -> pa.Schema:
+    """The columns of every input part together; id and text are strings (a row whose text is not one is
+    quarantined by the reader), a column whose types cannot be merged names the file."""
+    merged, first = pa.schema([]), None
+    for p in files:
+        s = pq.read_schema(p)
+        s = pa.schema([pa.field(f.name, pa.string()) if f.name in (id_field, text_field) else f for f in s])
+        try:
+            merged = pa.unify_schemas([merged, s], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise InputError(f"{p}: its columns do not fit those of {first or 'the inputs before it'} ({e})") from e
+        first = first or p
+    return pa.schema([f.with_nullable(True) for f in merged])  # a column one input lacks is null in its rows
+
+
+def _stage_inputs(cfg: DedupFlowConfig, paths: list[Path], work: Path) -> list[dict]:
+    """Per input: its shard (Parquet parts), records read, and quarantine parts. A Parquet input is read as is;
+    any other input is converted by the readers into staged parts under `work/` (bad records quarantined)."""
+    fields = FieldMap(text_field=cfg.text_field, id_field=cfg.id_field)
+    out = []
+    for p in paths:
+        item = StagedInput.from_path(p)
+        if p.name.endswith(".parquet"):
+            out.append({"path": str(p), "sha256": item.sha256, "shard": [p], "quarantine": [],
+                        "records": pq.ParquetFile(p).metadata.num_rows})
+            continue
+        dest = input_dir(work, item)
+        done = stage_as_parquet(item, dest, fields, cfg.shard_rows)
+        out.append({"path": str(p), "sha256": item.sha256, "shard": parts(dest, "kept"),
+                    "quarantine": parts(dest, "quarantine"), "records": done["records"],
+                    "lost_records": done["lost_records"], "lost_unknown": done["lost_unknown"]})
+    return out
 
 
 @flow(name="dedup", log_prints=True)
 def dedup_flow(config: DedupFlowConfig) -> dict:
     run = Run.start("dedup", config)
-    paths, schema = _input_shards(config)
+    paths = _input_files(config)
+    staged = _stage_inputs(config, paths, run.out_dir / WORK_DIR / "inputs")
+    schema = _input_schema([p for s in staged for p in s["shard"]], config.text_field, config.id_field)
     cfg_hash = config_hash(config)
-    result = dedup_documents([[p] for p in paths], run.out_dir / WORK_DIR / "dedup", config.dedup, config.execution,
-                             schema, cfg_hash, config.text_field, config.id_field, config.shard_rows,
-                             quarantine_bad_rows=True)
+    result = dedup_documents([s["shard"] for s in staged], run.out_dir / WORK_DIR / "dedup", config.dedup,
+                             config.execution, schema, cfg_hash, config.text_field, config.id_field,
+                             config.shard_rows, quarantine_bad_rows=True)
     fields = list(schema) + [f for f in DEDUP_FIELDS if f.name not in schema.names]
+    quarantined = [s["quarantine"] + [Path(p) for p in q] for s, q in zip(staged, result["quarantined"])]
     for kind, files, fallback in (
         ("data", result["kept"], pa.schema(fields)),
         ("rejected", result["rejected"], pa.schema(fields + REJECT_FIELDS)),
-        ("quarantine", result["quarantined"], QUARANTINE_SCHEMA),
+        ("quarantine", quarantined, QUARANTINE_SCHEMA),
     ):
         run.publish(kind, [Path(p) for s in files for p in s], fallback)
-    records = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
-    inputs = [{"path": str(p), "sha256": StagedInput.from_path(p).sha256,
-               "records": pq.ParquetFile(p).metadata.num_rows} for p in paths]
-    inv = check_invariant(records, {k: run.rows(k) for k in run.outputs})
+    inputs = [{k: s[k] for k in ("path", "sha256", "records", "lost_records", "lost_unknown") if k in s}
+              for s in staged]
+    lost = {"records": sum(s.get("lost_records", 0) for s in staged),
+            "inputs_with_unknown_loss": [s["path"] for s in staged if s.get("lost_unknown")]}
+    inv = check_invariant(sum(s["records"] for s in staged), {k: run.rows(k) for k in run.outputs})
     console.print(dedup_table(f"dedup: {run.out_dir}", result["stats"]))
     line = (f"read {inv['records_read']:,}: data {inv.get('rows_data', 0):,}, rejected {inv.get('rows_rejected', 0):,}, "
             f"quarantine {inv.get('rows_quarantine', 0):,}; invariant holds: {'yes' if inv['holds'] else 'NO'}")
-    stats = run.finish({"dedup": result["stats"]}, invariant=inv, inputs=inputs, cfg_hash=cfg_hash, summary=line,
-                       markdown="```\n" + json.dumps({"dedup": result["stats"], "invariant": inv}, indent=2) + "\n```")
+    stats = run.finish({"dedup": result["stats"], "lost": lost}, invariant=inv, inputs=inputs, cfg_hash=cfg_hash,
+                       summary=line, markdown="```\n" + json.dumps({"dedup": result["stats"], "lost": lost,
+                                                                      "invariant": inv}, indent=2) + "\n```")
     return {"output": str(run.out_dir), "stats": stats}
 
 
 def preflight(cfg: DedupFlowConfig) -> None:
-    _input_shards(cfg)
+    paths = _input_files(cfg)
+    _input_schema([p for p in paths if p.name.endswith(".parquet")], cfg.text_field, cfg.id_field)
     cfg.dedup.check()
 
 
 PIPELINE = Pipeline(
     name="dedup",
-    description="Dedup + decontamination of document Parquet: url, exact, paragraph (Bloom), MinHash, n-gram decon",
+    description="Dedup + decontamination of documents (Parquet, JSONL, WARC, text): url, exact, paragraph, MinHash, decon",
     config_model=DedupFlowConfig,
     flow=dedup_flow,
     preflight=preflight,
 )
 
 
-def dedup_after_filters(plan, cfg, score_fields: list[pa.Field]) -> dict | None:
-    """The dolma flow's dedup stage: the kept parts of every filtered input are one shard each. Returns None when
-    every dedup stage is disabled."""
+def dedup_after_filters(plan, cfg, score_fields: list[pa.Field], dirs: list[Path] | None = None) -> dict | None:
+    """The dolma flow's dedup stage: the kept parts of every filtered input (in `dirs`, its staged folder by
+    default) are one shard each. Returns None when every dedup stage is disabled."""
     from corpora.records import document_schema
-    from corpora.staging import input_dir, parts
 
     if not cfg.dedup.enabled():
         return None
-    shards = [parts(input_dir(plan.staging, i), "kept") for i in plan.items]
+    dirs = dirs or [input_dir(plan.staging, i) for i in plan.items]
+    shards = [parts(d, "kept") for d in dirs]
     schema = unified_schema([p for s in shards for p in s], document_schema(score_fields))
     # the dedup stage owns its resume key: its own config (and, through `_stage_key`, its input parts); the filter
     # stage's hash leaves `dedup` out, so it must not stand in for it

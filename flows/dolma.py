@@ -16,7 +16,8 @@ from corpora.readers import FieldMap
 from corpora.records import QUARANTINE_SCHEMA, document_schema
 from corpora.atomic import read_json
 from corpora.sample import sample_corpus_path
-from corpora.staging import input_dir, parts
+from corpora.plan import WORK_DIR
+from corpora.staging import input_dir, parts, unique_ids_across_inputs
 from filters.dedup.config import DedupConfig
 from filters.dedup.stage import DEDUP_FIELDS
 from filters.document_stage import run_document_stage
@@ -61,9 +62,20 @@ def filter_documents(plan: RunPlan, cfg: DolmaConfig) -> None:
         )
 
 
+@task(name="unique-ids", cache_policy=NO_CACHE)
+def unique_ids(plan: RunPlan) -> dict:
+    """Ids unique across inputs (the reader made them unique within each): the staged folder to use per input
+    from here on, and how many rows were renamed."""
+    dirs, renamed = unique_ids_across_inputs([input_dir(plan.staging, i) for i in plan.items],
+                                             plan.out_dir / WORK_DIR / "unique_ids")
+    if renamed:
+        run_logger().info("%d row(s) renamed: their id was used by an earlier input", renamed)
+    return {"dirs": dirs, "renamed": renamed}
+
+
 @task(name="publish-shards", cache_policy=NO_CACHE)
-def publish_shards(plan: RunPlan, cfg: DolmaConfig, run: Run, dedup: dict | None = None) -> None:
-    dirs = [input_dir(plan.staging, i) for i in plan.items]
+def publish_shards(plan: RunPlan, cfg: DolmaConfig, run: Run, ids: dict, dedup: dict | None = None) -> None:
+    dirs = ids["dirs"]
     steps = build_filter_steps(cfg.filters)
     fields = [f for s in steps for f in s.columns] + (DEDUP_FIELDS if dedup else [])
     for kind, stage_kind, schema in (
@@ -71,7 +83,8 @@ def publish_shards(plan: RunPlan, cfg: DolmaConfig, run: Run, dedup: dict | None
         ("rejected", "rejected", document_schema(fields, rejected=True)),
         ("quarantine", "quarantine", QUARANTINE_SCHEMA),
     ):
-        files = [p for d in dirs for p in parts(d, stage_kind)]
+        files = [p for d, item in zip(dirs, plan.items)
+                 for p in parts(input_dir(plan.staging, item) if kind == "quarantine" else d, stage_kind)]
         if dedup and kind == "data":  # the dedup stage's kept rows replace the filter stage's
             files = [Path(p) for shard in dedup["kept"] for p in shard]
         elif dedup and kind == "rejected":
@@ -90,9 +103,11 @@ def lost_records(dones: list[dict]) -> dict:
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
-def write_report(plan: RunPlan, run: Run, dedup: dict | None = None) -> dict:
+def write_report(plan: RunPlan, run: Run, ids: dict, dedup: dict | None = None) -> dict:
     dones = [read_json(input_dir(plan.staging, i) / "done.json") for i in plan.items]
-    stats = {"filters": aggregate_step_stats([d["steps"] for d in dones]), "lost": lost_records(dones)}
+    stats = {"filters": aggregate_step_stats([d["steps"] for d in dones]), "lost": lost_records(dones),
+             # same id, later record: renamed `<id>#n` (within an input by the reader, across inputs after it)
+             "duplicate_ids_renamed": sum(d.get("duplicate_ids_renamed", 0) for d in dones) + ids["renamed"]}
     if dedup:
         stats["dedup"] = dedup["stats"]
         console.print(dedup_table("dolma: dedup", dedup["stats"]))
@@ -111,9 +126,11 @@ def dolma_flow(config: DolmaConfig) -> dict:
     run = Run.start("dolma", config, clear=False)  # plan_run clears on overwrite (and knows the staging)
     plan = plan_inputs(config, run.out_dir)
     filter_documents(plan, config)
-    dedup = dedup_after_filters(plan, config, [f for s in build_filter_steps(config.filters) for f in s.columns])
-    publish_shards(plan, config, run, dedup)
-    stats = write_report(plan, run, dedup)
+    ids = unique_ids(plan)
+    dedup = dedup_after_filters(plan, config, [f for s in build_filter_steps(config.filters) for f in s.columns],
+                                ids["dirs"])
+    publish_shards(plan, config, run, ids, dedup)
+    stats = write_report(plan, run, ids, dedup)
     return {"output": str(run.out_dir), "stats": stats}
 
 

@@ -174,3 +174,74 @@ def test_empty_results_are_results(tmp_path, prefect_harness):
     inv = res["stats"]["invariant"]
     assert inv["holds"] and inv["rows_quarantine"] == 2 and inv["rows_data"] == 0
     assert len(rows(tmp_path / "o2", "quarantine")) == 2
+
+
+def test_text_not_a_string_is_quarantined_and_schema_clash_names_the_file(tmp_path, prefect_harness):
+    from corpora.readers import InputError
+    from flows.dedup import preflight
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    texts = distinct_docs(4, seed=9, min_words=60, max_words=80)
+    pq.write_table(pa.table({"id": ["a0", "a1"], "text": texts[:2]}), folder / "a.parquet")
+    pq.write_table(pa.table({"id": ["b0", "b1"], "text": [7, 8]}), folder / "b.parquet")  # text as int
+    res = dedup_flow(load_config(DedupFlowConfig, inputs=[str(folder)], output=str(tmp_path / "out")))
+    inv = res["stats"]["invariant"]
+    assert inv["holds"] and inv["records_read"] == 4 and inv["rows_data"] == 2 and inv["rows_quarantine"] == 2
+    q = rows(tmp_path / "out", "quarantine")
+    assert {(Path(r["file"]).name, r["location"], r["error"]) for r in q} == {
+        ("b.parquet", "row 0", "text is int, not a string"), ("b.parquet", "row 1", "text is int, not a string")}
+    # columns that cannot be merged: the error names the file
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    pq.write_table(pa.table({"id": ["a"], "text": ["x"], "score": [1.5]}), clash / "a.parquet")
+    pq.write_table(pa.table({"id": ["b"], "text": ["y"], "score": pa.array([[1]], pa.list_(pa.int64()))}),
+                   clash / "b.parquet")
+    with pytest.raises(InputError, match=r"b\.parquet: its columns do not fit those of .*a\.parquet"):
+        preflight(load_config(DedupFlowConfig, inputs=[str(clash)]))
+    with pytest.raises(InputError, match=r"b\.parquet"):
+        dedup_flow(load_config(DedupFlowConfig, inputs=[str(clash)], output=str(tmp_path / "o2")))
+
+
+def test_every_reader_input_is_accepted(tmp_path, prefect_harness):
+    """JSONL (plain, .gz, .zst), WARC and text folders go through the readers into staged Parquet, their bad
+    records quarantined and counted; a rerun reuses the staged parts and gives byte-identical shards."""
+    import gzip
+
+    import zstandard
+
+    texts = distinct_docs(9, seed=11, min_words=60, max_words=80)
+    folder = tmp_path / "in"
+    (folder / "notes").mkdir(parents=True)
+    lines = [json.dumps({"id": f"j{i}", "text": t}) for i, t in enumerate(texts[:3])]
+    (folder / "a.jsonl").write_text("\n".join(lines + ['{"id": "bad", "text": ']) + "\n")
+    (folder / "b.jsonl.gz").write_bytes(gzip.compress((json.dumps({"id": "g0", "text": texts[3]}) + "\n").encode()))
+    (folder / "c.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(
+        (json.dumps({"id": "z0", "text": texts[4]}) + "\n" + json.dumps({"id": "z1", "text": texts[0]}) + "\n")
+        .encode()))
+    (folder / "notes" / "n0.txt").write_text(texts[5])
+    (folder / "notes" / "n1.txt").write_text(texts[6])
+    pq.write_table(pa.table({"id": ["p0"], "text": [texts[7]]}), folder / "d.parquet")
+    body = f"<html><body><article><p>{texts[8]}</p></article></body></html>".encode()
+    http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + body
+    warc = (b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:1>\r\nWARC-Target-URI: http://e.org/\r\n"
+            b"Content-Type: application/http; msgtype=response\r\nContent-Length: " + str(len(http)).encode()
+            + b"\r\n\r\n" + http + b"\r\n\r\n")
+    (folder / "e.warc").write_bytes(warc)
+    out = tmp_path / "out"
+    res = dedup_flow(load_config(DedupFlowConfig, inputs=[str(folder)], output=str(out)))
+    inv = res["stats"]["invariant"]
+    assert inv["holds"] and inv["rows_quarantine"] == 1  # the cut JSON line
+    data, rejected = rows(out, "data"), rows(out, "rejected")
+    ids = {r["id"] for r in data + rejected}
+    assert {"j0", "j1", "j2", "g0", "z0", "z1", "p0"} <= ids and len(data) + len(rejected) == inv["records_read"] - 1
+    assert [r["reason"] for r in rejected] == ["exact"] and rejected[0]["id"] == "z1"  # z1 repeats j0
+    assert any(r["url"] == "http://e.org/" for r in data) and any(r["text"] == texts[5] for r in data)  # WARC, text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["inputs"]) == 7
+    staged = sorted((out / "_work" / "inputs").glob("*/kept/part-*.parquet"))
+    assert len(staged) == 6 and all(p.stat().st_size for p in staged)  # every input but the Parquet one
+    mtimes = [p.stat().st_mtime_ns for p in staged]
+    dedup_flow(load_config(DedupFlowConfig, inputs=[str(folder)], output=str(out)))
+    assert json.loads((out / "manifest.json").read_text())["outputs"] == manifest["outputs"]
+    assert [p.stat().st_mtime_ns for p in staged] == mtimes  # unchanged inputs are not converted again

@@ -53,8 +53,8 @@ REASONS = ("url", "exact", "paragraph", "minhash", "decontam")
 # --- reading and writing shards ----------------------------------------------------------------------------
 
 class ParquetShardReader(PipelineStep):
-    """Rank r reads the Parquet parts of shard r in order. Rows without an id or a text are quarantined with the
-    reason (file and row named) instead of being lost or failing the run."""
+    """Rank r reads the Parquet parts of shard r in order. Rows without an id or a text, or with a text that is not
+    a string, are quarantined with the reason (file and row named) instead of being lost or failing the run."""
 
     name = "📖 Parquet shard reader"
     type = "📖 - READER"
@@ -80,14 +80,16 @@ class ParquetShardReader(PipelineStep):
                 for rec in batch.to_pylist():
                     text = rec.pop(self.text_field, None)
                     doc_id = rec.pop(self.id_field, None)
-                    if text is None or doc_id is None or str(doc_id) == "":
-                        what = "text" if text is None else "id"
+                    problem = ("no text" if text is None else "no id" if doc_id is None or str(doc_id) == ""
+                               else None if isinstance(text, str) else f"text is {type(text).__name__}, not a string")
+                    if problem:
                         if not self.skip_bad:
-                            raise ValueError(f"{path} row {row}: no {what}")
+                            raise ValueError(f"{path} row {row}: {problem}")
                         if qw is not None:
                             quarantined += 1
-                            qw.write_rows([{"file": path, "location": f"row {row}", "error": f"no {what}",
-                                            "raw": json.dumps(rec, default=str)[:200]}])
+                            raw = {self.text_field: text, **rec} if problem.startswith("text is") else rec
+                            qw.write_rows([{"file": path, "location": f"row {row}", "error": problem,
+                                            "raw": json.dumps(raw, default=str)[:200]}])
                     else:
                         self.stat_update("documents")
                         yield Document(text=text, id=str(doc_id), metadata=rec)
