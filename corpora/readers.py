@@ -372,6 +372,9 @@ def html_to_text(html: str) -> str | None:
     return _EXTRACTOR.extract(html)
 
 
+WARC_TYPES = {"warcinfo", "response", "resource", "request", "metadata", "revisit", "conversion", "continuation"}
+
+
 def _read_warc(path: Path, source: str) -> Iterator[Record | BadRecord]:
     """HTML responses of a WARC. Records are cut by their own Content-Length (`_warc_records`), so a corrupt
     record costs one quarantine row and reading goes on at the next record; warcio parses each record alone."""
@@ -389,7 +392,11 @@ def _read_warc(path: Path, source: str) -> Iterator[Record | BadRecord]:
             continue
         try:
             rec = next(iter(ArchiveIterator(io.BytesIO(block))))
-            if rec.rec_type != "response":
+            if rec.rec_type not in WARC_TYPES:  # a damaged WARC-Type: maybe a response; never skipped silently
+                yield BadRecord(file, f"byte {offset}", f"unknown WARC-Type {_text(str(rec.rec_type))!r} "
+                                                        f"(damaged record header?)")
+                continue
+            if rec.rec_type != "response":  # warcinfo, request, metadata, ...: not documents
                 continue
             n += 1
             location = f"record {n} ({rec.rec_headers.get_header('WARC-Record-ID')})"

@@ -235,3 +235,13 @@ def test_warc_text_does_not_depend_on_what_the_process_read_before(tmp_path):
     p.write_bytes(data)
     reads = [[r.text for r in _split(p)[0]] for _ in range(4)]
     assert len(reads[0]) == 22 and all(r == reads[0] for r in reads)
+
+
+def test_warc_record_with_a_damaged_type_is_quarantined_not_skipped(tmp_path):
+    """Found by bench/faults.py: a flipped byte in `WARC-Type: response` made the record vanish without a row."""
+    data, offsets = _warc(gz=False, seed="type")
+    at = data.index(b"WARC-Type: response", offsets[2]) + len("WARC-Type: respons")
+    p = tmp_path / "t.warc"
+    p.write_bytes(data[:at] + b"\x15" + data[at + 1:])
+    good, bad = _split(p)
+    assert len(good) == 21 and len(bad) == 1 and "unknown WARC-Type" in bad[0].error
