@@ -292,19 +292,6 @@ def _seeded(sp: SamplingParams, *parts: Any) -> SamplingParams:
     return SamplingParams(**{**sp.model_dump(), "seed": int(_rid(*parts)[:8], 16)})
 
 
-@dataclass
-class _NoRound:  # a round with nothing to ask is not run (the stage cannot load an empty result set)
-    name: str
-    requests: tuple = ()
-    ok: tuple = ()
-    failed: tuple = ()
-    report: Any = None
-
-
-def _generate(rounds, name: str, requests: list[GenerationRequest], settings=None):
-    return rounds.generate(name, requests, settings=settings) if requests else _NoRound(name)
-
-
 def _by_order(out) -> list[dict]:
     order = {r.id: i for i, r in enumerate(out.requests)}
     return sorted(out.ok, key=lambda r: (order[r["request_id"]], r["id"]))
@@ -375,7 +362,7 @@ def run(cfg: EnsembleInstructConfig, records: Sequence[Any], rounds) -> Generato
 
     # instances
     tpl = templates(cfg.instances.demos_file)
-    inst_out = _generate(rounds, "instances", [GenerationRequest(
+    inst_out = rounds.generate("instances", [GenerationRequest(
         id="ei-inst-" + _rid(a["id"]), prompt=tpl[a["type"]][0] + " " + a["text"].strip() + "\n",
         template_id=f"ensemble-instruct/instances-{a['type']}@v{TEMPLATE_VERSION}.{tpl[a['type']][1]}",
         sampling=_seeded(cfg.instances.sampling, "instances", a["id"]), parent_ids=[a["id"]],
@@ -402,7 +389,7 @@ def run(cfg: EnsembleInstructConfig, records: Sequence[Any], rounds) -> Generato
             rs = {n: (r.model_copy(update={"backend": None}) if n == "votes" else r)
                   for n, r in cfg.generation.rounds.items()}
             settings = cfg.generation.model_copy(update={"backend": voter.backend, "rounds": rs})
-        out = _generate(rounds, f"votes#{k}", [GenerationRequest(
+        out = rounds.generate(f"votes#{k}", [GenerationRequest(
             id=f"ei-vote{k}-" + _rid(v["id"]), prompt=v["instruction"].strip() + "\n" + v["input"].strip(),
             sampling=sp, template_id="ensemble-instruct/zero-shot@v1", parent_ids=[v["id"]],
             meta={"voter": voter.name, "instance_id": v["id"]}) for v in valid], settings=settings)
@@ -410,8 +397,8 @@ def run(cfg: EnsembleInstructConfig, records: Sequence[Any], rounds) -> Generato
         for rec in _by_order(out):
             vote_rows.append(rec)
             votes[(rec["instance_id"], k)] = rec
-        voter_info.append({"name": voter.name, "round": f"votes#{k}", "model": out.report and out.report.model,
-                           "backend": out.report and out.report.backend, "sampling": sp.model_dump()})
+        voter_info.append({"name": voter.name, "round": f"votes#{k}", "model": out.report.model or None,
+                           "backend": out.report.backend or None, "sampling": sp.model_dump()})
 
     # ensemble
     rows = []

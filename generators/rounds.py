@@ -67,12 +67,16 @@ class Rounds:
                  settings: GenerationSettings | None = None) -> RoundOutput:
         t0 = time.perf_counter()
         s = (settings or self.settings).for_round(name)
+        requests = list(requests)
+        if not requests:  # nothing to ask: no engine is loaded for it (a vLLM start costs half a minute)
+            report = GenerationReport()
+            self.reports[name] = report.as_dict()
+            return RoundOutput(name, [], [], [], report)
         bcfg = s.backend_config()
         released = release_backends(keep=bcfg)  # one engine at a time
         if released:
             self.log(f"round {name}: released {', '.join(released)} before loading the next engine")
         store = Path(self.work_dir) / round_dir_name(name)
-        requests = list(requests)
         write_table_atomic(store / "requests.parquet", requests_to_table(requests))  # for replay / batch APIs
         if s.shard_tasks and self.shard_runner is not None:
             report = self.shard_runner(requests, bcfg, store, s)
@@ -114,7 +118,7 @@ class Rounds:
         keys = ("requests", "cached", "generated", "failed", "completions", "prompt_tokens", "completion_tokens",
                 "parts_written")
         total = {k: sum(r[k] for r in self.reports.values()) for k in keys}
-        total["models"] = sorted({r["model"] for r in self.reports.values()})
+        total["models"] = sorted({r["model"] for r in self.reports.values() if r["model"]})
         gen_s = sum(r["wall_s"] for r in self.reports.values())
         total.update(wall_s=round(gen_s, 3), tokens_per_s=round(total["completion_tokens"] / gen_s, 1) if gen_s else 0,
                      rounds=self.reports)
