@@ -63,11 +63,30 @@ def show(pipeline: str = typer.Argument(..., help="pipeline name (see `flows lis
             typer.echo(effective_yaml(load_config(p.config_model, config_file=str(config) if config else None,
                                                   sets=set_)), nl=False)
     except (UnknownPipeline, ConfigError) as e:
-        _fail(str(e).strip("'\""))
+        _fail(str(e.args[0]) if e.args else str(e))  # args[0]: a KeyError's str() adds quotes
 
 
-@app.command("run")
-def run(pipeline: str = typer.Argument(..., help="pipeline name (see `flows list`)"),
+def _extra_sets(args: list[str]) -> list[str]:
+    """`--corpus DIR --ids FILE` after the pipeline name is shorthand for `--set corpus=DIR --set ids=FILE`
+    (`--key=value` works too; dashes in a key become underscores). Anything else is an error."""
+    sets, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) < 3:
+            raise ConfigError(f"unexpected argument '{arg}' (options are --key value or --set key=value)")
+        key, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                raise ConfigError(f"option '{arg}' needs a value")
+            value, i = args[i + 1], i + 1
+        sets.append(f"{key.replace('-', '_')}={value}")
+        i += 1
+    return sets
+
+
+@app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(ctx: typer.Context,
+        pipeline: str = typer.Argument(..., help="pipeline name (see `flows list`)"),
         config: Optional[Path] = typer.Option(None, "--config", help="YAML config file"),
         input_: List[str] = typer.Option([], "--input", help="input file or folder (repeatable); default: sample"),
         output: Optional[str] = typer.Option(None, "--output", help="output folder; default ./output/<pipeline>"),
@@ -77,9 +96,9 @@ def run(pipeline: str = typer.Argument(..., help="pipeline name (see `flows list
     try:
         p = get_pipeline(pipeline)
         cfg = load_config(p.config_model, config_file=str(config) if config else None, inputs=input_,
-                          output=output or f"output/{pipeline}", sets=set_)
+                          output=output or f"output/{pipeline}", sets=list(set_) + _extra_sets(list(ctx.args)))
     except (UnknownPipeline, ConfigError) as e:
-        _fail(str(e).strip("'\""))
+        _fail(str(e.args[0]) if e.args else str(e))  # args[0]: a KeyError's str() adds quotes
         return
     from corpora.plan import check_output
     from corpora.readers import InputError
@@ -99,6 +118,24 @@ def run(pipeline: str = typer.Argument(..., help="pipeline name (see `flows list
     out = (result or {}).get("output")
     if out:
         typer.echo(f"output: {out}")
+
+
+# Sub-commands that live in their own modules (server/deploy, report/inspect): each has `register(app)`.
+_COMMAND_MODULES = ("flows.server_cli", "flows.report_cli")
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for module in _COMMAND_MODULES:
+        try:
+            importlib.import_module(module).register(app)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+
+
+_register_commands()
 
 
 def main() -> None:  # pragma: no cover

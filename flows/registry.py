@@ -16,6 +16,10 @@ PIPELINES: dict[str, str] = {
     "ensemble-instruct": "flows.ensemble_instruct:PIPELINE",
     "impossible-distillation": "flows.impossible_distillation:PIPELINE",
     "diachronic": "flows.diachronic:PIPELINE", "diachronic-train": "flows.diachronic:TRAIN_PIPELINE",
+    "sphinx": "flows.sphinx:PIPELINE",
+    "mix": "flows.mix:PIPELINE",
+    "unlearning-whp": "flows.unlearning:WHP_PIPELINE", "unlearning-reinforce": "flows.unlearning:REINFORCE_PIPELINE",
+    "unlearning-split": "flows.unlearning_split:SPLIT_PIPELINE", "remove": "flows.unlearning_split:REMOVE_PIPELINE",
 }
 
 

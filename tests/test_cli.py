@@ -87,3 +87,13 @@ def test_bad_bounds_and_outputs_are_one_line_before_the_run(tmp_path):
         ro.mkdir(mode=0o500)
         code, err = _run_in_process("run", "dolma", "--output", str(ro / "out"))
         assert code == 2 and "not writable" in err
+
+
+def test_extra_options_are_set_shorthand_and_errors_name_the_key(tmp_path):
+    from flows.cli import _extra_sets
+
+    assert _extra_sets(["--corpus", "a/b", "--max-seeds=3"]) == ["corpus=a/b", "max_seeds=3"]
+    r = runner.invoke(app, ["run", "dolma", "--output", str(tmp_path / "o"), "--no-such-key", "1"])
+    assert r.exit_code == 2 and "unknown config key 'no_such_key'" in r.output
+    r = runner.invoke(app, ["run", "dolma", "--output", str(tmp_path / "o"), "--dangling"])
+    assert r.exit_code == 2 and "option '--dangling' needs a value" in r.output
