@@ -35,9 +35,12 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def publish_kind(out_dir: Path, kind: str, files: Iterable[Path], fallback_schema: pa.Schema, *,
-                 shard_rows: int, shard_mb: float) -> list[ShardInfo]:
+                 shard_rows: int, shard_mb: float, columns: list[str] | None = None) -> list[ShardInfo]:
+    """`columns`: publish only these columns of the staged parts (in this order), e.g. `id` + the attributes."""
     files = [Path(f) for f in files]
     schema = unified_schema(files, fallback_schema)
+    if columns is not None:
+        schema = pa.schema([schema.field(c) if c in schema.names else fallback_schema.field(c) for c in columns])
     tmp = out_dir / f".{kind}.publishing"
     if tmp.exists():
         shutil.rmtree(tmp)

@@ -56,47 +56,65 @@ def c4_quality(text: str, cfg: C4Config) -> Decision:
     if cfg.paragraph_filter and not c4_paragraphs_ok(text, cfg.min_paragraphs, cfg.min_paragraph_len):
         return Decision(False, "too_few_paragraphs", {"c4_lines_removed": 0})
     if cfg.split_paragraph:
-        units = text.splitlines()
+        units, offsets = text.splitlines(), _line_offsets(text)
     else:
         from filters.sentences import split_sentences
 
-        units = split_sentences(text)
+        units, offsets = split_sentences(text), None
     num_sentences = 0
     kept: list[str] = []
-    removed_lines = 0
-    for line in units:
-        line = line.strip()
+    removed: list[tuple[int, int, str]] = []  # (start, end, rule) of removed lines (line mode only)
+
+    def remove(i: int, raw: str, rule: str) -> None:
+        # a blank line's removal is counted but has no span worth recording
+        removed.append((offsets[i], offsets[i] + len(raw), rule) if offsets is not None and raw.strip()
+                       else (-1, -1, rule))
+
+    def decision(keep: bool, reason: str | None, cleaned: str | None = None) -> Decision:
+        spans = tuple(r for r in removed if r[0] >= 0) if offsets is not None else None
+        return Decision(keep, reason, {"c4_lines_removed": len(removed)}, cleaned, spans=spans)
+
+    for i, raw in enumerate(units):
+        line = raw.strip()
         words = line.split()
         if cfg.max_word_length != -1 and len(line) > cfg.max_word_length and any(
                 len(w) > cfg.max_word_length for w in words):
-            removed_lines += 1
+            remove(i, raw, "max_word_length")
             continue
         if cfg.remove_citations and "[" in line:
             line = CITATION_RE.sub("", line)
         if cfg.filter_no_terminal_punct and (not line.endswith(END_PUNCTUATION) or line.endswith("...")):
-            removed_lines += 1
+            remove(i, raw, "no_terminal_punct")
             continue
         if len(words) < cfg.min_words_per_line:
-            removed_lines += 1
+            remove(i, raw, "min_words_per_line")
             continue
         low = line.lower()
         if cfg.filter_lorem_ipsum and "lorem ipsum" in low:
-            return Decision(False, "lorem_ipsum", {"c4_lines_removed": removed_lines})
+            return decision(False, "lorem_ipsum")
         if cfg.filter_javascript and "javascript" in low:
-            removed_lines += 1
+            remove(i, raw, "javascript")
             continue
         if cfg.filter_curly_bracket and "{" in line:
-            return Decision(False, "curly_bracket", {"c4_lines_removed": removed_lines})
+            return decision(False, "curly_bracket")
         if cfg.filter_policy and any(p in low for p in POLICY_SUBSTRINGS):
-            removed_lines += 1
+            remove(i, raw, "policy")
             continue
         if cfg.min_num_sentences != -1:
             num_sentences += count_sentences(line) if cfg.split_paragraph else 1
         kept.append(line)
-    scores = {"c4_lines_removed": removed_lines}
     if num_sentences < cfg.min_num_sentences:
-        return Decision(False, "too_few_sentences", scores)
-    return Decision(True, None, scores, ("\n" if cfg.split_paragraph else " ").join(kept).strip())
+        return decision(False, "too_few_sentences")
+    return decision(True, None, ("\n" if cfg.split_paragraph else " ").join(kept).strip())
+
+
+def _line_offsets(text: str) -> list[int]:
+    """Start offset of each line of `text.splitlines()` (the same line boundaries)."""
+    out, pos = [], 0
+    for piece in text.splitlines(keepends=True):
+        out.append(pos)
+        pos += len(piece)
+    return out
 
 
 # --- bad words (datatrove's C4BadWordsFilter) ------------------------------------------------------------------

@@ -91,9 +91,10 @@ def pii(text: str, cfg: PIIConfig) -> Decision:
         return Decision(True, None, {"pii_emails": 0, "pii_phones": 0, "pii_ips": 0})
     spans = find_pii(text, cfg.context_window)
     scores = {"pii_emails": len(spans["email"]), "pii_phones": len(spans["phone"]), "pii_ips": len(spans["ip"])}
+    found = tuple(sorted((a, b, kind) for kind, ss in spans.items() for a, b in ss))
     total = sum(scores.values())
     if total > cfg.max_matches:
-        return Decision(False, "too_many_pii", scores)
+        return Decision(False, "too_many_pii", scores, spans=found)
     if total and cfg.mask:
-        return Decision(True, None, scores, mask_pii(text, spans, cfg))
-    return Decision(True, None, scores)
+        return Decision(True, None, scores, mask_pii(text, spans, cfg), spans=found)
+    return Decision(True, None, scores, spans=found)

@@ -72,19 +72,38 @@ class InputReaderStep(PipelineStep):
         atomic_write_json(stage / "read.json", read)
 
 
+SPAN_TYPE = pa.list_(pa.struct([("start", pa.int64()), ("end", pa.int64()), ("label", pa.string())]))
+
+
 class FilterStep(PipelineStep):
-    """One filter: `decide(doc) -> Decision`; scores go into `doc.metadata`, a changed text replaces the text."""
+    """One filter: `decide(doc) -> Decision`; scores go into `doc.metadata`, a changed text replaces the text.
+
+    `tag_only=True` (Dolma's taggers, the dolma flow's `attributes_only`): every document is decided on its original
+    text, nothing is rejected or changed, and the decision is recorded as attributes: `<filter>__keep`,
+    `<filter>__reason` and, for filters that find spans (PII, C4 lines), `<filter>__spans`."""
 
     type = "🔻 - FILTER"
     config_name = "filter"
     columns: list[pa.Field] = []
+    has_spans = False  # its decisions carry `spans`
 
-    def __init__(self, config, layout: TaskLayout | None = None, order: int = 0, drop: bool = False):
+    def __init__(self, config, layout: TaskLayout | None = None, order: int = 0, drop: bool = False,
+                 tag_only: bool = False):
         super().__init__()
         self.config = config
         self.layout = layout
         self.order = order
         self.drop = drop
+        self.tag_only = tag_only
+
+    def output_columns(self) -> list[pa.Field]:
+        if not self.tag_only:
+            return list(self.columns)
+        n = self.config_name
+        tags = [pa.field(f"{n}__keep", pa.bool_()), pa.field(f"{n}__reason", pa.string())]
+        if self.has_spans:
+            tags.append(pa.field(f"{n}__spans", SPAN_TYPE))
+        return [f for f in self.columns if not f.name.endswith("_original_chars")] + tags
 
     def decide(self, doc: Document) -> Decision:
         raise NotImplementedError
@@ -103,6 +122,18 @@ class FilterStep(PipelineStep):
             seconds += time.perf_counter() - t0
             doc.metadata.update(d.scores)
             self.stat_update("docs_in")
+            if self.tag_only:  # record the decision, change nothing
+                n = self.config_name
+                doc.metadata[f"{n}__keep"], doc.metadata[f"{n}__reason"] = d.keep, d.reason
+                if self.has_spans:
+                    doc.metadata[f"{n}__spans"] = [{"start": a, "end": b, "label": lab}
+                                                   for a, b, lab in (d.spans or ())]
+                if not d.keep:
+                    removed += 1
+                    rules[d.reason] = rules.get(d.reason, 0) + 1
+                    self.stat_update("removed")
+                yield doc
+                continue
             if not d.keep:
                 removed += 1
                 chars_removed += len(doc.text)

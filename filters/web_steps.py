@@ -69,6 +69,7 @@ class C4Step(FilterStep):
     name = "⛰ C4 quality"
     config_name = "c4"
     columns = [pa.field("c4_lines_removed", pa.int64()), pa.field("c4_original_chars", pa.int64())]
+    has_spans = True  # removed lines (line mode)
 
     def decide(self, doc: Document) -> Decision:
         return c4_quality(doc.text, self.config)
@@ -101,6 +102,7 @@ class PIIStep(FilterStep):
     config_name = "pii"
     columns = [pa.field("pii_emails", pa.int64()), pa.field("pii_phones", pa.int64()),
                pa.field("pii_ips", pa.int64()), pa.field("pii_original_chars", pa.int64())]
+    has_spans = True  # the matches
 
     def decide(self, doc: Document) -> Decision:
         return pii(doc.text, self.config)
@@ -163,19 +165,20 @@ STEP_CLASSES: dict[str, type[FilterStep]] = {
 }
 
 
-def build_filter_steps(filters: WebFilters, layout=None, drop: bool = False) -> list[FilterStep]:
+def build_filter_steps(filters: WebFilters, layout=None, drop: bool = False, tag_only: bool = False
+                       ) -> list[FilterStep]:
     steps = []
     for order, name in enumerate(STEP_CLASSES, start=1):
         cfg = getattr(filters, name)
         if cfg.enabled:
-            steps.append(STEP_CLASSES[name](cfg, layout=layout, order=order, drop=drop))
+            steps.append(STEP_CLASSES[name](cfg, layout=layout, order=order, drop=drop, tag_only=tag_only))
     return steps
 
 
 def score_fields(steps: list[FilterStep]) -> list[pa.Field]:
     fields, seen = [], set()
     for s in steps:
-        for f in s.columns:
+        for f in s.output_columns():
             if f.name not in seen:
                 seen.add(f.name)
                 fields.append(f)

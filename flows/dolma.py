@@ -5,7 +5,10 @@ paragraph, minhash, decontam; `flows/dedup.py`) -> publish shards -> report
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+import pyarrow as pa
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -13,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from corpora.manifest import aggregate_step_stats, check_invariant
 from corpora.plan import RunPlan, plan_run
 from corpora.readers import FieldMap
-from corpora.records import QUARANTINE_SCHEMA, document_schema
+from corpora.records import CORE_FIELDS, QUARANTINE_SCHEMA, document_schema
 from corpora.atomic import read_json
 from corpora.sample import sample_corpus_path
 from corpora.plan import WORK_DIR
@@ -22,7 +25,7 @@ from filters.dedup.config import DedupConfig
 from filters.dedup.stage import DEDUP_FIELDS
 from filters.document_stage import run_document_stage
 from filters.execution import ExecutorConfig
-from filters.web_steps import WebFilters, build_filter_steps
+from filters.web_steps import WebFilters, build_filter_steps, score_fields
 from flows.config import RunConfig, config_hash
 from flows.dedup import dedup_after_filters, dedup_table
 from flows.registry import Pipeline
@@ -36,6 +39,10 @@ class DolmaConfig(RunConfig):
     filters: WebFilters = WebFilters()
     dedup: DedupConfig = DedupConfig()
     execution: ExecutorConfig = ExecutorConfig()
+    # Dolma's taggers: decide every document with every enabled filter on its original text and write the
+    # decisions as `attributes/` (id + scores + <filter>__keep/__reason/__spans); `data/` = every document as read,
+    # nothing rejected, no dedup. Decide later with `flows run mix` rules over the attributes.
+    attributes_only: bool = False
 
 
 @task(name="plan-inputs", cache_policy=NO_CACHE, retries=1)
@@ -56,7 +63,8 @@ def filter_documents(plan: RunPlan, cfg: DolmaConfig) -> None:
         bar.update(len(plan.finished), 0)
         run_document_stage(
             plan.pending, plan.staging, plan.config_hash,
-            lambda layout: build_filter_steps(cfg.filters, layout=layout), cfg.execution, fields,
+            lambda layout: build_filter_steps(cfg.filters, layout=layout, tag_only=cfg.attributes_only),
+            cfg.execution, fields,
             shard_rows=cfg.shard_rows,
             on_progress=lambda n, docs: bar.update(len(plan.finished) + n, docs),
         )
@@ -76,8 +84,14 @@ def unique_ids(plan: RunPlan) -> dict:
 @task(name="publish-shards", cache_policy=NO_CACHE)
 def publish_shards(plan: RunPlan, cfg: DolmaConfig, run: Run, ids: dict, dedup: dict | None = None) -> None:
     dirs = ids["dirs"]
-    steps = build_filter_steps(cfg.filters)
-    fields = [f for s in steps for f in s.columns] + (DEDUP_FIELDS if dedup else [])
+    fields = filter_fields(cfg) + (DEDUP_FIELDS if dedup else [])
+    if cfg.attributes_only:
+        kept = [p for d in dirs for p in parts(d, "kept")]
+        run.publish("attributes", kept, pa.schema([CORE_FIELDS[0], *fields]),
+                    columns=["id", *[f.name for f in fields]])
+        fields = []  # data/: the documents as read
+    elif (run.out_dir / "attributes").exists():  # an earlier attributes_only run's, not this run's
+        shutil.rmtree(run.out_dir / "attributes")
     for kind, stage_kind, schema in (
         ("data", "kept", document_schema(fields)),
         ("rejected", "rejected", document_schema(fields, rejected=True)),
@@ -90,8 +104,14 @@ def publish_shards(plan: RunPlan, cfg: DolmaConfig, run: Run, ids: dict, dedup: 
         elif dedup and kind == "rejected":
             files += [Path(p) for shard in dedup["rejected"] for p in shard]
         with stage_progress(f"publish {kind}", total=1, unit="folders") as bar:
-            shards = run.publish(kind, files, schema)
+            shards = run.publish(kind, files, schema, columns=[f.name for f in CORE_FIELDS] if kind == "data" and cfg.attributes_only
+                                 else None)
             bar.update(1, sum(s["rows"] for s in shards))
+
+
+def filter_fields(cfg: DolmaConfig) -> list:
+    """The columns the filter stage adds (scores; in attributes mode also the decisions)."""
+    return score_fields(build_filter_steps(cfg.filters, tag_only=cfg.attributes_only))
 
 
 def lost_records(dones: list[dict]) -> dict:
@@ -127,8 +147,7 @@ def dolma_flow(config: DolmaConfig) -> dict:
     plan = plan_inputs(config, run.out_dir)
     filter_documents(plan, config)
     ids = unique_ids(plan)
-    dedup = dedup_after_filters(plan, config, [f for s in build_filter_steps(config.filters) for f in s.columns],
-                                ids["dirs"])
+    dedup = None if config.attributes_only else dedup_after_filters(plan, config, filter_fields(config), ids["dirs"])
     publish_shards(plan, config, run, ids, dedup)
     stats = write_report(plan, run, ids, dedup)
     return {"output": str(run.out_dir), "stats": stats}

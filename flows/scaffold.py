@@ -39,14 +39,14 @@ class Run:
         return cls(pipeline, config, out_dir, tuple(kinds), now_iso())
 
     def publish(self, kind: str, files: Iterable[Path], schema: pa.Schema, *, under: Path | None = None,
-                name: str | None = None) -> list[dict]:
+                name: str | None = None, columns: list[str] | None = None) -> list[dict]:
         """Publish staged Parquet `files` as the shards of `kind` (under `out_dir/under` when given, recorded in
         the manifest as `name`)."""
         if not self.outputs:  # before the first swap: a reader can tell a half-published folder
             self._write_manifest("publishing")
         base = self.out_dir / under if under else self.out_dir
         shards = publish_kind(base, kind, [Path(f) for f in files], schema, shard_rows=self.config.shard_rows,
-                              shard_mb=self.config.shard_mb)
+                              shard_mb=self.config.shard_mb, columns=columns)
         prefix = f"{under}/" if under else ""
         out = [{**s.as_dict(), "path": prefix + s.path} for s in shards]
         self.outputs[name or kind] = out

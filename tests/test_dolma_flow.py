@@ -187,3 +187,28 @@ def test_rerun_with_changed_dedup_settings_redoes_dedup(tmp_path, prefect_harnes
     assert rerun["stats"]["invariant"] == fresh["stats"]["invariant"]
     assert len(rows(tmp_path / "reuse", "data")) > kept_first and "minhash" in first["stats"]["dedup"]
     assert "minhash" not in rerun["stats"]["dedup"]
+
+
+def test_attributes_only_tags_every_document_and_agrees_with_filtering(sample_run, tmp_path):
+    """Dolma's taggers: nothing removed, one attributes row per document; the decisions are those the filtering
+    run made (langid and Gopher quality see the original text in both modes, so their rejections must match)."""
+    out, _ = sample_run
+    tagged = tmp_path / "tagged"
+    run(tagged, attributes_only="true")
+    data, attrs = rows(tagged, "data"), {r["id"]: r for r in rows(tagged, "attributes")}
+    filtered = rows(out, "data") + rows(out, "rejected")
+    assert len(data) == len(attrs) == len(filtered) and not rows(tagged, "rejected")
+    assert set(data[0]) == {"id", "text", "source", "url", "created", "metadata"}
+    rejected = {r["id"]: r["reason"] for r in rows(out, "rejected")}
+    by_langid = {i for i, a in attrs.items() if not a["langid__keep"]}
+    assert by_langid == {i for i, r in rejected.items() if r == "langid"} and by_langid
+    by_gopher = {i for i, a in attrs.items() if a["langid__keep"] and not a["gopher_quality__keep"]}
+    assert by_gopher == {i for i, r in rejected.items() if r == "gopher_quality"} and by_gopher
+    texts = {r["id"]: r["text"] for r in data}
+    spans = [(i, s) for i, a in attrs.items() for s in a["pii__spans"]]
+    assert spans and all("@" in texts[i][s["start"]:s["end"]] for i, s in spans if s["label"] == "email")
+    assert all(texts[i][s["start"]:s["end"]].strip() for i, a in attrs.items() for s in a["c4__spans"])
+    stats = json.loads((tagged / "stats.json").read_text())
+    assert stats["invariant"]["holds"] and "dedup" not in stats
+    run(tagged, overwrite="true")  # a filtering run over it: the stale attributes go
+    assert not (tagged / "attributes").exists()
