@@ -12,6 +12,7 @@ by position): each result row becomes a record whose own fields come from its re
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterable, Sequence
 
 import pyarrow as pa
@@ -83,6 +84,18 @@ def join_results(results: Iterable[dict[str, Any]], requests: Sequence[Any], rou
         else:
             failed.append({**record, "reason": "generation_failed", "reason_detail": None, "error": res["error"]})
     return ok, failed
+
+
+def partition_rows(rows: Iterable[dict[str, Any]], column: str) -> dict[str, list[dict[str, Any]]]:
+    """Rows grouped by the value of `column` (first-seen order), for Hive-style `data/<column>=<value>/` folders.
+    A row without a value, or with one that is not a safe folder name, is an error naming the row."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for i, r in enumerate(rows):
+        v = r.get(column)
+        if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", v) or v in (".", ".."):
+            raise ValueError(f"row {i} (id={r.get('id')!r}): partition column {column!r} is {v!r}, not a folder name")
+        out.setdefault(v, []).append(r)
+    return out
 
 
 def metadata_json(value: dict[str, Any] | None) -> str | None:

@@ -7,6 +7,7 @@ dolma document steps (filters, then the dedup stage; resumable, each with its ow
 """
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from rich.table import Table
 
 from corpora.atomic import atomic_write_json
-from corpora.generated import generated_schema, to_table
+from corpora.generated import generated_schema, partition_rows, to_table
 from corpora.hashing import sha256_file
 from corpora.manifest import aggregate_step_stats
 from corpora.plan import WORK_DIR
@@ -223,10 +224,10 @@ def run_generator(gen: Generator, config: GeneratorConfig) -> dict:
     data_schema = generated_schema(gen.fields, extra)
     rej_schema = generated_schema(gen.fields, extra, rejected=True)
     staged = work / "publish"
-    write_table_atomic(staged / "data.parquet", to_table(kept, data_schema))
+    data_files = stage_data(kept, data_schema, staged, gen.partition_by)
     write_table_atomic(staged / "rejected.parquet", to_table(rejected, rej_schema))
     write_table_atomic(staged / "quarantine.parquet", pa.Table.from_pylist(quarantine, schema=QUARANTINE_SCHEMA))
-    run.publish("data", [staged / "data.parquet"], data_schema)
+    publish_data(run, data_files, data_schema, gen.partition_by)
     run.publish("rejected", [staged / "rejected.parquet"], rej_schema)
     run.publish("quarantine", [staged / "quarantine.parquet"], QUARANTINE_SCHEMA)
     for kind, table in result.tables.items():
@@ -234,7 +235,7 @@ def run_generator(gen: Generator, config: GeneratorConfig) -> dict:
         run.publish(kind, [staged / f"{kind}.parquet"], table.schema)
     produced = len(result.rows) + len(result.rejected)
     seeds_read = sum(i["records"] for i in per_input)
-    invariant = {"generated_rows": produced, "rows_data": run.rows("data"), "rows_rejected": run.rows("rejected"),
+    invariant = {"generated_rows": produced, "rows_data": data_rows(run), "rows_rejected": run.rows("rejected"),
                  "seed_records_read": seeds_read, "seeds": sum(i["records"] - i["quarantined"] for i in per_input),
                  "rows_quarantine": run.rows("quarantine")}
     invariant["holds"] = (invariant["rows_data"] + invariant["rows_rejected"] == produced
@@ -247,6 +248,34 @@ def run_generator(gen: Generator, config: GeneratorConfig) -> dict:
     return {"output": str(run.out_dir), "stats": run.finish(
         stats, invariant=invariant, inputs=per_input, summary=summary_table(gen.name, run, stats),
         markdown=summary_markdown(gen.name, run, stats))}
+
+
+def stage_data(kept: list[dict], schema: pa.Schema, staged: Path, partition_by: str | None) -> dict[str, Path]:
+    """Staged data files: {"": data.parquet}, or one per partition value ({"lang=de": ...}) with `partition_by`."""
+    if not partition_by:
+        return {"": Path(write_table_atomic(staged / "data.parquet", to_table(kept, schema)).path)}
+    return {f"{partition_by}={v}": Path(write_table_atomic(staged / "data" / f"{partition_by}={v}.parquet",
+                                                           to_table(rows, schema)).path)
+            for v, rows in partition_rows(kept, partition_by).items()}
+
+
+def publish_data(run: Run, files: dict[str, Path], schema: pa.Schema, partition_by: str | None) -> None:
+    """data/ as one folder, or as Hive partitions `data/<col>=<value>/` (each swapped in atomically; partitions
+    of an earlier run that this run does not have, and loose part files, are removed after)."""
+    if not partition_by:
+        run.publish("data", [files[""]], schema)
+        return
+    for name, f in files.items():
+        run.publish(name, [f], schema, under=Path("data"), name=f"data/{name}")
+    root = run.out_dir / "data"
+    root.mkdir(parents=True, exist_ok=True)
+    for p in root.iterdir():
+        if p.name not in files and (p.name.startswith(f"{partition_by}=") or p.name.startswith("part-")):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def data_rows(run: Run) -> int:
+    return sum(s["rows"] for k, shards in run.outputs.items() if k == "data" or k.startswith("data/") for s in shards)
 
 
 def _any_shard_tasks(s: GenerationSettings) -> bool:

@@ -97,3 +97,5 @@ class Generator:
     needs_inputs: bool = True  # False: the generator can run from its config alone (e.g. a topic list)
     kinds: tuple[str, ...] = ()  # output kinds beyond data / rejected / quarantine (cleared by overwrite=true)
     preflight: Callable[[Any], None] | None = None  # the generator's own checks (its files)
+    # publish data/ as Hive partitions `data/<column>=<value>/part-*.parquet` (e.g. "lang"); None: one data/
+    partition_by: str | None = None

@@ -1,0 +1,478 @@
+"""sPhinX (Ahuja et al., 2024): English instruction-response pairs translated into many languages, each language
+its own English subset sized by its resource tier, fine-tuned with N same-language examples prepended (LANGIT).
+
+English sources (Self-Instruct-shaped seed tasks, or `ensemble-instruct` rows) -> one rule per source
+(`generators.sphinx_rules`: english_only / skip / wrapper_only / labels / translate) -> per language a seeded
+draw of its tier's count from the translatable pool -> protected spans masked (`filters.protected_spans`) ->
+round `translate#<lang>` (any backend, a per-language prompt; instruction and response separately or together)
+-> spans restored and checked by hash, language ID / length ratio / finish reason / refusal
+(`generators.sphinx_checks`; failing rows are kept with `status=fail` and the reasons) -> N same-language
+neighbours by embedding similarity (never the row itself or its own source) -> `data/lang=<xx>/` and
+`sources/` (every English source with its rule and the languages that drew it). `flows/sphinx.py` wires it.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field, model_validator
+
+from corpora.config import StrictModel
+from corpora.hashing import short_hash
+from filters.dedup.config import ExactDedup, MinHashDedup
+from filters.langid import LangIdConfig, find_lid_model, load_fasttext
+from filters.protected_spans import Protected, Span, find_spans, has_letters, mask, prose, restore
+from generators.backends.base import GenerationRequest, SamplingParams
+from generators.contract import GeneratedDedup, GeneratedFilters, Generator, GeneratorConfig, GeneratorResult
+from generators.sphinx_checks import ChecksConfig, Field_, check_row
+from generators.sphinx_rules import Rule, RulesConfig, classify, label_spans, payload_spans
+
+TEMPLATE_VERSION = 1
+SAMPLE = Path(__file__).resolve().parents[1] / "corpora" / "sample_data" / "sphinx_sample.jsonl"
+PROMPT = ("Translate the following text from English into {language}. Copy every marker such as ⟦1⟧ unchanged, "
+          "in the place where it belongs. Translate only: do not answer it, explain it or add anything. "
+          "Reply with the {language} translation only.\n\n{text}")
+PROMPT_TOGETHER = ("Translate the following instruction and its response from English into {language}. Keep the "
+                   "two headings '### Instruction' and '### Response' in English and copy every marker such as "
+                   "⟦1⟧ unchanged. Translate only. Reply with the translation only.\n\n{text}")
+HEAD_I, HEAD_R = "### Instruction", "### Response"
+Tier = Literal["high", "mid", "low"]
+
+
+class LanguageSpec(StrictModel):
+    name: str
+    tier: Tier
+    lid: str | None = Field(None, description="lid.176 label when it is not the code")
+    prompt: str | None = Field(None, description="this language's prompt ({language}, {text}); None: translation.prompt")
+    len_ratio: tuple[float, float] | None = Field(None, description="None: checks.len_ratio")
+
+
+_DENSE = (0.15, 1.3)  # CJK / Thai: far fewer characters than English
+_TIERS = {"high": "ar de es fr it ja ko nl pl pt ru zh", "mid": "bg ca cs da el fa fi he hi hu id no ro sv th tr uk vi",
+          "low": "af as bn gu hr kn lt lv ml mr ms or pa sk sl sr sw ta te ur"}
+_NAMES = dict(ar="Arabic", de="German", es="Spanish", fr="French", it="Italian", ja="Japanese", ko="Korean",
+              nl="Dutch", pl="Polish", pt="Portuguese", ru="Russian", zh="Chinese (Simplified)", bg="Bulgarian",
+              ca="Catalan", cs="Czech", da="Danish", el="Greek", fa="Persian", fi="Finnish", he="Hebrew", hi="Hindi",
+              hu="Hungarian", id="Indonesian", no="Norwegian (Bokmål)", ro="Romanian", sv="Swedish", th="Thai",
+              tr="Turkish", uk="Ukrainian", vi="Vietnamese", af="Afrikaans", **{"as": "Assamese"}, bn="Bengali",
+              gu="Gujarati", hr="Croatian", kn="Kannada", lt="Lithuanian", lv="Latvian", ml="Malayalam",
+              mr="Marathi", ms="Malay", pa="Punjabi", sk="Slovak", sl="Slovenian", sr="Serbian", sw="Swahili",
+              ta="Tamil", te="Telugu", ur="Urdu", **{"or": "Odia"})
+
+
+def default_languages() -> dict[str, LanguageSpec]:
+    return {c: LanguageSpec(name=_NAMES[c], tier=t, len_ratio=_DENSE if c in ("ja", "zh", "ko", "th") else None)
+            for t, codes in _TIERS.items() for c in codes.split()}
+
+
+class SelectionConfig(StrictModel):
+    seed: int = 0
+    tier_counts: dict[str, int] = Field(default_factory=lambda: {"high": 100_000, "mid": 50_000, "low": 25_000},
+                                        description="English samples drawn per language of each tier")
+
+
+class TranslateSampling(SamplingParams):
+    temperature: float = Field(0.0, ge=0.0)
+    max_tokens: int = Field(1024, ge=1)
+
+
+class TranslationConfig(StrictModel):
+    mode: Literal["separate", "together"] = "separate"
+    prompt: str = PROMPT
+    prompt_together: str = PROMPT_TOGETHER
+    system: str | None = None
+    sampling: TranslateSampling = TranslateSampling()
+
+
+class NShotConfig(StrictModel):
+    n: int = Field(3, ge=0, description="same-language neighbours per row (LANGIT); 0: off")
+    model_path: str | None = Field(None, description="a local sentence-embedding folder (mean pooling), e.g. a "
+                                                     "multilingual MiniLM; None: all-MiniLM-L6-v2 (English)")
+    embed: Literal["source", "translation"] = Field("source", description="embed the English source (right for "
+                                                    "an English model) or the translation (a multilingual model)")
+    pool: Literal["pass", "all"] = "pass"
+    render_messages: bool = True
+
+
+class SphinxConfig(GeneratorConfig):
+    text_field: str = "instruction"
+    targets: list[str] | None = Field(None, description="language codes to build; None: every language in the table")
+    languages: dict[str, LanguageSpec] = Field(default_factory=default_languages)
+    selection: SelectionConfig = SelectionConfig()
+    rules: RulesConfig = RulesConfig()
+    translation: TranslationConfig = TranslationConfig()
+    checks: ChecksConfig = ChecksConfig()
+    nshot: NShotConfig = NShotConfig()
+    keep_failed: bool = Field(True, description="failing rows in data/ with status=fail (false: in rejected/)")
+    filters: GeneratedFilters = GeneratedFilters(langid=LangIdConfig(enabled=False))  # our own LID, per field
+    dedup: GeneratedDedup = GeneratedDedup(exact=ExactDedup(enabled=False), minhash=MinHashDedup(enabled=False))
+
+    @model_validator(mode="after")
+    def _known(self) -> "SphinxConfig":
+        for code in self.targets or []:
+            if code not in self.languages:
+                raise ValueError(f"targets: {code!r} is not in the language table (languages.{code})")
+        for code, spec in self.languages.items():
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", code):
+                raise ValueError(f"languages: {code!r} is not a usable language code (letters, digits, '_', '-')")
+        for code in self.target_codes():
+            spec = self.languages[code]
+            if spec.tier not in self.selection.tier_counts:
+                raise ValueError(f"languages.{code}.tier: {spec.tier!r} has no selection.tier_counts entry")
+        return self
+
+    def target_codes(self) -> list[str]:
+        return list(self.targets) if self.targets is not None else list(self.languages)
+
+
+# ---- English sources -----------------------------------------------------------------------------------------
+@dataclass
+class Source:
+    id: str
+    origin: str
+    instruction: str  # instruction + input (what the row's instruction_en holds)
+    input_start: int | None  # where the input begins inside `instruction` (None: no input)
+    response: str
+    rule: Rule | None = None
+    problem: str | None = None
+    masked: dict[str, str] = field(default_factory=dict)  # field -> masked text (only the fields translated)
+    spans: dict[str, list[Protected]] = field(default_factory=dict)
+
+
+def english_source(rec: Any) -> Source:
+    """A Self-Instruct seed task (`instances[0]` input/output) or an ensemble-instruct row (`input`, `output`)."""
+    m = rec.metadata
+    inp, out = "", None
+    if isinstance(m.get("instances"), list) and m["instances"] and isinstance(m["instances"][0], dict):
+        inp, out = m["instances"][0].get("input") or "", m["instances"][0].get("output")
+    else:
+        inp = m.get("input") or ""
+        out = next((m[k] for k in ("output", "response", "answer") if isinstance(m.get(k), str)), None)
+    ins = rec.text.strip()
+    inp = inp.strip() if isinstance(inp, str) else ""
+    text = f"{ins}\n\n{inp}" if inp else ins
+    src = Source(rec.id, rec.source, text, len(ins) + 2 if inp else None, (out or "").strip())
+    if not ins or not src.response:
+        src.problem = "no_instruction" if not ins else "no_response"
+    return src
+
+
+def prepare(src: Source, cfg: RulesConfig) -> None:
+    """Rule, and the masked fields to translate (language-independent: done once per source)."""
+    ins_only = src.instruction[:src.input_start - 2] if src.input_start else src.instruction
+    src.rule = classify(ins_only, src.instruction[src.input_start:] if src.input_start else "", src.response, cfg)
+    if not src.rule.translated:
+        return
+    extra_i: list[Span] = []
+    keep_response = False
+    if src.rule.name == "wrapper_only":
+        extra_i = ([Span(src.input_start, len(src.instruction), "payload", src.instruction[src.input_start:])]
+                   if src.input_start else payload_spans(src.instruction))
+        keep_response = True
+    extra_r: list[Span] = []
+    if src.rule.name == "labels":
+        extra_i, extra_r = label_spans(src.instruction), label_spans(src.response)
+        keep_response = bool(extra_r) and extra_r[0].end - extra_r[0].start == len(src.response)
+    try:
+        src.masked["instruction"], src.spans["instruction"] = mask(
+            src.instruction, find_spans(src.instruction, extra=extra_i))
+        if not keep_response:
+            src.masked["response"], src.spans["response"] = mask(
+                src.response, find_spans(src.response, extra=extra_r), len(src.spans["instruction"]) + 1)
+    except ValueError as e:
+        src.rule, src.problem = Rule("skip", "marker_collision", src.rule.code_math_share), str(e)
+        src.masked, src.spans = {}, {}
+
+
+def draw(pool: Sequence[Source], codes: Sequence[str], cfg: SphinxConfig) -> dict[str, list[Source]]:
+    """Each language its own seeded subset of its tier's size (order of the inputs does not matter)."""
+    pool = sorted(pool, key=lambda s: s.id)
+    out = {}
+    for code in codes:
+        k = min(cfg.selection.tier_counts[cfg.languages[code].tier], len(pool))
+        picked = random.Random(f"sphinx:{cfg.selection.seed}:{code}").sample(range(len(pool)), k)
+        out[code] = [pool[i] for i in sorted(picked)]
+    return out
+
+
+# ---- requests ------------------------------------------------------------------------------------------------
+def request_id(lang: str, src_id: str, part: str) -> str:
+    return f"sphinx-{lang}-{part}-" + short_hash(lang, src_id, part, length=20)
+
+
+def _needs_model(masked: str) -> bool:
+    return has_letters(prose(masked))
+
+
+def requests_for(src: Source, lang: str, cfg: SphinxConfig) -> list[GenerationRequest]:
+    spec, t = cfg.languages[lang], cfg.translation
+    parts = {f: m for f, m in src.masked.items() if _needs_model(m)}
+    if t.mode == "together" and len(parts) == 2:
+        parts = {"both": f"{HEAD_I}\n{parts['instruction']}\n{HEAD_R}\n{parts['response']}"}
+        template = t.prompt_together
+    else:
+        template = spec.prompt or t.prompt
+    tid = f"sphinx/translate-{'together' if 'both' in parts else 'field'}@v{TEMPLATE_VERSION}." + short_hash(
+        template, t.system or "", length=8)
+    reqs = []
+    for part, text in parts.items():
+        msgs = ([{"role": "system", "content": t.system}] if t.system else []) + [
+            {"role": "user", "content": template.format(language=spec.name, text=text)}]
+        reqs.append(GenerationRequest(id=request_id(lang, src.id, part), messages=msgs, sampling=t.sampling,
+                                      template_id=tid, parent_ids=[src.id], meta={"src_id": src.id, "part": part}))
+    return reqs
+
+
+def split_together(text: str) -> tuple[str, str] | None:
+    m = re.search(rf"^\s*{re.escape(HEAD_I)}\s*\n(.*?)\n\s*{re.escape(HEAD_R)}\s*\n(.*)$", text or "", re.S)
+    return (m.group(1).strip(), m.group(2).strip()) if m else None
+
+
+# ---- rows ----------------------------------------------------------------------------------------------------
+_S, _F, _L = pa.string(), pa.float64(), pa.list_(pa.string())
+SPAN_TYPE = pa.struct([("field", _S), ("marker", _S), ("kind", _S), ("text", _S), ("sha256", _S), ("status", _S)])
+MESSAGE_TYPE = pa.struct([("role", _S), ("content", _S)])
+FIELDS = [pa.field("src_id", _S), pa.field("src_origin", _S), pa.field("lang", pa.dictionary(pa.int32(), _S)),
+          pa.field("tier", _S), pa.field("instruction", _S), pa.field("response", _S),
+          pa.field("instruction_en", _S), pa.field("response_en", _S), pa.field("protected_spans", pa.list_(SPAN_TYPE)),
+          pa.field("rule", _S), pa.field("lid_instruction", _S), pa.field("lid_response", _S),
+          pa.field("lid_score", _F), pa.field("len_ratio", _F), pa.field("translator_model", _S),
+          pa.field("nshot_ids", _L), pa.field("status", _S), pa.field("reason", _S),
+          pa.field("messages", pa.list_(MESSAGE_TYPE))]
+SOURCE_SCHEMA = pa.schema([("src_id", _S), ("src_origin", _S), ("instruction_en", _S), ("response_en", _S),
+                           ("rule", _S), ("code_math_share", _F), ("problem", _S), ("drawn_by", _L),
+                           ("spans", pa.int32())])
+_PROV = ("model", "backend", "sampling_params", "template_id", "request_id", "finish_reason", "round")
+
+
+def assemble(src: Source, lang: str, recs: dict[str, dict], failed: dict[str, dict], cfg: SphinxConfig, lid
+             ) -> tuple[dict, str | None]:
+    """(row, None) or (row, the reason it goes to rejected/: generation_failed / translation_check)."""
+    spec = cfg.languages[lang]
+    parts = {"both" if "both" in recs or "both" in failed else p: None for p in src.masked if _needs_model(src.masked[p])}
+    first = next((recs.get(p) or failed.get(p) for p in parts if recs.get(p) or failed.get(p)), None)
+    row = {k: (first or {}).get(k) for k in _PROV}
+    row.update(id=f"sphinx-{lang}-{src.id}", source="sphinx", parent_ids=[src.id], src_id=src.id,
+               src_origin=src.origin, lang=lang, tier=spec.tier, instruction_en=src.instruction,
+               response_en=src.response, rule=src.rule.label, translator_model=row["model"], nshot_ids=[],
+               round=f"translate#{lang}", completion_tokens=sum((recs[p].get("completion_tokens") or 0)
+                                                                for p in parts if p in recs) or None)
+    row["metadata"] = json.dumps({"request_ids": [request_id(lang, src.id, p) for p in parts],
+                                  "code_math_share": round(src.rule.code_math_share, 4)}, sort_keys=True)
+    if any(p in failed for p in parts):
+        err = "; ".join(f"{p}: {failed[p].get('error')}" for p in parts if p in failed)
+        return {**row, "text": src.instruction, "status": "fail", "reason": "generation_failed", "error": err}, \
+            "generation_failed"
+    out: dict[str, str | None] = {f: m for f, m in src.masked.items()}  # nothing to translate: masked as is
+    finish = {}
+    failures = []
+    if "both" in parts:
+        both = split_together(recs["both"]["text"])
+        if both is None:
+            failures.append("together_unparsed")
+            out = {"instruction": recs["both"]["text"], "response": None}
+        else:
+            out["instruction"], out["response"] = both
+        finish = {"instruction": recs["both"]["finish_reason"], "response": recs["both"]["finish_reason"]}
+    else:
+        for p in parts:
+            out[p], finish[p] = recs[p]["text"], recs[p]["finish_reason"]
+    spans_rows, bad, texts = [], [], {}
+    for f in ("instruction", "response"):
+        if f not in src.masked:  # kept in English (wrapper_only / a label-only answer)
+            texts[f] = src.instruction if f == "instruction" else src.response
+            spans_rows += [_span(f, p, "kept") for p in src.spans.get(f, [])]
+            continue
+        if out.get(f) is None:
+            texts[f] = None
+            continue
+        r = restore(out[f], src.spans[f])
+        texts[f] = r.text
+        spans_rows += [_span(f, p, r.status[p.index]) for p in src.spans[f]]
+        bad += [f"{p.marker}:{r.status[p.index]}" for p in src.spans[f] if r.status[p.index] not in
+                ("restored", "verbatim")] + [f"{m}:unknown" for m in r.unknown]
+    fields = [Field_(f, prose(src.masked[f]), prose(out[f]) if f in src.masked and out.get(f) is not None else None,
+                     finish.get(f)) for f in ("instruction", "response") if f in src.masked]
+    res = check_row(fields, spec.lid or lang, not bad, bad, cfg.checks, lid, spec.len_ratio)
+    failures += res.failures
+    row.update(instruction=texts["instruction"], response=texts["response"], protected_spans=spans_rows,
+               lid_instruction=res.lid.get("instruction"), lid_response=res.lid.get("response"),
+               lid_score=res.lid_score, len_ratio=res.len_ratio, status="fail" if failures else "pass",
+               reason="; ".join(failures) or None,
+               text="\n\n".join(t for t in (texts["instruction"], texts["response"]) if t))
+    if failures and not cfg.keep_failed:
+        return {**row, "reason": "translation_check", "reason_detail": row["reason"]}, "translation_check"
+    return row, None
+
+
+def _span(f: str, p: Protected, status: str) -> dict:
+    return {"field": f, "marker": p.marker, "kind": p.kind, "text": p.text, "sha256": p.sha256, "status": status}
+
+
+# ---- LANGIT neighbours ---------------------------------------------------------------------------------------
+def nearest(query: np.ndarray, pool: np.ndarray, exclude: Sequence[set[int]], n: int) -> list[list[int]]:
+    """For each query row, the indices of its n most similar pool rows (cosine of L2-normalised vectors; ties by
+    index), never an excluded one."""
+    if n == 0 or not len(pool):
+        return [[] for _ in range(len(query))]
+    sims = query @ pool.T
+    out = []
+    for i, row in enumerate(sims):
+        order = np.lexsort((np.arange(len(row)), -row))
+        out.append([int(j) for j in order if int(j) not in exclude[i]][:n])
+    return out
+
+
+def _norm(s: str) -> str:
+    return " ".join(s.lower().split())
+
+
+def add_neighbours(rows: list[dict], cfg: NShotConfig, encoder) -> None:
+    """Per language: `nshot_ids` (and `messages`) from the same language's pool, never the row itself, its own
+    source, or a source with the same English instruction."""
+    by_lang: dict[str, list[dict]] = {}
+    for r in rows:
+        by_lang.setdefault(r["lang"], []).append(r)
+    for group in by_lang.values():
+        pool = [r for r in group if cfg.pool == "all" or r["status"] == "pass"]
+        key = "instruction_en" if cfg.embed == "source" else "instruction"
+        if pool and cfg.n:
+            vecs = encoder([r[key] or "" for r in group])
+            index = {r["id"]: i for i, r in enumerate(group)}
+            pvecs = vecs[[index[p["id"]] for p in pool]]
+            excl = [{j for j, p in enumerate(pool) if p["id"] == r["id"] or p["src_id"] == r["src_id"]
+                     or _norm(p["instruction_en"]) == _norm(r["instruction_en"])} for r in group]
+            for r, nb in zip(group, nearest(vecs, pvecs, excl, cfg.n)):
+                r["nshot_ids"] = [pool[j]["id"] for j in nb]
+        if cfg.render_messages:
+            by_id = {r["id"]: r for r in group}
+            for r in group:
+                if r["instruction"] is None or r["response"] is None:
+                    continue
+                turns = [by_id[i] for i in r["nshot_ids"]] + [r]
+                r["messages"] = [m for t in turns for m in ({"role": "user", "content": t["instruction"]},
+                                                             {"role": "assistant", "content": t["response"]})]
+
+
+# ---- the generator -------------------------------------------------------------------------------------------
+def run(cfg: SphinxConfig, records: Sequence[Any], rounds) -> GeneratorResult:
+    t0 = time.perf_counter()
+    sources = [english_source(r) for r in (records[:cfg.max_seeds] if cfg.max_seeds else records)]
+    for s in sources:
+        if s.problem is None:
+            prepare(s, cfg.rules)
+    pool = [s for s in sources if s.rule is not None and s.rule.translated]
+    codes = cfg.target_codes()
+    draws = draw(pool, codes, cfg)
+    lid = load_fasttext(str(find_lid_model(cfg.checks.lid_model_path)))
+    prep_s = time.perf_counter() - t0
+    rows, rejected, gen_s = [], [], 0.0
+    for lang in codes:
+        out = rounds.generate(f"translate#{lang}", [q for s in draws[lang] for q in requests_for(s, lang, cfg)])
+        gen_s += rounds.reports.get(f"translate#{lang}", {}).get("wall_s", 0.0)
+        ok = {(r["src_id"], r["part"]): {**r} for r in out.ok}
+        bad = {(r["src_id"], r["part"]): r for r in out.failed}
+        for s in draws[lang]:
+            recs = {p: r for (sid, p), r in ok.items() if sid == s.id}
+            fails = {p: r for (sid, p), r in bad.items() if sid == s.id}
+            row, why = assemble(s, lang, recs, fails, cfg, lid)
+            (rejected if why else rows).append(row)
+    t1 = time.perf_counter()
+    if cfg.nshot.n or cfg.nshot.render_messages:
+        needs = cfg.nshot.n and any(cfg.nshot.pool == "all" or r["status"] == "pass" for r in rows)
+        add_neighbours(rows, cfg.nshot, _encoder(cfg.nshot) if needs else None)
+    nshot_s = time.perf_counter() - t1
+    drawn_by: dict[str, list[str]] = {}
+    for lang in codes:
+        for s in draws[lang]:
+            drawn_by.setdefault(s.id, []).append(lang)
+    table = pa.Table.from_pylist([{
+        "src_id": s.id, "src_origin": s.origin, "instruction_en": s.instruction, "response_en": s.response,
+        "rule": s.rule.label if s.rule else f"unusable:{s.problem}",
+        "code_math_share": round(s.rule.code_math_share, 4) if s.rule else None, "problem": s.problem,
+        "drawn_by": drawn_by.get(s.id, []), "spans": sum(len(v) for v in s.spans.values())} for s in sources],
+        schema=SOURCE_SCHEMA)
+    wall = time.perf_counter() - t0
+    stats = run_stats(cfg, codes, sources, pool, draws, rows, rejected, drawn_by)
+    stats["timing"] = {"wall_s": round(wall, 3), "generation_s": round(gen_s, 3), "prepare_s": round(prep_s, 3),
+                       "nshot_s": round(nshot_s, 3), "rows_per_s": round((len(rows) + len(rejected)) / wall, 2)
+                       if wall else None,
+                       "rows_per_s_without_generation": round((len(rows) + len(rejected)) / (wall - gen_s), 1)
+                       if wall - gen_s > 0 else None}
+    selection = {"seed": cfg.selection.seed, "tier_counts": cfg.selection.tier_counts,
+                 "pool": len(pool), "draws": {lang: [s.id for s in draws[lang]] for lang in codes}}
+    return GeneratorResult(rows, rejected, stats, tables={"sources": table}, artifacts={"selection": selection})
+
+
+def _encoder(cfg: NShotConfig):
+    from filters.embeddings import MiniLM, load_minilm
+
+    return MiniLM(cfg.model_path) if cfg.model_path else load_minilm()
+
+
+def _rate(a: int, b: int) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+def run_stats(cfg, codes, sources, pool, draws, rows, rejected, drawn_by) -> dict[str, Any]:
+    per = {}
+    for lang in codes:
+        mine = [r for r in rows + rejected if r["lang"] == lang]
+        spans = [sp for r in mine for sp in r.get("protected_spans") or [] if sp["status"] != "kept"]
+        fails = Counter(f.split("=")[0].split(":")[0] for r in mine if r["status"] == "fail"
+                        for f in (r.get("reason_detail") or r["reason"] or "").split("; ") if f)
+        passed = sum(r["status"] == "pass" for r in mine)
+        per[lang] = {"tier": cfg.languages[lang].tier, "drawn": len(draws[lang]), "rows": len(mine),
+                     "pass": passed, "fail": len(mine) - passed, "pass_rate": _rate(passed, len(mine)),
+                     "spans": len(spans), "spans_intact": sum(sp["status"] in ("restored", "verbatim") for sp in spans),
+                     "failures": dict(sorted(fails.items())),
+                     "rules": dict(Counter(r["rule"] for r in mine))}
+        per[lang]["span_preservation_rate"] = _rate(per[lang]["spans_intact"], per[lang]["spans"])
+    total = sum(p["rows"] for p in per.values())
+    uses = Counter(len(v) for v in drawn_by.values())
+    sets = [set(s.id for s in draws[c]) for c in codes]
+    jac = [len(a & b) / len(a | b) for i, a in enumerate(sets) for b in sets[i + 1:] if a | b]
+    return {
+        "languages": per,
+        "rows": total, "pass_rate": _rate(sum(p["pass"] for p in per.values()), total),
+        "span_preservation_rate": _rate(sum(p["spans_intact"] for p in per.values()),
+                                        sum(p["spans"] for p in per.values())),
+        "sources": {"read": len(sources), "translatable_pool": len(pool),
+                    "rules": dict(Counter(s.rule.label if s.rule else f"unusable:{s.problem}" for s in sources))},
+        "reuse": {"sources_used": len(drawn_by), "languages_per_source": dict(sorted(uses.items())),
+                  "mean_languages_per_used_source": _rate(sum(k * v for k, v in uses.items()), len(drawn_by)),
+                  "mean_pairwise_jaccard": round(sum(jac) / len(jac), 4) if jac else None},
+    }
+
+
+def _preflight(cfg: SphinxConfig) -> None:
+    find_lid_model(cfg.checks.lid_model_path)
+    if cfg.nshot.n:
+        if cfg.nshot.model_path:
+            if not Path(cfg.nshot.model_path).expanduser().is_dir():
+                raise FileNotFoundError(f"nshot.model_path: {cfg.nshot.model_path} is not a folder")
+        else:
+            from filters.embeddings import minilm_path
+
+            minilm_path()
+
+
+GENERATOR = Generator(
+    name="sphinx",
+    description="sPhinX: English instructions -> per-language tiered subsets -> span-protected translation -> "
+                "checks -> LANGIT neighbours",
+    config=SphinxConfig, fields=FIELDS, rounds=("translate",), run=run,
+    # the bundled sample (18 tasks of ours): 3 languages of 3 tiers, short completions: minutes on a laptop CPU
+    demo={"targets": ["de", "tr", "sw"], "selection.tier_counts": {"high": 4, "mid": 3, "low": 2},
+          "translation.sampling.max_tokens": 96, "nshot.n": 2, "generation.shard_size": 8},
+    sample_inputs=lambda cfg: [str(SAMPLE)], needs_inputs=False, kinds=("sources",), preflight=_preflight,
+    partition_by="lang",
+)
