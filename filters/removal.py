@@ -1,0 +1,262 @@
+"""Corpus-level removal with lineage: versions, what a removal takes out of every table, tombstones, changelog.
+
+Versions: an output folder `X` is version 1; a removal writes `X@v2` beside it (from `X@v2`: `X@v3`, ...), never
+touching the folder it reads. A version holds every output kind of its source (the kinds its manifest lists, e.g.
+`data`, `rejected`, `quarantine`, `works`, `slices/<slice>/<split>`) minus the removed rows, plus `tombstones/`
+(every row removed in this and all earlier versions: id, kind, rule, matched id, version, hash of the text;
+never the text itself) and `changelog.json` (one entry per removal: the rules, counts by rule and kind, the
+derived datasets followed, and what was done with them).
+
+What is removed, per row with an `id` (a kind without one, e.g. `quarantine/`, is copied and named as unchecked):
+1. rows a match rule names (`filters.forget_match`), in any kind;
+2. their MinHash near duplicates in any kind (one clustering over all texts of the version);
+3. rows whose link columns (`filters.lineage`) reach a removed row, in the version itself (slices of a removed
+   work) and in the derived datasets named, to a fixpoint.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from corpora.atomic import read_json
+from filters.forget_match import MatchSpec, NearDupConfig, cluster_roots, expand_matches, match_rows
+from filters.lineage import Hits
+
+TOMBSTONES = "tombstones"
+REGENERATE = "regenerate"
+CHANGELOG = "changelog.json"
+ORIGIN_MANIFEST = "origin_manifest.json"
+TOMBSTONE_SCHEMA = pa.schema([
+    pa.field("id", pa.string(), nullable=False), pa.field("kind", pa.string(), nullable=False),
+    pa.field("rule", pa.string(), nullable=False), pa.field("matched_id", pa.string()),
+    pa.field("removed_in", pa.string(), nullable=False), pa.field("source", pa.string()),
+    pa.field("text_sha256", pa.string()),
+])
+REGENERATE_SCHEMA = pa.schema([
+    pa.field("id", pa.string(), nullable=False), pa.field("dataset", pa.string()), pa.field("kind", pa.string()),
+    pa.field("rule", pa.string()), pa.field("matched_id", pa.string()), pa.field("request_id", pa.string()),
+    pa.field("template_id", pa.string()), pa.field("model", pa.string()), pa.field("round", pa.string()),
+    pa.field("parent_ids", pa.list_(pa.string())),
+])
+_VERSION = re.compile(r"^(?P<base>.+)@v(?P<n>[0-9]+)$")
+
+
+def version_of(path: Path) -> tuple[str, int]:
+    """(base name, version number): `dolma` -> ("dolma", 1), `dolma@v3` -> ("dolma", 3)."""
+    m = _VERSION.match(path.name)
+    return (m["base"], int(m["n"])) if m else (path.name, 1)
+
+
+def next_version(path: Path) -> Path:
+    base, n = version_of(path)
+    return path.with_name(f"{base}@v{n + 1}")
+
+
+def is_internal(kind: str) -> bool:
+    return kind == TOMBSTONES or kind.startswith(REGENERATE + "/") or kind == REGENERATE
+
+
+def dataset_kinds(folder: Path) -> dict[str, list[Path]]:
+    """Output kind -> its Parquet shards: from `manifest.json`'s outputs when there is one (a half-published
+    version is refused), else every sub-folder holding `*.parquet` files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: corpus folder does not exist")
+    manifest = read_json(folder / "manifest.json")
+    if manifest is not None:
+        if manifest.get("status") not in ("complete", None):
+            raise ValueError(f"{folder}: its manifest says status '{manifest.get('status')}': finish or rerun "
+                             f"that run before removing from it")
+        kinds: dict[str, list[Path]] = {}
+        for kind, shards in (manifest.get("outputs") or {}).items():
+            kinds[kind] = [folder / s["path"] for s in shards]
+            for p in kinds[kind]:
+                if not p.is_file():
+                    raise FileNotFoundError(f"{folder}: manifest lists {p.relative_to(folder)}, which is missing")
+        if kinds:
+            return kinds
+    found: dict[str, list[Path]] = {}
+    for p in sorted(folder.rglob("*.parquet")):
+        rel = p.relative_to(folder)
+        if any(part.startswith((".", "_")) for part in rel.parts):
+            continue
+        found.setdefault(str(rel.parent), []).append(p)
+    found.pop(".", None)
+    if not found:
+        raise ValueError(f"{folder}: no output kinds (no manifest outputs, no sub-folder with Parquet shards)")
+    return found
+
+
+def read_kind(files: Sequence[Path]) -> pa.Table | None:
+    """All shards of one kind as one table (None when there are none)."""
+    tables = [pq.read_table(f) for f in files]
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+
+def load_dataset(folder: Path) -> tuple[dict[str, pa.Table], dict[str, pa.Schema]]:
+    """(kind -> table, kind -> schema) of a version; a kind with no rows keeps its schema from its shard."""
+    tables, schemas = {}, {}
+    for kind, files in dataset_kinds(folder).items():
+        schemas[kind] = pq.read_schema(files[0]) if files else pa.schema([])
+        t = read_kind(files)
+        tables[kind] = t if t is not None else schemas[kind].empty_table()
+    return tables, schemas
+
+
+def match_dataset(tables: dict[str, pa.Table], spec: MatchSpec, near_dup: NearDupConfig,
+                  extra_ids: Sequence[str] = ()) -> tuple[Hits, dict]:
+    """Rows of a version that the rules name, and their near duplicates, across every kind with `id` and
+    `text` (one table of all of them, so a near duplicate in `rejected/` of a matched `data/` row goes too)."""
+    parts, owners = [], []
+    for kind, t in tables.items():
+        if is_internal(kind) or "id" not in t.column_names or "text" not in t.column_names:
+            continue
+        cols = {"id": t.column("id").cast(pa.string()), "text": t.column("text").cast(pa.string())}
+        for c in ("url", "author", "metadata"):
+            cols[c] = t.column(c).cast(pa.string()) if c in t.column_names else pa.nulls(t.num_rows, pa.string())
+        parts.append(pa.table(cols))
+        owners += [(kind, i) for i in range(t.num_rows)]
+    if not parts:
+        return {}, {"rows_checked": 0, "rows_by_rule": {}, "unmatched": {}}
+    allt = pa.concat_tables(parts)
+    rules, stats = match_rows(allt, spec, extra_ids)
+    texts = [t or "" for t in allt.column("text").to_pylist()]
+    ids = allt.column("id").to_pylist()
+    if any(rules) and near_dup.enabled:
+        keys = [f"{i:012d}" for i in range(len(ids))]  # ids may repeat across kinds; positions never do
+        roots = cluster_roots(texts, keys, near_dup)
+        rules, matched = expand_matches(rules, [str(x) for x in ids], roots)
+    else:
+        matched = [str(ids[i]) if rules[i] else None for i in range(len(ids))]
+    hits: Hits = {}
+    for (kind, i), r, m in zip(owners, rules, matched):
+        if r:
+            hits.setdefault("", {}).setdefault(kind, {})[i] = (r, m)
+    stats["rows_checked"] = len(ids)
+    stats["near_duplicates"] = sum(1 for r in rules if r == "near_duplicate")
+    return hits, stats
+
+
+def text_hash(text: Any) -> str | None:
+    return None if text is None else hashlib.sha256(str(text).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def split_kind(table: pa.Table, rows: dict[int, tuple[str, str]], kind: str, version: str
+               ) -> tuple[pa.Table, pa.Table]:
+    """(the kind without `rows`, their tombstones)."""
+    keep = np.ones(table.num_rows, dtype=bool)
+    idx = sorted(rows)
+    keep[idx] = False
+    ids = table.column("id").to_pylist() if idx else []
+    src = table.column("source").to_pylist() if idx and "source" in table.column_names else None
+    txt = table.column("text").to_pylist() if idx and "text" in table.column_names else None
+    tomb = [{"id": str(ids[i]), "kind": kind, "rule": rows[i][0], "matched_id": rows[i][1], "removed_in": version,
+             "source": None if src is None else src[i], "text_sha256": None if txt is None else text_hash(txt[i])}
+            for i in idx]
+    return table.filter(pa.array(keep)), pa.Table.from_pylist(tomb, schema=TOMBSTONE_SCHEMA)
+
+
+def regenerate_rows(table: pa.Table, rows: dict[int, tuple[str, str]], dataset: str, kind: str) -> list[dict]:
+    """What a user needs to regenerate rows made from removed data (their request, template, model, parents)."""
+    out = []
+    cols = set(table.column_names)
+    for i in sorted(rows):
+        r = {c: table.column(c)[i].as_py() for c in ("id", "request_id", "template_id", "model", "round",
+                                                     "parent_ids") if c in cols}
+        out.append({"id": str(r.get("id")), "dataset": dataset, "kind": kind, "rule": rows[i][0],
+                    "matched_id": rows[i][1], "request_id": r.get("request_id"), "template_id": r.get("template_id"),
+                    "model": r.get("model"), "round": r.get("round"),
+                    "parent_ids": [str(x) for x in r["parent_ids"]] if r.get("parent_ids") else None})
+    return out
+
+
+@dataclass
+class VersionPlan:
+    source: Path
+    target: Path
+    version: str  # target's folder name, e.g. "dolma@v2"
+
+
+def plan_version(source: Path, output: str | None) -> VersionPlan:
+    """Where the new version goes: `output` when given, else the next `@vN` beside the source. The target may
+    not be (or be inside, or contain) the source."""
+    source = Path(source).expanduser().resolve()
+    target = Path(output).expanduser().resolve() if output else next_version(source)
+    if target == source or source in target.parents or target in source.parents:
+        raise ValueError(f"output {target} overlaps the corpus {source}: a removal never edits a version in place")
+    return VersionPlan(source, target, target.name)
+
+
+def target_state(target: Path, key: str) -> str:
+    """'new' (absent or empty), 'done' (a complete removal with this key), 'retry' (a removal that did not
+    finish); anything else there is an error."""
+    if not target.exists() or not any(target.iterdir()):
+        return "new"
+    m = read_json(target / "manifest.json")
+    if m is None or m.get("pipeline") != "remove":
+        raise ValueError(f"{target} exists and is not a removal version: give another --output")
+    stats = read_json(target / "stats.json") or {}
+    if m.get("status") == "complete" and stats.get("removal_key") == key:
+        return "done"
+    if m.get("status") == "complete":
+        raise ValueError(f"{target} already holds another complete removal: remove from it (--corpus {target}) "
+                         f"or give another --output")
+    return "retry"
+
+
+def removal_key(config: dict, sources: Sequence[Path]) -> str:
+    """Identity of one removal: its rules and the exact source versions (their manifests)."""
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for s in sources:
+        p = Path(s) / "manifest.json"
+        h.update(p.read_bytes() if p.is_file() else str(s).encode())
+    return h.hexdigest()[:16]
+
+
+def origin_manifest(source: Path) -> dict | None:
+    """The manifest of the run that made the data (carried through every version)."""
+    return read_json(source / ORIGIN_MANIFEST) or read_json(source / "manifest.json")
+
+
+def changelog_entry(version: str, source: Path, rules: dict, counts: dict, lineage: list[dict],
+                    unchecked: list[str], date: str) -> dict:
+    return {"version": version, "from": str(source), "date": date, "rules": rules, "removed": counts,
+            "lineage": lineage, "unchecked_kinds": unchecked}
+
+
+def counts_of(hits: dict[str, dict[int, tuple[str, str]]]) -> dict:
+    by_rule: dict[str, int] = {}
+    by_kind: dict[str, int] = {}
+    for kind, rows in hits.items():
+        by_kind[kind] = len(rows)
+        for r, _ in rows.values():
+            key = r.split(":", 1)[0] if r.startswith(("url:", "domain:", "author:")) else r
+            by_rule[key] = by_rule.get(key, 0) + 1
+    return {"rows": sum(by_kind.values()), "by_rule": by_rule, "by_kind": by_kind}
+
+
+def changelog_markdown(entries: list[dict]) -> str:
+    lines = ["# Changelog", ""]
+    for e in entries:
+        lines += [f"## {e['version']} ({e['date']})", "", f"from `{e['from']}`; rules: `{json.dumps(e['rules'])}`",
+                  "", f"removed {e['removed']['rows']} rows: " + ", ".join(
+                      f"{k} {v}" for k, v in e["removed"]["by_rule"].items()) + "; by kind: " + ", ".join(
+                      f"{k} {v}" for k, v in e["removed"]["by_kind"].items())]
+        for d in e.get("lineage", []):
+            lines.append(f"- derived `{d['dataset']}`: {d['rows']} rows {d['action']}"
+                         + (f" -> `{d['new_version']}`" if d.get("new_version") else "")
+                         + (f" (listed in `{d['listed_in']}`)" if d.get("listed_in") else ""))
+        if e.get("unchecked_kinds"):
+            lines.append(f"- copied unchecked (no id column): {', '.join(e['unchecked_kinds'])}")
+        lines.append("")
+    return "\n".join(lines)
