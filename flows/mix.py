@@ -1,0 +1,248 @@
+"""`flows run mix`: build a training mixture from any document sources with per-source rules and token shares.
+
+resolve sources (stage non-Parquet inputs) -> count (rules + tokens per kept document, per file, resumable)
+-> plan (targets, epochs, seeded samples; an unmet share stops the run before anything is written)
+-> scatter (copies into hashed buckets) -> gather (each bucket sorted by its seeded key) -> publish -> report
+Logic: corpora/mix_rules.py, mix_sources.py, mix_count.py, mix_plan.py, mix_shuffle.py.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import Field
+from rich.markup import escape
+from rich.table import Table
+
+from corpora.atomic import atomic_write_json
+from corpora.mix_count import EXCLUDED_SCHEMA, SourceRules, TokenCounter, TokenizerConfig, count_file
+from corpora.mix_plan import MixPlan, MixPlanConfig, PlanError, make_plan, resolve_shares
+from corpora.mix_shuffle import ShuffleConfig, gather_bucket, output_schema, scatter_file
+from corpora.mix_sources import MixSource, ResolvedSource, resolve_source
+from corpora.plan import WORK_DIR, OutputError, check_output, clear_output
+from corpora.readers import InputError
+from corpora.records import QUARANTINE_SCHEMA
+from corpora.shards import count_rows
+from flows.config import RunConfig, config_hash
+from flows.registry import Pipeline
+from flows.reporting import console, run_logger
+from flows.scaffold import Run
+
+KINDS = ("data", "excluded", "quarantine")
+DEMO_BUDGET = 40_000  # the demo's budget (when neither `sources` nor `budget_tokens` is set): shows upsampling
+
+
+def _demo_sources() -> list[MixSource]:
+    """The bundled demo: three sources cut from the sample corpus and the instruction seed sample."""
+    web_out = ["metadata.kind in [spam, toxic, pii_dump]", "metadata.kind == lorem_ipsum"]
+    langs = "[non_english_fr, non_english_de, non_english_es]"
+    return [
+        MixSource(name="web", paths=["sample:web_sample.jsonl"], include=[f"not metadata.kind in {langs}"],
+                  exclude=web_out, share=0.77),
+        MixSource(name="multilingual", paths=["sample:web_sample.jsonl"], include=[f"metadata.kind in {langs}"],
+                  share=0.20),
+        MixSource(name="instruct", paths=["sample:instruct_seed_sample.jsonl"], text_field="instruction",
+                  share=0.03),
+    ]
+
+
+class MixConfig(RunConfig, MixPlanConfig):
+    seed: int = 0  # sampling and shuffle; the same seed and inputs give the same mixture
+    sources: list[MixSource] = Field(default_factory=_demo_sources, min_length=1)
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    shuffle: ShuffleConfig = ShuffleConfig()
+    batch_docs: int = Field(2000, ge=1)  # rows read per batch
+
+
+def _tokenizer_path(cfg: MixConfig) -> str:
+    if cfg.tokenizer.path:
+        return cfg.tokenizer.path
+    from generators.backends.local_models import dequantised_smollm2_dir
+
+    return str(dequantised_smollm2_dir())
+
+
+def _check_names(cfg: MixConfig) -> None:
+    names = [s.name for s in cfg.sources]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise ValueError(f"two sources are named '{dup}'")
+
+
+@task(name="resolve-sources", cache_policy=NO_CACHE)
+def resolve_sources(cfg: MixConfig, work: Path) -> list[ResolvedSource]:
+    return [resolve_source(s, work / "inputs") for s in cfg.sources]
+
+
+@task(name="count-tokens", cache_policy=NO_CACHE, retries=1)
+def count_tokens(src: ResolvedSource, cfg: MixConfig, counter: TokenCounter, work: Path) -> list[dict]:
+    rules = SourceRules.of(src)
+    group_col = None if cfg.by == "source" else cfg.by
+    if group_col and src.column_type(group_col) is None:
+        raise InputError(f"source '{src.name}': no column '{group_col}' to mix by (by: {group_col})")
+    out = []
+    for sf in src.files:
+        d = count_file(src, sf, rules, counter, work / "count" / src.name / sf.key, group_col, cfg.batch_docs)
+        out.append({**d, "dir": str(work / "count" / src.name / sf.key)})
+    log = run_logger()
+    log.info("%s: %d files, %d kept (%d tokens), %d excluded", src.name, len(out), sum(d["kept"] for d in out),
+             sum(d["tokens"] for d in out), sum(d["excluded"] for d in out))
+    return out
+
+
+@task(name="scatter", cache_policy=NO_CACHE, retries=1)
+def scatter(src: ResolvedSource, counts: list[dict], plan: MixPlan, work: Path, nbuckets: int, schema,
+            cfg: MixConfig) -> list[tuple[Path, dict]]:
+    out = []
+    for sf, c in zip(src.files, counts):
+        d = work / "shuffle" / src.name / sf.key
+        out.append((d, scatter_file(src, sf, Path(c["dir"]) / "index.parquet", c["key"], plan, d, nbuckets,
+                                    schema, cfg.shuffle, cfg.batch_docs)))
+    return out
+
+
+@task(name="gather", cache_policy=NO_CACHE, retries=1)
+def gather(scattered: list[tuple[Path, dict]], nbuckets: int, schema, work: Path) -> list[tuple[Path, dict]]:
+    from corpora.hashing import short_hash
+
+    key = short_hash(*(d["key"] for _, d in scattered), str(nbuckets), length=16)
+    return [(work / "gather" / f"part-{b:05d}.parquet",
+             gather_bucket(b, scattered, work / "gather" / f"part-{b:05d}.parquet", schema, key))
+            for b in range(nbuckets)]
+
+
+def plan_table(plan: MixPlan) -> Table:
+    t = Table(title=f"mix plan: {plan.budget:,} tokens, seed {plan.seed} (tokens; copies = most of one doc)")
+    for c in ("group", "share", "available", "requested", "delivered", "error", "epochs", "copies", "status"):
+        t.add_column(c, justify="left" if c in ("group", "status") else "right", overflow="fold")
+    for n, g in plan.groups.items():
+        s = g.summary(plan.budget)
+        t.add_row(escape(n), f"{g.share:.3f}", f"{g.available_tokens:,}", f"{g.target_tokens:,}",
+                  f"{g.delivered_tokens:,}", f"{s['error']:+.2%}", f"{s['epochs'] or 0:.2f}", str(g.max_copies),
+                  g.status)
+    if plan.notes:
+        t.caption = "; ".join(plan.notes)
+    return t
+
+
+def rules_table(sources: list[ResolvedSource], counts: dict[str, list[dict]]) -> Table:
+    t = Table(title="rules: what each excluded (first rule that failed)")
+    for c in ("source", "kind", "rule", "docs", "bytes"):
+        t.add_column(c, justify="right" if c in ("docs", "bytes") else "left")
+    for src in sources:
+        agg: dict[str, dict] = {}
+        for d in counts[src.name]:
+            for rule, r in d["rules"].items():
+                a = agg.setdefault(rule, {"kind": r["kind"], "docs": 0, "bytes": 0})
+                a["docs"] += r["docs"]
+                a["bytes"] += r["bytes"]
+        for rule, a in agg.items():
+            t.add_row(escape(src.name), a["kind"], escape(rule), f"{a['docs']:,}", f"{a['bytes']:,}")
+    return t
+
+
+def _source_stats(src: ResolvedSource, counts: list[dict]) -> dict:
+    staged_q = sum(s["quarantined"] for s in src.staged)
+    read = sum(d["records"] for d in counts) + staged_q
+    rules: dict[str, dict] = {}
+    for d in counts:
+        for rule, r in d["rules"].items():
+            a = rules.setdefault(rule, {"kind": r["kind"], "docs": 0, "bytes": 0})
+            a["docs"] += r["docs"]
+            a["bytes"] += r["bytes"]
+    return {"files": len(src.files), "records_read": read, "kept": sum(d["kept"] for d in counts),
+            "excluded": sum(d["excluded"] for d in counts),
+            "quarantined": staged_q + sum(d["quarantined"] for d in counts),
+            "tokens_kept": sum(d["tokens"] for d in counts), "rules": rules,
+            "attributes_join": (None if not src.attribute_files else
+                                "streamed (aligned ids)" if src.attributes_aligned else "in memory (hash join)")}
+
+
+@flow(name="mix", log_prints=True)
+def mix_flow(config: MixConfig) -> dict:
+    _check_names(config)
+    out_dir = Path(config.output or "output/mix").resolve()
+    if config.overwrite:
+        clear_output(out_dir, KINDS + ("plan.json",))
+    work = out_dir / WORK_DIR / "mix"
+    if not {"sources", "budget_tokens"} & config.model_fields_set:
+        config = config.model_copy(update={"budget_tokens": DEMO_BUDGET})
+        run_logger().info("demo mixture of the bundled sample: budget %d tokens (set sources / budget_tokens)",
+                          DEMO_BUDGET)
+    counter = TokenCounter(_tokenizer_path(config), config.tokenizer.add_special_tokens)
+    sources = resolve_sources(config, work)
+    counts = {s.name: count_tokens(s, config, counter, work) for s in sources}
+    index_files = [Path(d["dir"]) / "index.parquet" for s in sources for d in counts[s.name]]
+    plan = make_plan(config, index_files, {s.name: s.spec.share for s in sources},
+                     {s.name: s.spec.max_epochs for s in sources}, config.seed)  # PlanError: nothing written
+    console.print(plan_table(plan))
+    console.print(rules_table(sources, counts))
+    run = Run.start("mix", config, kinds=KINDS, clear=False)
+    schema = output_schema(sources)
+    est = sum(g.available_bytes * (g.delivered_tokens / g.available_tokens) for g in plan.groups.values()
+              if g.available_tokens)
+    nbuckets = max(1, math.ceil(est * 1.25 / (config.shuffle.bucket_mb * 2 ** 20)))
+    scattered = [x for s in sources for x in scatter(s, counts[s.name], plan, work, nbuckets, schema, config)]
+    gathered = gather(scattered, nbuckets, schema, work)
+    run.publish("data", [p for p, _ in gathered], schema)
+    run.publish("excluded", [Path(d["dir"]) / "excluded.parquet" for s in sources for d in counts[s.name]],
+                EXCLUDED_SCHEMA)
+    run.publish("quarantine", [p for s in sources for p in s.quarantine_parts]
+                + [Path(d["dir"]) / "quarantine.parquet" for s in sources for d in counts[s.name]],
+                QUARANTINE_SCHEMA)
+    per_source = {s.name: _source_stats(s, counts[s.name]) for s in sources}
+    planned_rows = sum(g.rows for g in plan.groups.values())
+    data_rows = run.rows("data")
+    delivered = sum(d["tokens"] for _, d in gathered)
+    read = sum(v["records_read"] for v in per_source.values())
+    accounted = sum(v["kept"] + v["excluded"] + v["quarantined"] for v in per_source.values())
+    inv = {"records_read": read, "kept": sum(v["kept"] for v in per_source.values()),
+           "rows_excluded": run.rows("excluded"), "rows_quarantine": run.rows("quarantine"),
+           "rows_data": data_rows, "rows_planned": planned_rows,
+           "tokens_planned": sum(g.delivered_tokens for g in plan.groups.values()), "tokens_data": delivered,
+           "holds": (read == accounted and data_rows == planned_rows
+                     and run.rows("excluded") == sum(v["excluded"] for v in per_source.values())
+                     and delivered == sum(g.delivered_tokens for g in plan.groups.values()))}
+    summary = plan.summary()
+    atomic_write_json(out_dir / "plan.json", {**summary, "sources": per_source})
+    dup = sum(d["duplicate_keys"] for _, d in gathered)
+    stats = {"plan": summary, "sources": per_source, "buckets": nbuckets, "duplicate_rows": dup,
+             "tokenizer": str(counter.file)}
+    if dup:
+        run_logger().warning("%d output rows repeat a (source, id, epoch) of another row: ids repeat within a "
+                             "source", dup)
+    line = (f"mix: {data_rows:,} rows, {delivered:,} tokens (budget {plan.budget:,}) from {read:,} records in "
+            f"{len(sources)} sources; {inv['rows_excluded']:,} excluded by rules, {inv['rows_quarantine']:,} "
+            f"quarantined; {nbuckets} shuffle bucket(s); invariants hold: {'yes' if inv['holds'] else 'NO'}")
+    md = "```\n" + line + "\n```"
+    stats = run.finish(stats, invariant=inv, summary=line, markdown=md, cfg_hash=config_hash(config),
+                       inputs=[{"source": s.name, "path": f.origin, "rows": f.rows} for s in sources
+                               for f in s.files])
+    return {"output": str(out_dir), "stats": stats, "plan": plan}
+
+
+def preflight(cfg: MixConfig) -> None:
+    """Before the flow: names, shares, rules against the columns of Parquet sources, the tokenizer, the output
+    not inside a source."""
+    _check_names(cfg)
+    for s in cfg.sources:
+        try:
+            check_output(cfg.output or "output/mix", [p for p in s.paths if not p.startswith("sample:")])
+        except OutputError as e:
+            raise OutputError(f"source '{s.name}': {e}") from None
+        SourceRules.of(resolve_source(s, stage=False))
+    resolve_shares(cfg, {s.name: s.share for s in cfg.sources})
+    if cfg.tokenizer.path:
+        TokenCounter(cfg.tokenizer.path)
+
+
+PIPELINE = Pipeline(
+    name="mix",
+    description="Training mixture: sources with include/exclude rules, token shares + budget, upsampling caps, "
+                "seeded out-of-core shuffle",
+    config_model=MixConfig,
+    flow=mix_flow,
+    preflight=preflight,
+)
