@@ -24,6 +24,7 @@ from corpora.readers import FieldMap, InputError, expand_inputs
 from corpora.records import QUARANTINE_SCHEMA, REJECT_FIELDS
 from corpora.staging import StagedInput, input_dir, parts, stage_as_parquet
 from filters.dedup.config import DedupConfig
+from filters.dedup.index import INDEX_DIR
 from filters.dedup.stage import DEDUP_FIELDS, DedupStage
 from filters.execution import ExecutorConfig
 from flows.config import RunConfig, config_hash
@@ -53,25 +54,46 @@ def _stage_key(cfg_hash: str, shards: list[list[Path]]) -> str:
 @task(name="dedup-documents", cache_policy=NO_CACHE)
 def dedup_documents(shards: list[list[Path]], work_dir: Path, cfg: DedupConfig, exec_cfg: ExecutorConfig,
                     schema: pa.Schema, cfg_hash: str, text_field: str = "text", id_field: str = "id",
-                    shard_rows: int = 100_000, quarantine_bad_rows: bool = False) -> dict:
-    """Run (or reuse, when inputs and config are unchanged) the dedup stage; returns the part lists and stats."""
+                    shard_rows: int = 100_000, quarantine_bad_rows: bool = False,
+                    index_dir: Path | None = None) -> dict:
+    """Run (or reuse, when inputs, config and the prebuilt indexes are unchanged) the dedup stage; returns the part
+    lists and stats. `index_dir`: where this run's own index goes (`dedup.write_index`)."""
     log = run_logger()
     done_path = work_dir / "done.json"
-    key = _stage_key(cfg_hash, shards)
+    indexes = {m: cfg.index_dirs(m) for m in ("url", "exact", "minhash") if getattr(cfg, m).enabled}
+    if index_dir is not None:
+        own = str(Path(index_dir).resolve())
+        for m, dirs in indexes.items():
+            if any(d == own or d.startswith(own + "/") for d in dirs):
+                raise ValueError(f"dedup.{m}.index: {own} is this run's own index (it would remove everything); "
+                                 "copy it elsewhere or use another output folder")
+    from filters.dedup.index import index_files
+
+    key = _stage_key(cfg_hash, shards + [index_files(dirs) for dirs in indexes.values()])
     done = read_json(done_path)
+    stage = DedupStage(shards, work_dir / "run", cfg, exec_cfg, schema, text_field, id_field, shard_rows,
+                       quarantine_bad_rows, log=log.info)
     if done and done.get("key") == key and all(Path(p).exists() for kind in ("kept", "rejected", "quarantined")
                                                for s in done[kind] for p in s):
         log.info("dedup: inputs and config unchanged since the last run, reusing its output")
-        return done
-    done_path.unlink(missing_ok=True)
-    stage = DedupStage(shards, work_dir / "run", cfg, exec_cfg, schema, text_field, id_field, shard_rows,
-                       quarantine_bad_rows, log=log.info)
-    res = stage.run()
-    out = {"key": key, "kept": [[str(p) for p in s] for s in res.kept],
-           "rejected": [[str(p) for p in s] for s in res.rejected],
-           "quarantined": [[str(p) for p in s] for s in res.quarantined], "stats": res.stats}
-    atomic_write_json(done_path, out)
+        out = done
+    else:
+        done_path.unlink(missing_ok=True)
+        res = stage.run()
+        out = {"key": key, "kept": [[str(p) for p in s] for s in res.kept],
+               "rejected": [[str(p) for p in s] for s in res.rejected],
+               "quarantined": [[str(p) for p in s] for s in res.quarantined], "stats": res.stats}
+        if index_dir is not None and cfg.write_index:
+            out["index"] = stage.write_index(lambda: _kept_ids(out["kept"], id_field), Path(index_dir))
+        atomic_write_json(done_path, out)
     return out
+
+
+def _kept_ids(kept: list[list[str]], id_field: str):
+    for shard in kept:
+        for p in shard:
+            for batch in pq.ParquetFile(p).iter_batches(columns=[id_field]):
+                yield from (str(x) for x in batch.column(0).to_pylist())
 
 
 def dedup_table(title: str, stats: dict) -> Table:
@@ -149,7 +171,8 @@ def dedup_flow(config: DedupFlowConfig) -> dict:
     cfg_hash = config_hash(config)
     result = dedup_documents([s["shard"] for s in staged], run.out_dir / WORK_DIR / "dedup", config.dedup,
                              config.execution, schema, cfg_hash, config.text_field, config.id_field,
-                             config.shard_rows, quarantine_bad_rows=True)
+                             config.shard_rows, quarantine_bad_rows=True,
+                             index_dir=run.out_dir / INDEX_DIR)
     fields = list(schema) + [f for f in DEDUP_FIELDS if f.name not in schema.names]
     quarantined = [s["quarantine"] + [Path(p) for p in q] for s, q in zip(staged, result["quarantined"])]
     for kind, files, fallback in (
@@ -201,4 +224,4 @@ def dedup_after_filters(plan, cfg, score_fields: list[pa.Field], dirs: list[Path
     # stage's hash leaves `dedup` out, so it must not stand in for it
     key = f"{plan.config_hash}:{config_hash(cfg.dedup, exclude=set())}"
     return dedup_documents(shards, plan.out_dir / WORK_DIR / "dedup", cfg.dedup, cfg.execution, schema,
-                           key, "text", "id", cfg.shard_rows)
+                           key, "text", "id", cfg.shard_rows, index_dir=plan.out_dir / INDEX_DIR)

@@ -18,6 +18,14 @@ KeepPolicyName = Literal["highest_quality", "longest", "smallest_id"]
 
 class UrlDedup(StrictModel):
     enabled: bool = True
+    # prebuilt indexes: earlier runs' output folders (or their `dedup_index/`): documents they already hold are
+    # removed (reason_detail = the id there), those corpora are not read or rewritten
+    index: list[str] = []
+
+    @field_validator("index", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v
     ignore_scheme: bool = False  # http:// and https:// are the same page
     strip_www: bool = False  # www.example.com and example.com are the same host
     drop_tracking: bool = True  # utm_*, fbclid, gclid, ...
@@ -29,6 +37,14 @@ class UrlDedup(StrictModel):
 
 class ExactDedup(StrictModel):
     enabled: bool = True
+    # prebuilt indexes: earlier runs' output folders (or their `dedup_index/`): documents they already hold are
+    # removed (reason_detail = the id there), those corpora are not read or rewritten
+    index: list[str] = []
+
+    @field_validator("index", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v
     lowercase: bool = False
 
     def options(self) -> ExactConfig:
@@ -62,6 +78,14 @@ class ParagraphDedup(StrictModel):
 
 class MinHashDedup(StrictModel):
     enabled: bool = True
+    # prebuilt indexes: earlier runs' output folders (or their `dedup_index/`): documents they already hold are
+    # removed (reason_detail = the id there), those corpora are not read or rewritten
+    index: list[str] = []
+
+    @field_validator("index", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v
     ngram_size: int = 5
     num_bands: int = 14
     rows_per_band: int = 8
@@ -112,12 +136,21 @@ class DedupConfig(StrictModel):
     paragraph: ParagraphDedup = ParagraphDedup()
     minhash: MinHashDedup = MinHashDedup()
     decontam: DecontamDedup = Field(default_factory=DecontamDedup)
+    write_index: bool = True  # write `<output>/dedup_index/` (url/exact/minhash signatures of the kept rows)
+
+    def index_dirs(self, method: str) -> list[str]:
+        from filters.dedup.index import resolve_index
+
+        return [str(resolve_index(p, method)) for p in getattr(self, method).index]
 
     def enabled(self) -> list[str]:
         return [n for n in ("url", "exact", "paragraph", "minhash", "decontam") if getattr(self, n).enabled]
 
     def check(self) -> None:
         """Errors a run would hit late, raised before it starts."""
+        for m in ("url", "exact", "minhash"):
+            if getattr(self, m).index and getattr(self, m).enabled:
+                self.index_dirs(m)  # a missing index: FileNotFoundError naming it
         if self.paragraph.enabled:
             self.paragraph.options().sizing()  # raises BloomTooLarge past max_memory
         if self.decontam.enabled:

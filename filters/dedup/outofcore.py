@@ -119,8 +119,21 @@ def _num_keys(sig_file: Path) -> int:
     return sum(1 for c in read_meta(sig_file)["columns"] if c[0] == "k" and c[1:].isdigit())
 
 
-def signature_layout(work_dir: str | os.PathLike, fingerprint: dict | None = None) -> tuple[list[Path], np.ndarray]:
-    """The signature files of all shards (validated, all ranks present) and each shard's first global index."""
+def signature_layout(work_dir: str | os.PathLike, fingerprint: dict | None = None,
+                     index: Sequence[str | os.PathLike] = ()) -> tuple[list[Path], np.ndarray]:
+    """The signature files of all shards (validated, all ranks present) and each shard's first global index; the
+    files of a prebuilt `index` (`filters/dedup/index.py`) follow, as extra shards."""
+    files, offsets = _own_layout(work_dir, fingerprint)
+    if not index:
+        return files, offsets
+    from filters.dedup.index import index_files
+
+    extra = index_files(index, read_meta(files[0])["fingerprint"])
+    rows = [read_meta(f)["rows"] for f in extra]
+    return files + extra, np.concatenate([offsets, offsets[-1] + np.cumsum(rows, dtype=np.int64)])
+
+
+def _own_layout(work_dir: str | os.PathLike, fingerprint: dict | None = None) -> tuple[list[Path], np.ndarray]:
     folder = Path(work_dir) / SIG_DIR
     files = _shard_files(folder, "signature")
     metas = [read_meta(f, {"fingerprint": fingerprint} if fingerprint is not None else None) for f in files]
@@ -176,14 +189,14 @@ def _load_sketches(files: list[Path], offsets: np.ndarray, needed: np.ndarray, w
 
 
 def find_bucket_edges(work_dir: str | os.PathLike, rank: int = 0, world_size: int = 1, partitions: int = 1,
-                      fingerprint: dict | None = None) -> dict[str, Any]:
+                      fingerprint: dict | None = None, index: Sequence[str | os.PathLike] = ()) -> dict[str, Any]:
     """Bucket worker `rank`: for its share of (key column, hash partition) tasks, link documents with equal keys
     (checked with the sketches when the method keeps them) and write the resulting forest.
     Memory: one key column partition, the sketches of candidate documents, and one int64 per document."""
     if partitions < 1:
         raise ValueError(f"partitions must be >= 1, got {partitions}")
     work = Path(work_dir)
-    files, offsets = signature_layout(work, fingerprint)
+    files, offsets = signature_layout(work, fingerprint, index)
     meta = read_meta(files[0])
     fp = meta["fingerprint"]
     width = 0
@@ -243,14 +256,18 @@ def _removed_by(work: Path, files: list[Path]) -> np.ndarray:
 
 
 def cluster_duplicates(work_dir: str | os.PathLike, keep: str = "highest_quality",
-                       exclude: Iterable[str | os.PathLike] = (), fingerprint: dict | None = None) -> dict[str, Any]:
+                       exclude: Iterable[str | os.PathLike] = (), fingerprint: dict | None = None,
+                       index: Sequence[str | os.PathLike] = ()) -> dict[str, Any]:
     """Merge the bucket forests into clusters, pick each cluster's kept document, write per-shard assignments.
 
     `exclude`: work folders of methods that ran before on the same shards (e.g. url before exact); rows they
-    removed are left out of these clusters.
+    removed are left out of these clusters. `index`: prebuilt index folders (as given to the bucket step): a
+    cluster with an index document keeps it and removes this run's members.
     """
     work = Path(work_dir)
-    files, offsets = signature_layout(work, fingerprint)
+    files, offsets = signature_layout(work, fingerprint, index)
+    own = len(_own_layout(work, fingerprint)[0]) if index else len(files)
+    n_own = int(offsets[own])
     fp = read_meta(files[0])["fingerprint"]
     n = int(offsets[-1])
     cols = ["id", "id_hash", "length", "quality"]
@@ -264,22 +281,29 @@ def cluster_duplicates(work_dir: str | os.PathLike, keep: str = "highest_quality
     tables = None  # the id column lives on in `ids`; free the rest
     active = np.ones(n, dtype=bool)
     for prev in exclude:
-        active &= ~_removed_by(Path(prev), files)
+        active[:n_own] &= ~_removed_by(Path(prev), files[:own])
     uf = UnionFind(n)
     for f in _edge_files(work, n, fp, _num_keys(files[0])):
         for batch in iter_validated(f):
             uf.union(batch.column(0).to_numpy(), batch.column(1).to_numpy())
     roots = uf.roots()
-    act_idx = np.flatnonzero(active)
+    act_idx = np.flatnonzero(active[:n_own])
     rank = np.zeros(n, dtype=np.int64)
     rank[act_idx] = id_ranks(ids.take(pa.array(act_idx)))  # raises on a duplicate id among the active rows
+    rank[n_own:] = np.arange(n_own, n)  # index documents (their ids may repeat this run's): never ranked by id
     clusters = choose_kept(roots, rank, lengths, quality, active=active, policy=keep)
     multi = clusters.size > 1
     removed = active & ~clusters.keep
+    kept_idx, by_index = clusters.kept, 0
+    if n > n_own:
+        from filters.dedup.index import override_with_index
+
+        removed, kept_idx, by_index = override_with_index(clusters.root, n_own, removed, clusters.kept)
+        removed[n_own:] = False
     # ids by index, null where not applicable (Arrow take with null indices: no Python strings per row)
     cluster_id = ids.take(pa.array(clusters.cluster_min, mask=~multi))
-    kept_id = ids.take(pa.array(clusters.kept, mask=~removed))
-    for shard, f in enumerate(files):
+    kept_id = ids.take(pa.array(kept_idx, mask=~removed))
+    for shard, f in enumerate(files[:own]):
         lo, hi = int(offsets[shard]), int(offsets[shard + 1])
         table = pa.table({"id_hash": hashes[lo:hi], "cluster_id": cluster_id.slice(lo, hi - lo),
                           "cluster_size": clusters.size[lo:hi].astype(np.int32),
@@ -287,8 +311,11 @@ def cluster_duplicates(work_dir: str | os.PathLike, keep: str = "highest_quality
         with ValidatedParquetWriter(work / ASSIGN_DIR / f.name, ASSIGN_SCHEMA,
                                     {"step": "assign", "shard": shard, "fingerprint": fp, "keep": keep}) as w:
             w.write(table)
-    stats = {**clusters.stats(), "active": int(active.sum()), "keep": keep, "fingerprint": fp,
-             "shards": len(files)}
+    stats = {**clusters.stats(), "active": int(active[:n_own].sum()), "keep": keep, "fingerprint": fp,
+             "shards": own}
+    if n > n_own:
+        stats |= {"index_documents": n - n_own, "removed_by_index": by_index,
+                  "removed": int(removed[:n_own].sum())}
     atomic_write_json(work / SUMMARY, stats)
     return stats
 

@@ -271,12 +271,12 @@ class DedupStage:
         if not methods:
             return
         tasks = max(1, self.cfg.minhash.bucket_tasks if "minhash" in methods else 1)
-        buckets = [DedupBuckets(self._dir(m), self.cfg.minhash.bucket_partitions if m == "minhash" else 1)
-                   for m in methods]
+        buckets = [DedupBuckets(self._dir(m), self.cfg.minhash.bucket_partitions if m == "minhash" else 1,
+                                index=self.cfg.index_dirs(m)) for m in methods]
         self._execute(buckets, tasks, "buckets-" + "-".join(methods),
                       [self._dir(m, "edges", f"{r:05d}.parquet.meta.json") for m in methods for r in range(tasks)])
-        clusters = [DedupClusters(self._dir(m), self.cfg.keep, exclude=[self._dir(p) for p in methods[:i]])
-                    for i, m in enumerate(methods)]
+        clusters = [DedupClusters(self._dir(m), self.cfg.keep, exclude=[self._dir(p) for p in methods[:i]],
+                                  index=self.cfg.index_dirs(m)) for i, m in enumerate(methods)]
         self._execute(clusters, 1, "clusters-" + "-".join(methods), [self._dir(m, "clusters.json") for m in methods])
 
     def run(self) -> DedupStageResult:
@@ -312,6 +312,24 @@ class DedupStage:
         quarantined = [sorted(d.glob("part-*.parquet")) for d in quarantine_dirs]
         return DedupStageResult(current, rejected, quarantined, self.collect_stats())
 
+    def write_index(self, kept_ids: Callable[[], Any], dest: Path) -> dict[str, Any]:
+        """The index of this run (`filters/dedup/index.py`): the url/exact/minhash signatures of the rows it kept,
+        under `dest/<method>/`, for a later run's `dedup.<method>.index`. `kept_ids()` iterates the kept ids."""
+        from filters.dedup.index import write_index
+
+        out = {}
+        tmp = dest.with_name(dest.name + ".building")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        for m in ("url", "exact", "minhash"):
+            if getattr(self.cfg, m).enabled and (self._dir(m) / "sigs").is_dir():
+                out[m] = write_index(self._dir(m), kept_ids(), tmp)
+        if dest.exists():
+            shutil.rmtree(dest)
+        if tmp.exists():
+            tmp.rename(dest)
+        return out
+
     def collect_stats(self) -> dict[str, Any]:
         """Per stage: documents in, removed, and the stage's own numbers (clusters, Bloom sizing, hits)."""
         out: dict[str, Any] = {}
@@ -327,7 +345,8 @@ class DedupStage:
                 removed = sum(e["removed"].get(m, 0) for e in entries)
                 summary = cluster_summary(self._dir(m)) or {}
                 out[m] = {"docs_in": docs_in, "removed": removed, "docs_out": docs_in - removed,
-                          **{k: summary.get(k) for k in ("clusters", "in_clusters", "largest_cluster")}}
+                          **{k: summary.get(k) for k in ("clusters", "in_clusters", "largest_cluster")},
+                          **{k: summary[k] for k in ("index_documents", "removed_by_index") if k in summary}}
                 docs_in -= removed
         if "dedup-paragraph" in per_step:
             e = per_step["dedup-paragraph"]

@@ -138,16 +138,17 @@ class DedupBuckets(_DedupStep):
 
     name = "🪣 dedup buckets"
 
-    def __init__(self, work_dir: str | os.PathLike, partitions: int = 1):
+    def __init__(self, work_dir: str | os.PathLike, partitions: int = 1, index: Iterable[str | os.PathLike] = ()):
         super().__init__()
         self.work_dir = Path(work_dir)
         self.partitions = partitions
+        self.index = [Path(p) for p in index]  # prebuilt index folders (`filters/dedup/index.py`)
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:  # steps chained before this one (e.g. another method's buckets) finish first
             yield from data
         with self.track_time(unit="task"):
-            stats = find_bucket_edges(self.work_dir, rank, world_size, self.partitions)
+            stats = find_bucket_edges(self.work_dir, rank, world_size, self.partitions, index=self.index)
         self.stat_update("bucket_edges", value=stats["bucket_edges"])
         self.stat_update("linked_documents", value=stats["linked_documents"])
 
@@ -158,11 +159,12 @@ class DedupClusters(_DedupStep):
     name = "🧩 dedup clusters"
 
     def __init__(self, work_dir: str | os.PathLike, keep: str = "highest_quality",
-                 exclude: Iterable[str | os.PathLike] = ()):
+                 exclude: Iterable[str | os.PathLike] = (), index: Iterable[str | os.PathLike] = ()):
         super().__init__()
         self.work_dir = Path(work_dir)
         self.keep = keep
         self.exclude = [Path(p) for p in exclude]
+        self.index = [Path(p) for p in index]
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if world_size != 1:
@@ -171,7 +173,7 @@ class DedupClusters(_DedupStep):
         if data:  # e.g. the url clusters before exact's, which exclude what url removed
             yield from data
         with self.track_time(unit="run"):
-            stats = cluster_duplicates(self.work_dir, self.keep, self.exclude)
+            stats = cluster_duplicates(self.work_dir, self.keep, self.exclude, index=self.index)
         for k in ("clusters", "in_clusters", "removed", "largest_cluster"):
             self.stat_update(k, value=stats[k])
 
