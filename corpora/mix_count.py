@@ -17,7 +17,6 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import xxhash
-from pydantic import Field
 
 from corpora.atomic import atomic_path, atomic_write_json, read_json
 from corpora.config import StrictModel
@@ -35,7 +34,6 @@ EXCLUDED_SCHEMA = pa.schema([("source", pa.string()), ("id", pa.string()), ("fil
 
 class TokenizerConfig(StrictModel):
     path: str | None = None  # HF tokenizer folder (tokenizer.json) or the file; null: SmolLM2-135M's, offline
-    batch_docs: int = Field(1000, ge=1)  # documents per tokenizer call
     add_special_tokens: bool = False  # count BOS/EOS the tokenizer adds (SmolLM2's adds none)
 
 

@@ -48,12 +48,12 @@ def _demo_sources() -> list[MixSource]:
     ]
 
 
-class MixConfig(RunConfig, MixPlanConfig):
+class MixConfig(MixPlanConfig, RunConfig):
     seed: int = 0  # sampling and shuffle; the same seed and inputs give the same mixture
     sources: list[MixSource] = Field(default_factory=_demo_sources, min_length=1)
     tokenizer: TokenizerConfig = TokenizerConfig()
     shuffle: ShuffleConfig = ShuffleConfig()
-    batch_docs: int = Field(2000, ge=1)  # rows read per batch
+    batch_docs: int = Field(2000, ge=1)  # rows read (and tokenized) per batch
 
 
 def _tokenizer_path(cfg: MixConfig) -> str:
@@ -227,6 +227,8 @@ def preflight(cfg: MixConfig) -> None:
     """Before the flow: names, shares, rules against the columns of Parquet sources, the tokenizer, the output
     not inside a source."""
     _check_names(cfg)
+    if cfg.inputs:
+        raise ValueError("mix: name the sources in the config (`sources:` with their `paths`), not with --input")
     for s in cfg.sources:
         try:
             check_output(cfg.output or "output/mix", [p for p in s.paths if not p.startswith("sample:")])
