@@ -65,3 +65,54 @@ def test_threshold_and_ngram_size_are_configurable(index):
     strict = BenchmarkIndex.build({"tofu": {"path": str(shared_file("unlearning", "tofu_forget01.json")),
                                             "field": ["question", "answer"]}}, DecontamConfig(threshold=0.9))
     assert strict.match([doc]) == [[]]
+
+
+# --- query / answer benchmarks (datatrove's NGramsDecont parts, its own test's kinds of documents) ------------
+
+QA = {"ctx": "He is using commercial lawn mowing equipment in the big back yard of the house.",
+      "gold": "he walks back and forth as he mows the grass until the whole lawn is short and even."}
+FRAME = ("Nothing is so painful to the human mind as a great and sudden change. {} "
+         "Beware; for I am fearless, and therefore powerful.")
+QA_DOCS = {
+    "query": FRAME.format(QA["ctx"]),  # the prompt alone
+    "answer": FRAME.format(QA["gold"]),  # the gold alone
+    "straddle": FRAME.format("the big back yard of the house. he walks back and forth as"),  # across the seam
+    "wrong_completion": FRAME.format(QA["ctx"] + " Then, animated, she does the task."),
+    "clean": FRAME.format("A completely different sentence about the weather in spring and summer."),
+}
+
+
+def qa_hits(tmp_path, parts):
+    from filters.dedup.decontam import BenchmarkSpec
+
+    f = tmp_path / "qa.jsonl"
+    f.write_text(json.dumps(QA) + "\n")
+    spec = BenchmarkSpec(path=str(f), query="ctx", answer="gold", parts=tuple(parts))
+    idx = BenchmarkIndex.build({"hs": spec}, DecontamConfig(ngram_size=5, threshold=0.5))
+    return {name: sorted({h.part for h in hits}) for name, hits in zip(QA_DOCS, idx.match(list(QA_DOCS.values())))}
+
+
+def test_answer_only_and_query_only_parts(tmp_path):
+    assert qa_hits(tmp_path, ["answer"]) == {"query": [], "answer": ["answer"], "straddle": [],
+                                             "wrong_completion": [], "clean": []}
+    assert qa_hits(tmp_path, ["query"]) == {"query": ["query"], "answer": [], "straddle": [],
+                                            "wrong_completion": ["query"], "clean": []}
+
+
+def test_straddling_ngrams_catch_what_neither_part_alone_does(tmp_path):
+    got = qa_hits(tmp_path, ["answer", "straddle"])  # datatrove's default
+    assert got["straddle"] == ["straddle"] and got["answer"] == ["answer"]
+    assert got["query"] == [] and got["wrong_completion"] == [] and got["clean"] == []
+    got = qa_hits(tmp_path, ["query", "answer", "straddle"])
+    assert got["wrong_completion"] == ["query"] and got["clean"] == []
+
+
+def test_query_answer_benchmark_errors(tmp_path):
+    from filters.dedup.decontam import BenchmarkSpec, load_items
+
+    f = tmp_path / "qa.jsonl"
+    f.write_text(json.dumps(QA) + "\n")
+    with pytest.raises(BenchmarkError, match="needs both"):
+        load_items(BenchmarkSpec(path=str(f), query="ctx"))
+    with pytest.raises(BenchmarkError, match="no field 'answer'"):
+        load_items(BenchmarkSpec(path=str(f), query="ctx", answer="answer"))

@@ -102,6 +102,11 @@ class MinHashDedup(StrictModel):
 class Benchmark(StrictModel):
     path: str
     field: str | list[str] = "text"  # a column / dotted JSON path, or several joined by a space
+    # or a question/answer benchmark: its prompt and gold fields, and which n-grams to look for (datatrove's
+    # NGramsDecont: answer = the gold's, query = the prompt's, straddle = those crossing from prompt into gold)
+    query: str | list[str] | None = None
+    answer: str | list[str] | None = None
+    parts: list[Literal["query", "answer", "straddle"]] = ["answer", "straddle"]
 
 
 class DecontamDedup(StrictModel):
@@ -122,8 +127,9 @@ class DecontamDedup(StrictModel):
         return DecontamConfig(ngram_size=self.ngram_size, threshold=self.threshold)
 
     def specs(self) -> dict[str, BenchmarkSpec]:
-        return {name: BenchmarkSpec(path=b.path, field=tuple(b.field) if isinstance(b.field, list) else b.field)
-                for name, b in self.benchmarks.items()}
+        tup = (lambda v: tuple(v) if isinstance(v, list) else v)
+        return {name: BenchmarkSpec(path=b.path, field=tup(b.field), query=tup(b.query), answer=tup(b.answer),
+                                    parts=tuple(b.parts)) for name, b in self.benchmarks.items()}
 
 
 class DedupConfig(StrictModel):

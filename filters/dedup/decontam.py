@@ -22,13 +22,26 @@ import numpy as np
 from filters.dedup.textnorm import WordHashes, ngram_hashes, normalize_words, word_hashes
 
 
+PARTS = ("query", "answer", "straddle")
+
+
 @dataclass(frozen=True)
 class BenchmarkSpec:
     path: str
     field: str | tuple[str, ...] = "text"  # a column, a dotted path into nested JSON, or several joined by " "
+    # question/answer benchmarks (datatrove's NGramsDecont split): `query` (prompt) and `answer` (gold) fields, and
+    # which parts are indexed: "answer" (the gold's n-grams), "query" (the prompt's), "straddle" (the n-grams that
+    # cross from the end of the prompt into the start of the answer). datatrove's default: answer + straddle.
+    query: str | tuple[str, ...] | None = None
+    answer: str | tuple[str, ...] | None = None
+    parts: tuple[str, ...] = ("answer", "straddle")
 
     def fields(self) -> tuple[str, ...]:
         return (self.field,) if isinstance(self.field, str) else tuple(self.field)
+
+    @property
+    def split(self) -> bool:
+        return self.query is not None or self.answer is not None
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,7 @@ class Hit:
     benchmark: str
     item: int  # row of the benchmark file
     ratio: float
+    part: str = "text"  # which part of the item matched: text, or query / answer / straddle
 
 
 class BenchmarkError(ValueError):
@@ -98,11 +112,48 @@ def _rows(path: Path) -> Iterator[tuple[str, Any]]:
         raise BenchmarkError(f"{path}: unsupported benchmark format (jsonl, json, parquet, csv, tsv)")
 
 
+def _fields(f: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (f,) if isinstance(f, str) else tuple(f)
+
+
 def load_benchmark(spec: BenchmarkSpec) -> list[str]:
+    """The text of every item (for a query/answer benchmark: query and answer joined by a space)."""
+    return [" ".join(p for p in parts.values() if p) for parts in load_items(spec)]
+
+
+def load_items(spec: BenchmarkSpec) -> list[dict[str, str]]:
+    """Every item as {"text": ...}, or {"query": ..., "answer": ...} for a query/answer benchmark."""
     path = Path(spec.path).expanduser()
     if not path.exists():
         raise BenchmarkError(f"{path}: benchmark file does not exist")
-    return [" ".join(_get(row, f, where) for f in spec.fields()) for where, row in _rows(path)]
+    if spec.split:
+        if spec.query is None or spec.answer is None:
+            raise BenchmarkError(f"{path}: a query/answer benchmark needs both `query` and `answer` fields")
+        bad = [p for p in spec.parts if p not in PARTS]
+        if bad or not spec.parts:
+            raise BenchmarkError(f"{path}: parts must be some of {', '.join(PARTS)} (got {list(spec.parts)})")
+        return [{"query": " ".join(_get(row, f, where) for f in _fields(spec.query)),
+                 "answer": " ".join(_get(row, f, where) for f in _fields(spec.answer))}
+                for where, row in _rows(path)]
+    return [{"text": " ".join(_get(row, f, where) for f in spec.fields())} for where, row in _rows(path)]
+
+
+def item_parts(item: dict[str, str], parts: Sequence[str], n: int) -> list[tuple[str, list[str]]]:
+    """The (part, normalised words) an item is indexed and confirmed by. "straddle": the last n-1 words of the
+    query and the first n-1 of the answer, so exactly the n-grams that cross from one into the other (datatrove's
+    overlap n-grams) lie in it; an item with an empty query or answer has no straddling n-gram."""
+    if "text" in item:
+        return [("text", normalize_words(item["text"]))]
+    q, a = normalize_words(item["query"]), normalize_words(item["answer"])
+    out = []
+    for part in parts:
+        if part == "query":
+            out.append(("query", q))
+        elif part == "answer":
+            out.append(("answer", a))
+        elif q and a:
+            out.append(("straddle", q[-(n - 1):] + a[:n - 1] if n > 1 else []))
+    return out
 
 
 @dataclass
@@ -110,34 +161,40 @@ class BenchmarkIndex:
     config: DecontamConfig
     names: list[str]  # benchmark of each item
     rows: list[int]  # row of each item in its file
-    texts: list[str]  # normalised text of each item
+    texts: list[str]  # normalised text of each indexed item part
     grams: np.ndarray  # sorted n-gram hashes
     gram_item: np.ndarray  # item of each n-gram
     stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    parts: list[str] = field(default_factory=list)  # part of each indexed entry (text / query / answer / straddle)
 
     @classmethod
     def build(cls, benchmarks: dict[str, BenchmarkSpec | dict], config: DecontamConfig = DecontamConfig()) \
             -> "BenchmarkIndex":
         min_words = config.min_item_words or config.ngram_size
-        names, rows, texts = [], [], []
+        names, rows, texts, kinds = [], [], [], []
         stats: dict[str, dict[str, int]] = {}
         for name, spec in benchmarks.items():
             spec = spec if isinstance(spec, BenchmarkSpec) else BenchmarkSpec(**spec)
-            items = load_benchmark(spec)
+            items = load_items(spec)
             st = stats.setdefault(name, {"items": len(items), "indexed": 0, "too_short": 0})
-            for i, t in enumerate(items):
-                words = normalize_words(t)
-                if len(words) < min_words:
+            for i, item in enumerate(items):
+                # the straddle window is short by design; it needs one full n-gram, not min_item_words
+                parts = [(p, w) for p, w in item_parts(item, spec.parts, config.ngram_size)
+                         if len(w) >= (config.ngram_size if p == "straddle" else min_words)]
+                if not parts:
                     st["too_short"] += 1
                     continue
-                names.append(name)
-                rows.append(i)
-                texts.append(" ".join(words))
                 st["indexed"] += 1
+                for part, words in parts:
+                    names.append(name)
+                    rows.append(i)
+                    texts.append(" ".join(words))
+                    kinds.append(part)
+        # the words are normalised already; normalising again is the identity
         grams = ngram_hashes(word_hashes(texts), config.ngram_size, short="skip")
         item_of = np.repeat(np.arange(len(texts), dtype=np.int64), grams.counts())
         order = np.argsort(grams.hashes, kind="stable")
-        return cls(config, names, rows, texts, grams.hashes[order], item_of[order], stats)
+        return cls(config, names, rows, texts, grams.hashes[order], item_of[order], stats, kinds)
 
     def shared(self, doc_grams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(word position in the document, item) for every document n-gram found in the index."""
@@ -186,7 +243,8 @@ class BenchmarkIndex:
         for item in cands.tolist():
             ratio = self.overlap_ratio(words, item, pos[items == item])
             if ratio >= self.config.threshold:
-                hits.append(Hit(self.names[item], self.rows[item], round(ratio, 4)))
+                hits.append(Hit(self.names[item], self.rows[item], round(ratio, 4),
+                                self.parts[item] if self.parts else "text"))
         return hits
 
 
@@ -211,6 +269,8 @@ def benchmark_specs(raw: dict[str, Any]) -> dict[str, BenchmarkSpec]:
         if isinstance(spec, BenchmarkSpec):
             out[name] = spec
             continue
-        f = spec.get("field", "text")
-        out[name] = BenchmarkSpec(path=os.fspath(spec["path"]), field=tuple(f) if isinstance(f, list) else f)
+        tup = (lambda v: tuple(v) if isinstance(v, list) else v)
+        out[name] = BenchmarkSpec(path=os.fspath(spec["path"]), field=tup(spec.get("field", "text")),
+                                  query=tup(spec.get("query")), answer=tup(spec.get("answer")),
+                                  parts=tuple(spec.get("parts", ("answer", "straddle"))))
     return out

@@ -380,7 +380,8 @@ class DecontamFilter(_DedupStep):
                         for name in names.split(","):
                             per_bench[name] += 1
                         if self.action == "remove":
-                            detail = ",".join(f"{x.benchmark}#{x.item}" for x in h[:5])
+                            detail = ",".join(f"{x.benchmark}#{x.item}" + ("" if x.part == "text" else f":{x.part}")
+                                              for x in h[:5])
                             if not self._remove(doc, "decontam", detail, exc, rank):
                                 continue
                     yield doc
