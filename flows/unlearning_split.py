@@ -357,8 +357,12 @@ def remove_flow(config: RemoveConfig) -> dict:
             rm.target_state(dp.target, key)
     found = find_removals(config, names)
     hits, tables, schemas = found["hits"], found["tables"], found["schemas"]
-    rules = {"ids_file": config.ids, "match": config.match.model_dump(mode="json", exclude_defaults=True),
-             "near_duplicates": config.near_duplicates.enabled, "link": config.link}
+    ids_path = Path(config.ids).expanduser().resolve() if config.ids else None
+    rules = {"ids_file": str(ids_path) if ids_path else None,
+             "ids_file_sha256": rm.text_hash(ids_path.read_text(encoding="utf-8")) if ids_path else None,
+             "match": config.match.model_dump(mode="json", exclude_defaults=True),
+             "near_duplicates": config.near_duplicates.model_dump() if config.near_duplicates.enabled else False,
+             "link": config.link, "unmatched": found["match"].get("unmatched", {})}
     lineage, regenerate, derived_out = [], {}, []
     for name, d, dp in zip(names, config.derived, derived_plans):
         dh = {k: v for k, v in hits.get(name, {}).items() if v}
