@@ -158,8 +158,13 @@ def restore(translation: str, spans: list[Protected]) -> Restored:
         elif n > 1:
             status[p.index] = "duplicated"
         else:
-            status[p.index] = "verbatim" if p.text in translation else "missing"
+            status[p.index] = "verbatim" if _verbatim(p.text, translation) else "missing"
     return Restored(text, status, unknown)
+
+
+def _verbatim(span: str, text: str) -> bool:
+    """The span itself, not inside a longer token ("https://x.org" in "https://x.org/a" is not it)."""
+    return re.search(r"(?<![\w/@.-])" + re.escape(span) + r"(?![\w/@-]|\.\w)", text) is not None
 
 
 def prose(masked: str) -> str:
@@ -176,9 +181,9 @@ _CODE_LINE = re.compile(r"^\s*(?:def |class |import |from \S+ import|return\b|fo
 _MATH_TOKEN = re.compile(r"^[\d.,()+\-*/^=<>≤≥≠±×÷√%]*\d[\d.,()+\-*/^=<>≤≥≠±×÷√%a-zA-Z]*$|^[a-zA-Z]$|^[+\-*/^=<>×÷]$")
 
 
-def code_math_share(text: str) -> float:
+def code_math_share(text: str, formulas: bool = True) -> float:
     """Share of non-space characters that are code or math: code/math spans, code-looking lines outside them, and
-    formula tokens (`2x+3=11`, `x`, `=`) in lines that are mostly formula."""
+    (`formulas`) formula tokens (`2x+3=11`, `x`, `=`) in lines that are mostly formula."""
     spans = find_spans(text, kinds=CODE_MATH_KINDS)
     total = sum(not c.isspace() for c in text)
     if not total:
@@ -193,6 +198,8 @@ def code_math_share(text: str) -> float:
             continue
         if _CODE_LINE.search(line):
             covered += sum(len(t) for t in toks)
+            continue
+        if not formulas:
             continue
         math = [t for t in toks if _MATH_TOKEN.match(t)]
         if len(math) * 2 >= len(toks) and any(c.isdigit() or c in "=+-*/^" for t in math for c in t):

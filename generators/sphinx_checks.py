@@ -23,6 +23,8 @@ REFUSALS = [r"\bI(?:'m| am) sorry\b", r"\bI can(?:not|'t) (?:help|assist|transla
             r"\bLo siento\b", r"\bEs tut mir leid\b", r"\bJe suis désolée?\b", r"\bMi dispiace\b", r"抱歉|对不起",
             r"申し訳ありません", r"죄송합니다", r"\bИзвините\b"]
 
+_EN_APOLOGY = re.compile(r"\b(?:sorry|apologi[sz]e|unable|cannot|can't|can not)\b", re.I)
+
 
 class ChecksConfig(StrictModel):
     lid_threshold: float = Field(0.5, ge=0, le=1, description="lid.176 probability of the target language")
@@ -77,8 +79,8 @@ def check_row(fields: list[Field_], target: str, spans_intact: bool, bad_spans: 
         if f.finish_reason is not None and f.finish_reason != "stop":
             res.failures.append(f"finish_{f.name}={f.finish_reason}")
     pats = [re.compile(p, re.I) for p in cfg.refusal_patterns]
-    for f in done:
-        if any(p.search(f.translated_prose or "") for p in pats) and not any(p.search(f.english_prose) for p in pats):
+    for f in done:  # an English that apologises or says "cannot" itself may be translated as it says
+        if any(p.search(f.translated_prose or "") for p in pats) and not _EN_APOLOGY.search(f.english_prose):
             res.failures.append(f"refusal_{f.name}")
     if not spans_intact:
         res.failures.append("spans=" + ",".join(bad_spans))

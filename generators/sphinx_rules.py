@@ -45,7 +45,7 @@ _QUOTED = re.compile(r"\"[^\"\n]+\"|“[^”\n]+”|«[^»\n]+»|'[^'\n]{2,}'(?!
 
 class RulesConfig(StrictModel):
     code_math_threshold: float = Field(0.5, gt=0, le=1, description="english_only at or above this code/math share")
-    response_weight: float = Field(0.6, ge=0, le=1, description="the response's own share counts this much")
+    response_weight: float = Field(0.6, ge=0, le=1, description="the code share of the response alone counts this much")
     actions: dict[str, Action] = Field(default_factory=lambda: {
         "anagram": "skip", "rhyme": "skip", "counting": "skip", "translate_this": "wrapper_only",
         "grammar": "wrapper_only", "multiple_choice": "labels"},
@@ -77,9 +77,10 @@ def language_bound_task(instruction: str, inp: str) -> str | None:
 
 
 def classify(instruction: str, inp: str, response: str, cfg: RulesConfig) -> Rule:
-    # the whole sample, or its response alone: "write a function" + a code-only answer is a code sample
+    # the whole sample, or the code in its response: "write a function" + a code-only answer is a code sample
+    # (formulas count in the whole sample only: a bare "3" answering "how many words" is no math sample)
     share = max(code_math_share("\n".join(p for p in (instruction, inp, response) if p)),
-                code_math_share(response) * cfg.response_weight)
+                code_math_share(response, formulas=False) * cfg.response_weight)
     if share >= cfg.code_math_threshold:
         return Rule("english_only", None, share)
     task = language_bound_task(instruction, inp)
