@@ -91,8 +91,18 @@ def run(ctx: typer.Context,
         input_: List[str] = typer.Option([], "--input", help="input file or folder (repeatable); default: sample"),
         output: Optional[str] = typer.Option(None, "--output", help="output folder; default ./output/<pipeline>"),
         set_: List[str] = typer.Option([], "--set", help="override a config key: dotted.key=value (repeatable)"),
+        deployment: bool = typer.Option(False, "--deployment", help="trigger the registered deployment (flows "
+                                        "deploy) on the server instead of running here, and follow its state"),
         ) -> None:
     """Run a pipeline as a Prefect flow (in-process, ephemeral API: no server needed)."""
+    if deployment:
+        from flows.server_cli import run_deployment_cli
+
+        try:
+            sets = list(set_) + _extra_sets(list(ctx.args))
+        except ConfigError as e:
+            _fail(str(e))
+        return run_deployment_cli(pipeline, config, input_, output, sets)
     try:
         p = get_pipeline(pipeline)
         cfg = load_config(p.config_model, config_file=str(config) if config else None, inputs=input_,

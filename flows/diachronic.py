@@ -13,6 +13,7 @@ from typing import Literal
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from datatrove.pipeline.base import PipelineStep
 from pydantic import Field, field_validator
 from rich.table import Table
 
@@ -25,11 +26,12 @@ from corpora.staging import StagedInput
 from filters.dating.authors import AuthorIndex, load_authors_table
 from filters.dating.periods import parse_slice_name
 from filters.dating.slicing import DEFAULT_BUDGETS, DEFAULT_MAX_WORKS_PER_AUTHOR, DEFAULT_MIN_PARAGRAPH_WORDS
-from filters.dating.stage import (SLICE_SCHEMA, DatingContext, SlicingOptions, date_file_cached, iter_works,
-                                  read_rows, redate_listed_works, slice_corpus, slice_tables, unique_ids,
+from filters.dating.stage import (SLICE_SCHEMA, DatingContext, SlicingOptions, date_file_cached, dated_part,
+                                  iter_works, read_rows, redate_listed_works, slice_corpus, slice_tables, unique_ids,
                                   works_summary)
 from filters.dating.style import DEFAULT_CHUNK_WORDS, StyleModel, train_style_model
 from filters.dating.works import WORKS_SCHEMA, load_metadata_csv
+from filters.execution import ExecutorConfig
 from flows.config import RunConfig, config_hash
 from flows.scaffold import Run
 from generators.settings import GenerationSettings, preflight_settings
@@ -118,6 +120,7 @@ class DiachronicConfig(RunConfig):
     llm: LLMSettings = LLMSettings()
     generation: GenerationSettings = GenerationSettings()
     slicing: SlicingSettings = SlicingSettings()
+    execution: ExecutorConfig = ExecutorConfig()  # where the per-file dating tasks run (local, ray, slurm)
 
 
 def _fields(cfg: DiachronicConfig) -> FieldMap:
@@ -173,25 +176,102 @@ def ask_llm(items: list[StagedInput], cfg: DiachronicConfig, out_dir: Path, ctx:
             "model": out.report.model, "generation": rounds.summary()}
 
 
+class _Shared:
+    """The dating context as the executor ships it: pickled to Ray / Slurm / worker processes, shared (not
+    copied) between the ranks of one process, and one short line in datatrove's executor.json."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __str__(self) -> str:
+        return f"<{type(self.value).__name__}>"
+
+
+class DateFilesStep(PipelineStep):
+    """Rank r dates input file r (`date_file_cached`: its rows and done marker in the staging folder)."""
+
+    name = "date works"
+    type = "dating"
+
+    def __init__(self, items: list[StagedInput], staging: Path, ctx: DatingContext, fields: FieldMap,
+                 cfg_hash: str):
+        super().__init__()
+        self.items, self.staging, self.fields, self.cfg_hash = list(items), Path(staging), fields, cfg_hash
+        self.ctx = _Shared(ctx)
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        date_file_cached(self.items[rank], self.staging, self.ctx.value, self.fields, self.cfg_hash)
+        self.stat_update("files")
+        return iter(())
+
+
+def _dating_hash(cfg: DiachronicConfig) -> str:
+    """The dating resume key: everything but where it runs (`execution`) and the run's own paths."""
+    return config_hash(cfg, exclude={"inputs", "output", "overwrite", "execution"})
+
+
+def _is_dated(item: StagedInput, staging: Path, cfg_hash: str) -> bool:
+    from corpora.atomic import read_json
+
+    marker = read_json(staging / f"{item.key}.done.json")
+    return bool(marker and marker.get("sha256") == item.sha256 and marker.get("config_hash") == cfg_hash
+                and dated_part(staging, item).exists())
+
+
 @task(name="date-works", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def date_works(items: list[StagedInput], ctx: DatingContext, cfg: DiachronicConfig, staging: Path) -> dict:
+    """One executor task per input file (`execution.executor`: local processes, Ray or Slurm); files already
+    dated with the same bytes and config are reused."""
+    import threading
+    import time
+
+    from filters.execution import make_executor
+
     log = run_logger()
-    cfg_hash = config_hash(cfg)
-    parts, reused = [], 0
+    cfg_hash = _dating_hash(cfg)
+    pending = [i for i in items if not _is_dated(i, staging, cfg_hash)]
+    reused = len(items) - len(pending)
     with stage_progress("date works", total=len(items)) as bar:
-        for n, item in enumerate(items, start=1):
-            part, was_cached = date_file_cached(item, staging, ctx, _fields(cfg), cfg_hash)
-            parts.append(part)
-            reused += was_cached
-            bar.update(n, n)
+        bar.update(reused, reused)
+        if pending:
+            logs = staging.parent / "datatrove" / f"dating-{time.strftime('%Y%m%dT%H%M%S')}"
+            executor = make_executor([DateFilesStep(pending, staging, ctx, _fields(cfg), cfg_hash)],
+                                     tasks=len(pending), cfg=cfg.execution, logging_dir=str(logs))
+            errors: list[BaseException] = []
+
+            def target() -> None:
+                try:
+                    executor.run()
+                except BaseException as e:  # noqa: BLE001 - raised below
+                    errors.append(e)
+
+            th = threading.Thread(target=target, name="dating-executor", daemon=True)
+            th.start()
+            while True:  # Slurm returns once submitted: wait for the done markers
+                alive = th.is_alive()
+                done = sum(_is_dated(i, staging, cfg_hash) for i in pending)
+                bar.update(reused + done, reused + done)
+                if (not alive and (cfg.execution.executor != "slurm" or done == len(pending))) or errors:
+                    break
+                time.sleep(0.2 if alive else 5)
+            th.join(timeout=0 if errors else None)
+            if errors:
+                raise errors[0]
+            missing = [i.path for i in pending if not _is_dated(i, staging, cfg_hash)]
+            if missing:
+                raise RuntimeError(f"{len(missing)} input(s) were not dated (see logs in {logs}): "
+                                   + ", ".join(missing[:5]))
     log.info("%d input file(s) dated (%d reused from an earlier run)", len(items), reused)
-    return {"parts": [str(p) for p in parts], "reused": reused}
+    return {"parts": [str(dated_part(staging, i)) for i in items], "reused": reused}
 
 
 @task(name="bound-listed-works", cache_policy=NO_CACHE)
 def bound_listed_works(items: list[StagedInput], parts: list[str], ctx: DatingContext, cfg: DiachronicConfig,
                        staging: Path) -> dict:
-    parts_out, report = redate_listed_works(items, [Path(p) for p in parts], ctx, _fields(cfg), config_hash(cfg),
+    parts_out, report = redate_listed_works(items, [Path(p) for p in parts], ctx, _fields(cfg), _dating_hash(cfg),
                                             staging, confidence=cfg.listings.confidence)
     run_logger().info("%d work(s) listed by another dated work of their author; %d input file(s) dated again",
                       report["works_bounded"], report["inputs_redated"])
