@@ -33,7 +33,8 @@ from corpora.hashing import short_hash
 
 BIN_BITS = 12
 NBINS = 1 << BIN_BITS
-ZONE_DOCS = 4096  # documents collected past the cut bin for the fill
+ZONE_DOCS = 4096  # documents collected around the cut bin for the fill
+DP_CELLS = 50_000_000  # the exact subset sum runs when documents x sums stays under this
 
 
 class PlanError(ValueError):
@@ -357,6 +358,13 @@ def make_plan(cfg: MixPlanConfig, index_files: list[Path], source_shares: dict[s
                 left.append(int(np.flatnonzero(h == np.uint64(best[1]))[0]))
                 taken.append(int(h[in_i]))
                 deficit += tok_of[best[1]] - best[2]
+            need = g.rest_tokens - prefix
+            if abs(deficit) > cfg.tolerance * g.target_tokens / 2 and len(order) and \
+                    len(order) * (need + int(tok.max()) + 1) <= DP_CELLS:
+                best = _closest_subset(tok[order], need)  # few, large documents: an exact subset sum
+                if abs(need - best[0]) < abs(deficit):
+                    taken = [int(h[order[i]]) for i in best[1]]
+                    deficit = need - best[0]
             g.taken = sorted(taken)
             g.delivered_tokens = g.full_epochs * g.available_tokens + g.rest_tokens - deficit
             g.partial_docs = int(hcount[name][:b].sum()) + len(taken)
@@ -369,6 +377,31 @@ def make_plan(cfg: MixPlanConfig, index_files: list[Path], source_shares: dict[s
             g.note = (f"delivered {g.delivered_tokens:,} of {g.target_tokens:,} tokens: its documents are too "
                       f"large or too few to land within {cfg.tolerance:.1%}")
     return MixPlan(groups, budget, cfg.budget_tokens, seed, dropped, notes, fam, by_source)
+
+
+def _closest_subset(tok: np.ndarray, need: int) -> tuple[int, list[int]]:
+    """The subset of `tok` (in the order given: earlier items are preferred) whose sum is closest to `need`:
+    (sum, indices). Dynamic programming over reachable sums; `who[s]` = the item that first reached s."""
+    size = need + int(tok.max()) + 1
+    reach = np.zeros(size, dtype=bool)
+    reach[0] = True
+    who = np.full(size, -1, dtype=np.int32)
+    for i, t in enumerate(tok.astype(np.int64)):
+        if t <= 0 or t >= size:
+            continue
+        new = np.zeros(size, dtype=bool)
+        new[t:] = reach[:-t]
+        new &= ~reach
+        who[new] = i
+        reach |= new
+    sums = np.flatnonzero(reach)
+    best = int(sums[np.argmin(np.abs(sums - need))])
+    out, s = [], best
+    while s > 0:
+        i = int(who[s])
+        out.append(i)
+        s -= int(tok[i])
+    return best, out[::-1]
 
 
 def _unmet_line(g: GroupPlan, budget: int) -> str:

@@ -160,3 +160,27 @@ def test_source_shares_must_name_sources(tmp_path):
         make_plan(MixPlanConfig(shares={"wbe": 1.0}), files, {"web": 1.0}, {}, 0)
     with pytest.raises(PlanError, match="'web' needs 100 tokens .* and has none after its rules"):
         make_plan(MixPlanConfig(budget_tokens=100), [], {"web": 1.0}, {}, 0)
+
+
+def test_closest_subset_equals_brute_force():
+    import itertools
+
+    from corpora.mix_plan import _closest_subset
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        tok = rng.integers(1, 50, rng.integers(1, 11))
+        need = int(rng.integers(0, 300))
+        s, idx = _closest_subset(tok, need)
+        assert s == tok[idx].sum() and len(set(idx)) == len(idx)
+        best = min(abs(sum(c) - need) for r in range(len(tok) + 1) for c in itertools.combinations(tok.tolist(), r))
+        assert abs(s - need) == best
+
+
+def test_few_large_documents_still_land_within_tolerance(tmp_path):
+    files, t = _index(tmp_path, {"books": (20, 1800.0)}, seed=4)
+    avail = int(t.column("tokens").to_numpy().sum())
+    plan = make_plan(MixPlanConfig(budget_tokens=int(avail * 1.66)), files, {"books": 1.0}, {}, 3)
+    g = plan.groups["books"]
+    assert g.status == "ok" and abs(g.delivered_tokens - g.target_tokens) <= 0.01 * g.target_tokens
+    assert _delivered(plan, t)["books"][0] == g.delivered_tokens
