@@ -213,7 +213,7 @@ SPLIT_PIPELINE = Pipeline(
 class DerivedSpec(StrictModel):
     path: str  # a derived dataset's output folder (e.g. a textbooks run on the corpus)
     action: Literal["remove", "list"] = "remove"  # remove: write <path>@vN; list: list rows for regeneration
-    name: str | None = None  # default: the folder's name
+    name: str | None = None  # default: the folder's name without its version (qa@v2 -> qa)
     link: list[str] = list(DEFAULT_LINKS)
     output: str | None = None  # the derived dataset's new version; default <path>@v(N+1)
 
@@ -241,7 +241,7 @@ def _target(cfg: RemoveConfig) -> str | None:
 
 
 def _derived_names(cfg: RemoveConfig) -> list[str]:
-    names = [d.name or Path(d.path).resolve().name for d in cfg.derived]
+    names = [d.name or rm.version_of(Path(d.path).resolve())[0] for d in cfg.derived]  # qa@v2 -> qa
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise ValueError(f"derived: two datasets are named {dup!r}: give each a distinct name")
@@ -263,6 +263,11 @@ def _removal_plans(cfg: RemoveConfig) -> tuple[rm.VersionPlan, list[rm.VersionPl
             raise ValueError(f"derived: {d.path} is the corpus itself")
         derived.append(rm.plan_version(src, d.output) if d.action == "remove" else None)
     return corpus, derived
+
+
+def _removal_key(cfg: RemoveConfig, plan: rm.VersionPlan) -> str:
+    return rm.removal_key(cfg.model_dump(mode="json", exclude={"output", "overwrite"}),
+                          [plan.source] + [Path(d.path) for d in cfg.derived])
 
 
 @task(name="match-and-follow-lineage", cache_policy=NO_CACHE)
@@ -347,8 +352,7 @@ def _write_version(cfg: RemoveConfig, plan: rm.VersionPlan, key: str, tables: di
 def remove_flow(config: RemoveConfig) -> dict:
     plan, derived_plans = _removal_plans(config)
     names = _derived_names(config)
-    key = rm.removal_key(config.model_dump(mode="json", exclude={"output", "overwrite"}),
-                         [plan.source] + [Path(d.path) for d in config.derived])
+    key = _removal_key(config, plan)
     if rm.target_state(plan.target, key) == "done":
         console.print(f"remove: {plan.target} already holds this removal (same rules, same source): nothing to do")
         return {"output": str(plan.target), "stats": read_json(plan.target / "stats.json")}
@@ -399,6 +403,10 @@ def remove_preflight(cfg: RemoveConfig) -> None:
     rm.dataset_kinds(plan.source)
     for d in cfg.derived:
         rm.dataset_kinds(Path(d.path))
+    key = _removal_key(cfg, plan)
+    for p in [plan, *derived]:  # an unusable target is one line before anything starts
+        if p is not None:
+            rm.target_state(p.target, key)
     if cfg.ids:
         read_id_list(cfg.ids)
     if cfg.match.ids_file:
