@@ -387,6 +387,9 @@ def _read_warc(path: Path, source: str) -> Iterator[Record | BadRecord]:
             if problem.startswith("cut:"):
                 yield LostRecords(file, f"byte {offset}", f"{problem[4:]}; unknown number of records after "
                                                           f"response record {n} lost", lost_records=None)
+            elif problem.startswith("lost:"):
+                yield LostRecords(file, f"byte {offset}", f"{problem[5:]} (after response record {n})",
+                                  lost_records=None)
             else:
                 yield BadRecord(file, f"byte {offset}", problem)
             continue
@@ -424,6 +427,9 @@ def _read_warc(path: Path, source: str) -> Iterator[Record | BadRecord]:
 
 
 _WARC_LINE = re.compile(rb"(?:^|\n)WARC/1\.[01]\r?\n")
+# where reading resumes after damage: a WARC version line, or a record whose version line is itself damaged (a
+# blank line, one short line, then a WARC- header field), which then costs its own quarantine row
+_WARC_RESYNC = re.compile(rb"(?:^|\n)WARC/1\.[01]\r?\n|\n\r?\n(?=[^\r\n]{1,40}\r?\nWARC-[A-Za-z-]+:)")
 _BLANK = re.compile(rb"[\r\n]+")
 _CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d+)[ \t]*\r?$")
 MAX_WARC_HEADER = 1 << 20
@@ -463,7 +469,7 @@ def _warc_records(path: Path) -> Iterator[tuple[int, bytes | None, str | None]]:
         nonlocal skipping
         while buf:
             if skipping:
-                m = _WARC_LINE.search(buf)
+                m = _WARC_RESYNC.search(buf)
                 if not m:
                     drop(len(buf) if final else max(0, len(buf) - 16))
                     return
@@ -516,7 +522,13 @@ def _warc_records(path: Path) -> Iterator[tuple[int, bytes | None, str | None]]:
 
     for kind, data, off in (_gzip_member_chunks(path) if gz else _plain_chunks(path)):
         if kind == "gap":  # a corrupt gzip member: it and any record it cut short are one bad record
-            yield off, None, f"corrupt gzip member at byte {off}: {data}; skipped to the next gzip member"
+            error, nxt, damaged = data
+            if damaged:  # the skipped bytes may have held more members: how many records is unknowable
+                yield off, None, (f"lost:corrupt gzip member at byte {off}: {error}; bytes {off}-{nxt - 1} skipped "
+                                  f"to the next intact gzip member, with {damaged} damaged-looking member "
+                                  f"header(s) in them: unknown number of records lost")
+            else:
+                yield off, None, f"corrupt gzip member at byte {off}: {error}; skipped to the next gzip member"
             buf.clear()
             skipping = False
             continue
@@ -576,11 +588,32 @@ def _gzip_member_chunks(path: Path, size: int = 1 << 20) -> Iterator[tuple[str, 
                 if nxt is None:
                     yield "cut", f"corrupt gzip member at byte {member} ({_text(e)}), no gzip member after it", member
                     return
-                yield "gap", _text(e), member
+                yield "gap", (_text(e), nxt, _damaged_headers(fh, member + 1, nxt)), member
                 member = nxt
                 fh.seek(nxt)
                 continue
             member += consumed
+
+
+# a gzip member header with one of ID1 ID2 CM damaged: the other two right, FLG's reserved bits clear, 4 bytes MTIME,
+# XFL 0/2/4, OS 0-13 or 255 (random compressed bytes match this about once in 10^8 positions)
+_DAMAGED_MAGIC = re.compile(rb"(?:.\x8b\x08|\x1f.\x08|\x1f\x8b.)[\x00-\x1f].{4}[\x00\x02\x04][\x00-\x0d\xff]",
+                            re.DOTALL)
+
+
+def _damaged_headers(fh, start: int, end: int, size: int = 1 << 20) -> int:
+    """Byte runs in [start, end) that look like a gzip member header with one damaged byte: a skipped range that
+    has them may have held more members (records) than the corrupt one."""
+    fh.seek(start)
+    found, tail, pos = 0, b"", start
+    while pos < end:
+        chunk = fh.read(min(size, end - pos))
+        if not chunk:
+            break
+        found += len(_DAMAGED_MAGIC.findall(tail + chunk))
+        tail = chunk[-9:]
+        pos += len(chunk)
+    return found
 
 
 def _next_gzip_header(fh, start: int, size: int = 1 << 20) -> int | None:

@@ -245,3 +245,37 @@ def test_warc_record_with_a_damaged_type_is_quarantined_not_skipped(tmp_path):
     p.write_bytes(data[:at] + b"\x15" + data[at + 1:])
     good, bad = _split(p)
     assert len(good) == 21 and len(bad) == 1 and "unknown WARC-Type" in bad[0].error
+
+
+def test_warc_gz_corrupt_member_then_damaged_header_is_an_unknown_loss(tmp_path):
+    """Record 5's member is corrupt and record 6's gzip magic is damaged: reading resumes at record 7, and the one
+    quarantine row says its byte range may have held more than one record (unknown loss), never two records under
+    one ordinary row."""
+    data, offs = _warc(gz=True, seed=tmp_path.name)
+    b = bytearray(data)
+    mid = (offs[4] + offs[5]) // 2
+    for k in range(mid, mid + 30):
+        b[k] ^= 0x55
+    b[offs[5]] ^= 0xFF  # ID1 of record 6's member header
+    p = tmp_path / "two.warc.gz"
+    p.write_bytes(bytes(b))
+    good, bad = _split(p)
+    assert [r.url for r in good] == [f"http://example.org/{i}" for i in range(22) if i not in (4, 5)]
+    assert len(bad) == 1 and lost_count(bad[0]) is None
+    assert f"bytes {offs[4]}-{offs[6] - 1}" in bad[0].error and "unknown number of records" in bad[0].error
+
+
+def test_warc_damaged_record_then_damaged_version_line_costs_two_rows(tmp_path):
+    """Found by bench/faults.py: after a record without Content-Length, the next record's "WARC/1.0" line was
+    damaged too, and resyncing on the next version line skipped it without a row."""
+    data, offs = _warc(gz=False, seed=tmp_path.name)
+    b = bytearray(data)
+    head = bytes(b[offs[4]:offs[5]])
+    i = head.lower().find(b"content-length")
+    b[offs[4] + i] = ord("X")  # record 5 loses its Content-Length
+    b[offs[5] + 4] = ord("#")  # record 6: "WARC#1.0"
+    p = tmp_path / "two.warc"
+    p.write_bytes(bytes(b))
+    good, bad = _split(p)
+    assert [r.url for r in good] == [f"http://example.org/{i}" for i in range(22) if i not in (4, 5)]
+    assert [x.location for x in bad] == [f"byte {offs[4]}", f"byte {offs[5]}"]
