@@ -1,0 +1,173 @@
+"""The reinforced model of "Who's Harry Potter": the baseline causal LM fine-tuned further on the unlearn target, so
+that its logits rise above the baseline's where the target's own knowledge shows.
+
+A plain torch loop (no Trainer): the target texts are tokenised (EOS between documents), packed into blocks of
+`block_tokens`, and the model is trained for `steps` AdamW steps on seeded random batches of blocks (linear warm-up,
+constant after; gradient clipping). Loss on every block is measured before and after (eval mode, no dropout). The
+folder written is a plain HF model folder (safetensors + tokenizer) with `reinforce.json`: base model, data hash,
+the config, steps, loss curve, loss before/after, steps/s. The folder is built beside its target and renamed into
+place, so a half-written model is never mistaken for a finished one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from pydantic import Field
+
+from corpora.config import StrictModel
+
+MANIFEST = "reinforce.json"
+
+
+class ReinforceSettings(StrictModel):
+    steps: int = Field(10, ge=1, description="optimizer steps (WHP: a few epochs over the target)")
+    batch_size: int = Field(2, ge=1, description="blocks per step")
+    block_tokens: int = Field(128, ge=8, description="tokens per training block (documents packed, EOS between)")
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(2, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    seed: int = 0
+    device: str = Field("auto", description="auto: cuda when available, else cpu")
+    dtype: str = Field("float32", description="training dtype (float32 on CPU; bfloat16 on GPU is fine)")
+    save_dtype: str = Field("float32", description="bfloat16 halves the folder but rounds away small updates")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default)")
+
+
+def data_hash(texts: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def pick_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pack_blocks(texts: Sequence[str], tokenizer, block_tokens: int) -> list[list[int]]:
+    """Token ids of all texts joined with EOS, cut into blocks of `block_tokens` (the tail, if at least 8 tokens,
+    is its own shorter block)."""
+    eos = tokenizer.eos_token_id
+    ids: list[int] = []
+    for t in texts:
+        ids += tokenizer(t, add_special_tokens=False)["input_ids"]
+        if eos is not None:
+            ids.append(eos)
+    blocks = [ids[i:i + block_tokens] for i in range(0, len(ids), block_tokens)]
+    return [b for b in blocks if len(b) >= min(8, block_tokens)]
+
+
+def _mean_loss(model, blocks: list[list[int]], device: str, batch: int) -> float:
+    import torch
+
+    model.eval()
+    total, n = 0.0, 0
+    with torch.inference_mode():
+        for i in range(0, len(blocks), batch):
+            for b in blocks[i:i + batch]:  # one at a time: blocks differ in length only at the tail
+                x = torch.tensor([b], device=device)
+                out = model(input_ids=x, labels=x)
+                total += float(out.loss) * (len(b) - 1)
+                n += len(b) - 1
+    return total / max(n, 1)
+
+
+def reinforce(base_model: str, texts: Sequence[str], cfg: ReinforceSettings, target: str | Path,
+              log: Callable[[str], None] = print) -> dict:
+    """Fine-tune `base_model` on `texts`, write the HF folder `target` (+ reinforce.json); returns the manifest.
+    An existing `target` whose manifest has the same base model, data hash and settings is reused."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = Path(target)
+    settings = cfg.model_dump(mode="json", exclude={"threads"})
+    dhash = data_hash(texts)
+    done = target / MANIFEST
+    if done.is_file():
+        prev = json.loads(done.read_text())
+        if prev.get("base_model") == str(base_model) and prev.get("data_sha256") == dhash and \
+                prev.get("settings") == settings:
+            log(f"reinforce: {target} already made from this base model, data and settings: reused")
+            return {**prev, "reused": True}
+    if not (Path(base_model) / "config.json").is_file():
+        raise FileNotFoundError(f"{base_model}: not a Hugging Face model folder (no config.json)")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    blocks = pack_blocks(texts, tokenizer, cfg.block_tokens)
+    if not blocks:
+        raise ValueError("reinforce: the target texts give no training block (too short or empty)")
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=getattr(torch, cfg.dtype)).to(device)
+    loss_before = _mean_loss(model, blocks, device, cfg.batch_size)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (cfg.warmup_steps + 1)))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    curve = []
+    model.train()
+    t0 = time.perf_counter()
+    for step in range(1, cfg.steps + 1):
+        pick = torch.randint(len(blocks), (cfg.batch_size,), generator=gen).tolist()
+        n = max(len(blocks[i]) for i in pick)
+        ids = torch.full((len(pick), n), pad, dtype=torch.long)
+        labels = torch.full((len(pick), n), -100, dtype=torch.long)
+        att = torch.zeros((len(pick), n), dtype=torch.long)
+        for r, i in enumerate(pick):
+            b = torch.tensor(blocks[i])
+            ids[r, :len(b)], labels[r, :len(b)], att[r, :len(b)] = b, b, 1
+        out = model(input_ids=ids.to(device), attention_mask=att.to(device), labels=labels.to(device))
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        curve.append(round(float(out.loss.detach()), 5))
+        if step == 1 or step % 10 == 0 or step == cfg.steps:
+            log(f"reinforce: step {step}/{cfg.steps} loss {curve[-1]:.4f}")
+    train_s = time.perf_counter() - t0
+    loss_after = _mean_loss(model, blocks, device, cfg.batch_size)
+    manifest = {"base_model": str(base_model), "data_sha256": dhash, "documents": len(texts),
+                "blocks": len(blocks), "tokens": sum(map(len, blocks)), "settings": settings, "device": device,
+                "steps": cfg.steps, "loss_curve": curve, "loss_before": round(loss_before, 5),
+                "loss_after": round(loss_after, 5), "train_s": round(train_s, 2),
+                "steps_per_s": round(cfg.steps / train_s, 3) if train_s else None}
+    _save_atomic(model.to(getattr(torch, cfg.save_dtype)), tokenizer, target, manifest)
+    return {**manifest, "reused": False}
+
+
+def _save_atomic(model, tokenizer, target: Path, manifest: dict) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a model folder is meant to be shared
+        for f in tmp.iterdir():
+            os.chmod(f, 0o644)
+        old = target.parent / f".{target.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
