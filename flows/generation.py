@@ -23,7 +23,7 @@ from corpora.generated import generated_schema, partition_rows, to_table
 from corpora.hashing import sha256_file
 from corpora.manifest import aggregate_step_stats
 from corpora.plan import WORK_DIR
-from corpora.readers import FieldMap, expand_inputs, read_records
+from corpora.readers import FieldMap, expand_inputs, lost_count, read_records
 from corpora.records import QUARANTINE_SCHEMA, BadRecord
 from corpora.shards import write_table_atomic
 from corpora.staging import StagedInput, input_dir, is_done, parts
@@ -58,16 +58,19 @@ def load_seeds(inputs: list[str], cfg: GeneratorConfig) -> tuple[list, list[dict
     fields = FieldMap(text_field=cfg.text_field, id_field=cfg.id_field)
     seeds, bad, per_input = [], [], []
     for path in expand_inputs(inputs) if inputs else []:
-        n_read = n_bad = 0
+        n_read = n_bad = lost = lost_unknown = 0
         for rec in read_records(path, fields):
             n_read += 1
             if isinstance(rec, BadRecord):
                 n_bad += 1
+                n = lost_count(rec)  # a file-level row may stand for many records (or an unknown number)
+                lost, lost_unknown = (lost, lost_unknown + 1) if n is None else (lost + n, lost_unknown)
                 bad.append(rec.as_row())
                 log.warning("quarantined %s %s: %s", rec.file, rec.location, rec.error)
             else:
                 seeds.append(rec)
-        per_input.append({"path": str(path), "sha256": sha256_file(path), "records": n_read, "quarantined": n_bad})
+        per_input.append({"path": str(path), "sha256": sha256_file(path), "records": n_read, "quarantined": n_bad,
+                          "lost_records": lost, "lost_unknown": lost_unknown})
     ids = [s.id for s in seeds]
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
@@ -242,7 +245,10 @@ def run_generator(gen: Generator, config: GeneratorConfig) -> dict:
                           and invariant["seeds"] + invariant["rows_quarantine"] == seeds_read)
     stats = {"invariant": invariant, "seeds": {"read": seeds_read, "quarantined": len(quarantine), "used": len(seeds), "inputs": per_input,
                        "bundled_sample": is_sample, "demo": demo},
-             "generation": rounds.summary(), gen.name: result.stats, "postprocess": pp_stats}
+             "generation": rounds.summary(), gen.name: result.stats, "postprocess": pp_stats,
+             # seed records under file-level quarantine rows (as dolma's `lost`): known counts, inputs with unknown
+             "lost": {"records": sum(i["lost_records"] for i in per_input),
+                      "inputs_with_unknown_loss": [i["path"] for i in per_input if i["lost_unknown"]]}}
     if "dedup" in pp_stats:
         console.print(dedup_table(f"{gen.name}: dedup of generated rows", pp_stats["dedup"]))
     return {"output": str(run.out_dir), "stats": run.finish(
