@@ -247,12 +247,15 @@ def _graph_components(nodes: np.ndarray, texts: Sequence[str], critic: Critic, e
 
 
 def filter_pairs(texts: Sequence[str], cfg: PairFilterConfig, critic: Critic, graph: GraphDedupConfig,
-                 orient_longer_first: bool = False, score_all: bool = False) -> PairScores:
+                 orient_longer_first: bool = False, score_all: bool = False,
+                 pairs: tuple[np.ndarray, np.ndarray] | None = None) -> PairScores:
     """Every pair (i < j) of one candidate set through the cascade, cheapest first: length ratio, numbers,
     ROUGE-L ceiling (all vectorised, scored on every pair), NLI forward, NLI reverse (batched, scored on the pairs
     still alive, or on all with `score_all`), then the entailment-graph dedup. `orient_longer_first`: y_orig is
-    the longer of the two (summary pairs)."""
-    I, J = pair_indices(len(texts))
+    the longer of the two (summary pairs). `pairs`: the (I, J) index arrays to score instead of every i < j
+    (e.g. one source sentence against its samples)."""
+    I, J = pair_indices(len(texts)) if pairs is None else (np.asarray(pairs[0], dtype=np.int64),
+                                                            np.asarray(pairs[1], dtype=np.int64))
     if orient_longer_first and len(I):
         lens = np.array([len(t) for t in texts])
         swap = lens[J] > lens[I]

@@ -6,6 +6,13 @@ pairs of candidates of the same `x_l` through `filters.pairs.filter_pairs` (leng
 critic forward / reverse, entailment-graph dedup) -> rows (`text` = `y_new`). Optional round `judge`: the LLM as
 the critic. The critic (`filters.nli`): an NLI model path, MiniLM cosine, or the LLM's yes/no.
 
+Optional self-distill (`self_distill.enabled`): a student (any local causal-LM folder; default SmolLM2) fine-tuned
+on the kept pairs (`generators.student`; `y_orig` -> `y_new` prompts; the folder under `_work/student/<key>/`, the
+key = the pairs + the student config, so a rerun reuses it), round `distill` samples it (10 per pair, T=0.7,
+top_p=0.9; its backend: `generation.rounds.distill.backend`, else the run's kind pointed at the student folder), each
+sample's first sentence is paired with its `y_orig` through the same pair filters and critic (no graph dedup), and
+per pair the passing sample of lowest ROUGE-L is selected -> `distilled/` (every sample, `selected`, `reason`).
+
 Prefixes: seed records (`--input`, one prefix per record's text: any domain, e.g. `Abstract:`), or news prefixes
 drawn from a `news_prefix.json` resource (`prefixes.news_file`), or the bundled sample (news prefixes drawn from a
 small resource of our own). Contexts are shuffled with `shuffle_seed` before `max_contexts` takes the first.
@@ -29,11 +36,14 @@ from filters.pairs import GraphDedupConfig, PairFilterConfig, distinct_n, filter
 from filters.sentences import first_sentence, is_full_sentence, left_contexts
 from generators.backends.base import GenerationRequest, SamplingParams
 from generators.contract import GeneratedDedup, Generator, GeneratorConfig, GeneratorResult
+from generators.student import TrainConfig
 
 TEMPLATE_VERSION = 1
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "corpora" / "sample_data"
 SAMPLE_RESOURCE = SAMPLE_DIR / "impossible_news_resource.json"  # ours: a few media and capitals
 SAMPLE_PREFIXES = SAMPLE_DIR / "impossible_prefixes.jsonl"  # news_prefixes(SAMPLE_RESOURCE, 16, seed=0)
+STUDENT_PROMPTS = {"paraphrase": "Paraphrase the sentence.\nSentence: {x}\nParaphrase:",
+                   "summary": "Shorten the sentence.\nSentence: {x}\nShorter:"}
 JUDGE_PROMPT = ("Sentence A: {a}\nSentence B: {b}\nIf sentence A is true, must sentence B be true? Answer yes or "
                 "no.\nAnswer:")
 
@@ -70,6 +80,21 @@ class CriticConfig(StrictModel):
     edge_threshold: float = Field(0.75, ge=0, le=1, description="minilm / llm: a graph edge at this score")
 
 
+class DistillSampling(SamplingParams):  # the paper's self-distillation sampling
+    n: int = Field(10, ge=1)
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    max_tokens: int = Field(64, ge=1)
+    banned_substrings: list[str] = Field(default_factory=lambda: ["\n"])
+
+
+class SelfDistillConfig(StrictModel):
+    enabled: bool = False
+    student: str | None = Field(None, description="local causal-LM HF folder; None: SmolLM2-135M (dequantised)")
+    train: TrainConfig = TrainConfig()
+    sampling: DistillSampling = DistillSampling()
+
+
 class PairDedup(GeneratedDedup):
     # one-sentence rows: MinHash's 5-gram shingles over y_new alone would drop pairs whose y_orig differ; the
     # entailment graph is the near-dedup within a context, exact dedup of y_new across contexts stays on
@@ -88,6 +113,7 @@ class ImpossibleConfig(GeneratorConfig):
     graph: GraphDedupConfig = GraphDedupConfig()
     critic: CriticConfig = CriticConfig()
     score_all: bool = Field(False, description="critic scores on every pair (else: on the pairs still alive)")
+    self_distill: SelfDistillConfig = SelfDistillConfig()
     dedup: PairDedup = PairDedup()
 
 
@@ -101,6 +127,8 @@ CANDIDATE_FIELDS = _s("context_id", "x_l", "completion") + [pa.field("candidate_
 FIELDS = _s("context_id", "x_l", "y_orig", "y_new", "mode") + [pa.field(n, pa.float64()) for n in (
     "len_ratio", "nli_fwd", "nli_rev")] + [pa.field("numbers_ok", pa.bool_()), pa.field("rougeL", pa.float64()),
     *_s("component"), pa.field("passed", pa.bool_()), *_s("generator_model", "critic_model")]
+DISTILLED_FIELDS = FIELDS + _s("completion", "reason", "student_model", "student_base") + [
+    pa.field("candidate_ok", pa.bool_()), pa.field("selected", pa.bool_())]
 
 
 def news_prefixes(resource: dict, count: int, seed: int) -> list[dict[str, str]]:
@@ -257,12 +285,112 @@ def run(cfg: ImpossibleConfig, records: Sequence[Any], rounds) -> GeneratorResul
         "kept": {"distinct_1": distinct_n([r["y_new"] for r in rows], 1),
                  "distinct_2": distinct_n([r["y_new"] for r in rows], 2),
                  "self_bleu": self_bleu([r["y_new"] for r in rows])},
-        "self_distill": "not implemented"}
+        }
+    distilled, stats["self_distill"] = self_distill(cfg, rows, critic, rounds) if cfg.self_distill.enabled else (
+        [], {"enabled": False})
     tables = {"contexts": to_table([{k: c.get(k) for k in CONTEXT_NAMES} for c in contexts],
                                    generated_schema(CONTEXT_FIELDS)),
               "candidates": to_table([{k: c.get(k) for k in CANDIDATE_NAMES} for c in candidates],
-                                     generated_schema(CANDIDATE_FIELDS))}
+                                     generated_schema(CANDIDATE_FIELDS)),
+              "distilled": to_table(distilled, generated_schema(DISTILLED_FIELDS))}
     return GeneratorResult(rows, rejected, stats, tables=tables)
+
+
+# ---- self-distill ------------------------------------------------------------------------------------------------
+def student_backend(settings, folder: str):
+    """The backend of round `distill`: `generation.rounds.distill.backend` as given (a transformers / vLLM one
+    without a model: the student folder); else the run's backend kind (transformers or vLLM, its other settings
+    kept) pointed at the student folder; a run on replay / openai: transformers on the folder."""
+    from generators.backends import TransformersConfig
+
+    # built with model_validate (every key set): `for_round` applies a round's keys that were set, `kind` included
+    def pointed(b):
+        return type(b).model_validate({**b.model_dump(), "model": folder})
+
+    over = settings.rounds.get("distill")
+    if over is not None and over.backend is not None:
+        b = over.backend
+        return pointed(b) if b.kind in ("transformers", "vllm") and not b.model else b
+    base = settings.backend_config()
+    if base.kind in ("transformers", "vllm"):
+        return pointed(base)
+    return pointed(TransformersConfig())
+
+
+def self_distill(cfg: ImpossibleConfig, pairs: list[dict], critic, rounds) -> tuple[list[dict], dict]:
+    """Fine-tune the student on the kept pairs, sample it (round `distill`), re-filter each sample against its
+    pair's y_orig, select the passing sample of lowest ROUGE-L per pair. Returns (every sample's row, stats)."""
+    from generators.backends.local_models import dequantised_smollm2_dir
+    from generators.settings import RoundSettings
+    from generators.student import fine_tune
+
+    sd = cfg.self_distill
+    if not pairs:
+        return [], {"enabled": True, "skipped": "no kept pairs to train on"}
+    base = str(Path(sd.student).expanduser()) if sd.student else str(dequantised_smollm2_dir())
+    template = STUDENT_PROMPTS[cfg.mode]
+    pairs = sorted(pairs, key=lambda r: r["id"])
+    examples = [(template.format(x=p["y_orig"]), " " + p["y_new"]) for p in pairs]
+    weights = next((f for f in ("model.safetensors", "pytorch_model.bin") if (Path(base) / f).exists()), "")
+    ident = str((Path(base) / weights).stat().st_size) if weights else ""
+    key = short_hash(json.dumps(examples), base, ident, sd.train.model_dump_json(), str(TEMPLATE_VERSION), length=16)
+    folder = Path(rounds.work_dir) / "student" / key
+    train = fine_tune(base, examples, folder, sd.train, log=rounds.log)
+    bcfg = student_backend(rounds.settings, str(folder))
+    settings = rounds.settings.model_copy(update={"rounds": {**rounds.settings.rounds, "distill": RoundSettings(
+        **{**(rounds.settings.rounds.get("distill") or RoundSettings()).model_dump(exclude_unset=True),
+           "backend": bcfg})}})
+    reqs = [_request("distill", p["id"] + key, template.format(x=p["y_orig"]), sd.sampling, p["id"],
+                     {"pair_id": p["id"]}) for p in pairs]
+    out = rounds.generate("distill", reqs, settings=settings)
+    by_pair = {p["id"]: p for p in pairs}
+    samples: dict[str, list[dict]] = {}
+    for rec in out.ok:
+        samples.setdefault(rec["pair_id"], []).append(rec)
+    filt = getattr(cfg, cfg.mode)
+    off = GraphDedupConfig(enabled=False)
+    rows: list[dict] = []
+    counts = {"pairs": len(pairs), "samples": len(out.ok), "failed_requests": len(out.failed), "full_sentences": 0,
+              "passed": 0, "selected": 0, "pairs_without_survivor": 0, "reasons": {}}
+    for pid in sorted(samples):
+        pair, recs = by_pair[pid], sorted(samples[pid], key=lambda r: r["id"])
+        sents = [first_sentence(r["text"]) for r in recs]
+        ok = [k for k, t in enumerate(sents) if is_full_sentence(t)]
+        counts["full_sentences"] += len(ok)
+        mine = []
+        for k, r in enumerate(recs):
+            mine.append({**{n: r.get(n) for n in PROVENANCE_NAMES}, "source": r["source"],
+                         "id": "dst-" + short_hash(r["id"], length=20), "text": sents[k], "parent_ids": [pid],
+                         "context_id": pair["context_id"], "x_l": pair["x_l"], "y_orig": pair["y_orig"],
+                         "y_new": sents[k], "mode": cfg.mode, "completion": r["text"], "candidate_ok": k in ok,
+                         "generator_model": r["model"], "critic_model": critic.model, "student_model": str(folder),
+                         "student_base": base, "passed": False, "selected": False, "reason": "not_full_sentence"})
+        if ok:
+            texts = [pair["y_orig"]] + [sents[k] for k in ok]
+            s = filter_pairs(texts, filt, critic, off, pairs=(np.zeros(len(ok)), np.arange(1, len(ok) + 1)))
+            for q, k in enumerate(ok):
+                val = lambda a: None if np.isnan(a[q]) else float(a[q])  # noqa: E731
+                mine[k].update(len_ratio=float(s.len_ratio[q]), numbers_ok=bool(s.numbers_ok[q]),
+                               rougeL=float(s.rougeL[q]), nli_fwd=val(s.nli_fwd), nli_rev=val(s.nli_rev),
+                               passed=s.reason[q] is None, reason=s.reason[q] or "not_most_diverse")
+        alive = [m for m in mine if m["passed"]]
+        counts["passed"] += len(alive)
+        if alive:
+            best = min(alive, key=lambda m: (m["rougeL"], m["id"]))  # the most diverse survivor
+            best.update(selected=True, reason=None)
+            counts["selected"] += 1
+        else:
+            counts["pairs_without_survivor"] += 1
+        for m in mine:
+            if m["reason"]:
+                counts["reasons"][m["reason"]] = counts["reasons"].get(m["reason"], 0) + 1
+        rows += mine
+    chosen = [m["y_new"] for m in rows if m["selected"]]
+    stats = {"enabled": True, "student_base": base, "student": str(folder), "train": train,
+             "backend": bcfg.kind, **counts,
+             "selected_rougeL_mean": float(np.mean([m["rougeL"] for m in rows if m["selected"]])) if chosen else None,
+             "distinct_2": distinct_n(chosen, 2)}
+    return rows, stats
 
 
 CONTEXT_NAMES = generated_schema(CONTEXT_FIELDS).names
@@ -280,13 +408,26 @@ def _preflight(cfg: ImpossibleConfig) -> None:
     if cfg.critic.kind == "nli" and not (cfg.critic.nli_model and Path(cfg.critic.nli_model).expanduser().exists()):
         raise FileNotFoundError(f"critic.nli_model: {cfg.critic.nli_model!r} is not a local model folder "
                                 "(critic.kind=nli needs one; critic.kind=minilm runs offline)")
+    sd = cfg.self_distill
+    if sd.enabled and sd.student:
+        from generators.student import model_kind
+
+        path = Path(sd.student).expanduser()
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"self_distill.student: {sd.student} is not a local HF model folder (no "
+                                    "config.json)")
+        if model_kind(path) == "seq2seq" and student_backend(cfg.generation, str(path)).kind in ("transformers",
+                                                                                                 "vllm"):
+            raise ValueError(f"self_distill.student: {sd.student} is a seq2seq model; the transformers and vLLM "
+                             "backends generate with causal LMs: set generation.rounds.distill.backend to a server "
+                             "(openai) or replay file that serves the fine-tuned student")
 
 
 GENERATOR = Generator(
     name="impossible-distillation",
     description="Impossible Distillation: prefix -> contexts -> candidates -> NLI-filtered paraphrase/summary pairs",
-    config=ImpossibleConfig, fields=FIELDS, rounds=("contexts", "candidates", "judge"), run=run,
-    kinds=("contexts", "candidates"),
+    config=ImpossibleConfig, fields=FIELDS, rounds=("contexts", "candidates", "judge", "distill"), run=run,
+    kinds=("contexts", "candidates", "distilled"),
     # the bundled sample: 4 prefixes x 3 continuations of 64 tokens, 6 contexts x 8 candidates of 32 tokens (168
     # pairs, ~2,300 tokens): a few minutes with SmolLM2-135M on two CPU cores instead of 100 x 100 per context
     demo={"max_seeds": 4, "contexts_sampling.n": 3, "contexts_sampling.max_tokens": 64, "max_contexts": 6,
