@@ -33,7 +33,14 @@ from pydantic import Field, field_validator, model_validator
 from corpora.config import StrictModel
 from corpora.readers import FieldMap, InputError, read_records
 from corpora.records import BadRecord
-from filters.forget_match import MatchSpec, NearDupConfig, cluster_roots, expand_matches, match_rows, units
+from filters.forget_match import (
+    MatchSpec,
+    NearDupConfig,
+    cluster_roots,
+    expand_matches,
+    match_rows,
+    units,
+)
 
 SPLITS = ("forget", "retain", "holdout")
 LAYOUTS = ("tofu", "muse", "verbmem", "knowmem")
@@ -358,7 +365,8 @@ def assign_splits(corpus: Corpus, spec: ForgetSpec, *, group_by: str | None = No
     split = np.full(n, "retain", dtype=object)
     for u in forget_units:
         split[members[u]] = "forget"
-    rest = [u for u in members if u not in set(forget_units)]
+    forget_set = set(forget_units)
+    rest = [u for u in members if u not in forget_set]
     hold = _take(sorted(rest, key=lambda u: _unit_hash(seed, "holdout", unit_ids[u])), weight,
                  round(holdout_fraction * total))
     for u in hold:

@@ -27,7 +27,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpora.atomic import read_json
-from filters.forget_match import MatchSpec, NearDupConfig, cluster_roots, expand_matches, match_rows
+from filters.forget_match import (
+    MatchSpec,
+    NearDupConfig,
+    cluster_roots,
+    expand_matches,
+    match_rows,
+)
 from filters.lineage import Hits
 
 TOMBSTONES = "tombstones"
@@ -116,12 +122,14 @@ def load_dataset(folder: Path) -> tuple[dict[str, pa.Table], dict[str, pa.Schema
 def match_dataset(tables: dict[str, pa.Table], spec: MatchSpec, near_dup: NearDupConfig,
                   extra_ids: Sequence[str] = ()) -> tuple[Hits, dict]:
     """Rows of a version that the rules name, and their near duplicates, across every kind with `id` and
-    `text` (one table of all of them, so a near duplicate in `rejected/` of a matched `data/` row goes too)."""
+    `text` (one table of all of them, so a near duplicate in `rejected/` of a matched `data/` row goes too). A
+    kind with ids and no text (diachronic `works/`) is matched by id, url and author only."""
     parts, owners = [], []
     for kind, t in tables.items():
-        if is_internal(kind) or "id" not in t.column_names or "text" not in t.column_names:
+        if is_internal(kind) or "id" not in t.column_names:
             continue
-        cols = {"id": t.column("id").cast(pa.string()), "text": t.column("text").cast(pa.string())}
+        text = t.column("text").cast(pa.string()) if "text" in t.column_names else pa.nulls(t.num_rows, pa.string())
+        cols = {"id": t.column("id").cast(pa.string()), "text": text}
         for c in ("url", "author", "metadata"):
             cols[c] = t.column(c).cast(pa.string()) if c in t.column_names else pa.nulls(t.num_rows, pa.string())
         parts.append(pa.table(cols))

@@ -128,8 +128,6 @@ def split_flow(config: SplitConfig) -> dict:
         log.info("unlearning-split: no --input: the bundled sample corpus with the bundled spec %s", SAMPLE_SPEC)
     layout_kinds = ("tofu", "muse", "verbmem", "knowmem", "sets")
     run = Run.start("unlearning-split", config, kinds=fs.SPLITS + ("quarantine",) + layout_kinds)
-    for k in layout_kinds:  # a layout this run does not write must not survive from an earlier run
-        shutil.rmtree(run.out_dir / k, ignore_errors=True)
     started = time.monotonic()
     corpus = read_corpus(config, paths)
     res = split_corpus(config, corpus, spec)
@@ -163,6 +161,13 @@ def split_flow(config: SplitConfig) -> dict:
     for name, masks in res.sets.items():
         for part in ("forget", "retain"):
             _publish_table(run, part, table.filter(pa.array(masks[part])), under=f"sets/{name}")
+    written = {k.split("/")[0] for k in run.outputs} | {f"sets/{k}" for k in res.sets}
+    for k in layout_kinds:  # a layout (or forget set) this run did not write must not survive from an earlier run
+        if k not in written:
+            shutil.rmtree(run.out_dir / k, ignore_errors=True)
+    for old_set in (run.out_dir / "sets").glob("*") if (run.out_dir / "sets").is_dir() else []:
+        if f"sets/{old_set.name}" not in written:
+            shutil.rmtree(old_set, ignore_errors=True)
     seconds = time.monotonic() - started
     rows = {s: run.rows(s) for s in fs.SPLITS}
     inv = {"records_read": corpus.records_read, **{f"rows_{s}": n for s, n in rows.items()},
@@ -174,7 +179,7 @@ def split_flow(config: SplitConfig) -> dict:
     line = (f"{corpus.kind}: read {corpus.records_read:,}: forget {rows['forget']:,}, retain {rows['retain']:,}, "
             f"holdout {rows['holdout']:,}, quarantine {inv['rows_quarantine']:,} ({res.stats['units']:,} units); "
             f"layouts {', '.join(layouts) or '-'}"
-            + (f"; sets " + ", ".join(f"{k} {v['forget']}/{v['retain']}" for k, v in res.stats["sets"].items())
+            + ("; sets " + ", ".join(f"{k} {v['forget']}/{v['retain']}" for k, v in res.stats["sets"].items())
                if res.stats["sets"] else ""))
     cfg_hash = config_hash(config)
     out = run.finish(stats, invariant=inv, inputs=corpus.inputs, summary=line, cfg_hash=cfg_hash,
@@ -293,6 +298,7 @@ def find_removals(cfg: RemoveConfig, names: list[str]) -> dict:
 def _write_version(cfg: RemoveConfig, plan: rm.VersionPlan, key: str, tables: dict, schemas: dict, hits: dict,
                    rules: dict, lineage: list[dict], extra_kinds: dict[str, pa.Table]) -> dict:
     """Publish one new version: every kind minus its removed rows, tombstones (earlier + new), changelog."""
+    t0 = time.monotonic()
     state = rm.target_state(plan.target, key)
     if state == "retry":
         shutil.rmtree(plan.target)
@@ -336,7 +342,8 @@ def _write_version(cfg: RemoveConfig, plan: rm.VersionPlan, key: str, tables: di
     removed = counts["rows"]
     inv = {"rows_in": rows_in, "rows_out": rows_out, "rows_removed": removed, "holds": rows_in == rows_out + removed}
     stats = {"removal_key": key, "version": plan.version, "from": str(plan.source), "removed": counts,
-             "tombstones": tomb.num_rows, "unchecked_kinds": unchecked}
+             "tombstones": tomb.num_rows, "unchecked_kinds": unchecked,
+             "seconds_write": round(time.monotonic() - t0, 3)}
     inputs = [{"path": str(plan.source / "manifest.json"),
                "sha256": rm.text_hash((plan.source / "manifest.json").read_text())
                if (plan.source / "manifest.json").is_file() else None}]

@@ -169,7 +169,7 @@ def test_slices_of_a_removed_work_go_with_it(tmp_path):
     slices = pa.table({"id": ["w1#p0", "w1#p1", "w2#p0"], "text": ["para a", "para b", "para c"],
                        "work_id": ["w1", "w1", "w2"]})
     tables = {"works": works, "slices/1800_1820/train": slices}
-    hits, stats = rm.match_dataset(tables, MatchSpec(author="mary  SHELLEY"), NearDupConfig(enabled=False))
+    hits, _ = rm.match_dataset(tables, MatchSpec(author="mary  SHELLEY"), NearDupConfig(enabled=False))
     assert {k: dict(v) for k, v in hits[""].items()} == {"works": {0: ("author:mary  SHELLEY", "w1")}}
     hits, levels = follow_lineage({"": tables}, hits)
     assert levels == 1 and hits[""]["slices/1800_1820/train"] == {0: ("lineage:work_id", "w1"),
