@@ -471,8 +471,8 @@ GENERATOR = Generator(
                 "checks -> LANGIT neighbours",
     config=SphinxConfig, fields=FIELDS, rounds=("translate",), run=run,
     # the bundled sample (18 tasks of ours): 3 languages of 3 tiers, short completions: minutes on a laptop CPU
-    demo={"targets": ["de", "tr", "sw"], "selection.tier_counts": {"high": 4, "mid": 3, "low": 2},
-          "translation.sampling.max_tokens": 96, "nshot.n": 2, "generation.shard_size": 8},
+    demo={"targets": ["de", "tr", "sw"], "selection.tier_counts": {"high": 3, "mid": 2, "low": 1},
+          "translation.sampling.max_tokens": 48, "nshot.n": 2, "generation.shard_size": 8},
     sample_inputs=lambda cfg: [str(SAMPLE)], needs_inputs=False, kinds=("sources",), preflight=_preflight,
     partition_by="lang",
 )
