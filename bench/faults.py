@@ -8,7 +8,10 @@ A script, not a test: it prints tables. Two parts:
    same output folder and compares the row set -- (folder, id, sha256 of text) for every row of `data/` and
    `rejected/` Parquet -- with the reference run's.
    Pipelines: dolma (bundled sample), dedup (input: the dolma reference run's data/), textbooks (replay backend;
-   the replay file is built from `_work/textbooks/requests.parquet` of a first run with an empty replay file).
+   the replay file is built from `_work/textbooks/requests.parquet` of a first run with an empty replay file),
+   dolma with 2 workers, dolma of another config killed late over a complete older run (a killed run must never
+   leave a manifest saying `complete` over mixed rows), diachronic (6 shared Gutenberg books). Row sets cover
+   every published Parquet folder (works/, slices/... too), not only data/ and rejected/.
 2. malformed inputs. A hypothesis-driven generator writes >= 1,000 damaged files (JSONL lines of many kinds,
    truncated .gz/.zst, Parquet without the text column, damaged WARC) and feeds each to
    `corpora.readers.read_records`; every file is classified: records, quarantined rows, crash (an exception that
@@ -77,17 +80,28 @@ def run_flow(pipeline: str, out: Path, args: list[str], prefect_home: Path, log:
             return ("killed" if kill_at is not None else "timeout"), time.monotonic() - t0, None
 
 
+SKIP_DIRS = {"_work", "dedup_index"}
+
+
 def row_set(out: Path) -> collections.Counter:
-    """Multiset of (folder, id, sha256(text)) over data/ and rejected/ Parquet."""
+    """Multiset of (folder, id, sha256(text)) over every published Parquet folder (data/, rejected/, and a
+    pipeline's own kinds: works/, slices/...; not _work/); a table without a text column hashes its whole row."""
     import pyarrow.parquet as pq
 
     rows: collections.Counter = collections.Counter()
-    for sub in ("data", "rejected"):
-        for f in sorted((out / sub).glob("*.parquet")) if (out / sub).is_dir() else []:
-            t = pq.read_table(f, columns=["id", "text"])
-            for rid, text in zip(t.column("id").to_pylist(), t.column("text").to_pylist()):
-                h = hashlib.sha256((text or "").encode("utf-8", "surrogatepass")).hexdigest()
-                rows[(sub, rid, h)] += 1
+    for f in sorted(out.rglob("*.parquet")) if out.is_dir() else []:
+        rel = f.relative_to(out)
+        if rel.parts[0] in SKIP_DIRS or any(p.startswith(".") for p in rel.parts):
+            continue
+        sub = str(rel.parent)
+        t = pq.read_table(f)
+        names = t.column_names
+        for row in t.to_pylist():
+            if "text" in names:
+                h = hashlib.sha256((row.get("text") or "").encode("utf-8", "surrogatepass")).hexdigest()
+            else:
+                h = hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
+            rows[(sub, str(row.get("id", "")), h)] += 1
     return rows
 
 
@@ -99,8 +113,13 @@ def first_diff(a: collections.Counter, b: collections.Counter, n: int = 5) -> st
 
 
 class Pipeline:
-    def __init__(self, name: str, args: list[str]):
-        self.name, self.args = name, args
+    def __init__(self, name: str, args: list[str], label: str | None = None, window: tuple[float, float] = (0, 1),
+                 prefill: Path | None = None, prefill_rows: collections.Counter | None = None):
+        """`label`: the table's name for this variant; `window`: kill moments drawn from this fraction of the
+        reference wall time; `prefill`: an older output (another config) copied into each trial's folder first."""
+        self.name, self.args, self.label = name, args, label or name
+        self.window, self.prefill, self.prefill_rows = window, prefill, prefill_rows
+        self.mixed_complete = 0  # killed runs whose manifest said complete while the rows were of neither run
         self.ref_rows: collections.Counter | None = None
         self.ref_wall = 0.0
         self.ref_out: Path | None = None
@@ -109,23 +128,40 @@ class Pipeline:
 
 
 def reference(p: Pipeline, tmp: Path) -> None:
-    out = tmp / f"{p.name}-ref"
-    state, wall, rc = run_flow(p.name, out, p.args, tmp / f"{p.name}-ref-ph", tmp / f"{p.name}-ref.log")
+    out = tmp / f"{p.label}-ref"
+    if p.prefill is not None:
+        shutil.copytree(p.prefill, out)
+    state, wall, rc = run_flow(p.name, out, p.args, tmp / f"{p.label}-ref-ph", tmp / f"{p.label}-ref.log")
     if state != "finished" or rc != 0:
-        raise SystemExit(f"{p.name}: reference run failed (rc={rc}); see {tmp / f'{p.name}-ref.log'}")
+        raise SystemExit(f"{p.label}: reference run failed (rc={rc}); see {tmp / f'{p.label}-ref.log'}")
     p.ref_out, p.ref_wall, p.ref_rows = out, wall, row_set(out)
-    print(f"[{p.name}] reference: {wall:.1f}s, {sum(p.ref_rows.values())} rows "
+    print(f"[{p.label}] reference: {wall:.1f}s, {sum(p.ref_rows.values())} rows "
           f"({sum(v for k, v in p.ref_rows.items() if k[0] == 'data')} data)", flush=True)
+
+
+def manifest_status(out: Path) -> str | None:
+    try:
+        return json.loads((out / "manifest.json").read_text()).get("status")
+    except (OSError, ValueError):
+        return None
 
 
 def trials(p: Pipeline, n: int, rng: random.Random, tmp: Path) -> None:
     for i in range(n):
-        kill_at = rng.uniform(0, p.ref_wall)
-        out, ph, log = tmp / f"{p.name}-t{i}", tmp / f"{p.name}-t{i}-ph", tmp / f"{p.name}-t{i}.log"
+        kill_at = rng.uniform(p.window[0] * p.ref_wall, p.window[1] * p.ref_wall)
+        out, ph, log = tmp / f"{p.label}-t{i}", tmp / f"{p.label}-t{i}-ph", tmp / f"{p.label}-t{i}.log"
+        if p.prefill is not None:
+            shutil.copytree(p.prefill, out)
         state, _, rc = run_flow(p.name, out, p.args, ph, log, kill_at=kill_at)
         p.stats["trials"] += 1
         killed = state == "killed"
         p.stats["killed"] += killed
+        if killed and manifest_status(out) == "complete":
+            # a reader trusts a complete manifest: its rows must be one whole run's, the old or the new
+            now = row_set(out)
+            if now != p.ref_rows and now != (p.prefill_rows or p.ref_rows):
+                p.mixed_complete += 1
+                p.mismatches.append(f"trial {i} (kill at {kill_at:.2f}s): manifest says complete over mixed rows")
         state2, t2, rc2 = run_flow(p.name, out, p.args, ph, log)
         ok = state2 == "finished" and rc2 == 0
         p.stats["rerun_ok"] += ok
@@ -137,7 +173,7 @@ def trials(p: Pipeline, n: int, rng: random.Random, tmp: Path) -> None:
                 p.mismatches.append(f"trial {i} (kill at {kill_at:.2f}s): {first_diff(p.ref_rows, rows)}")
         p.stats["identical"] += same
         p.stats["mismatch"] += ok and not same
-        print(f"[{p.name}] trial {i:2d}: kill at {kill_at:6.2f}s -> {'killed' if killed else 'finished first'}"
+        print(f"[{p.label}] trial {i:2d}: kill at {kill_at:6.2f}s -> {'killed' if killed else 'finished first'}"
               f"{'' if killed else f' (rc={rc})'}; rerun {'ok' if ok else f'FAILED ({state2}, rc={rc2}; {log})'}"
               f" {t2:.1f}s; rows {'identical' if same else ('DIFFER' if ok else '-')}", flush=True)
         if ok and same:
@@ -180,25 +216,53 @@ def kill_suite(args, rng: random.Random, tmp: Path) -> list[Pipeline]:
                                 "--set", f"generation.backend.path={replay}"])
     reference(tb, tmp)
     pipes.append(tb)
+    # the same dolma run with two workers (datatrove's local executor, two processes)
+    pipes.append(Pipeline("dolma", ["--set", "execution.workers=2"], label="dolma-w2"))
+    reference(pipes[-1], tmp)
+    # a run of another config killed late (filtering done, shards being published) over a complete older run
+    pipes.append(Pipeline("dolma", ["--set", "filters.gopher_quality.min_doc_words=80", "--set", "overwrite=true"],
+                          label="dolma-over-old", window=(0.6, 1.0), prefill=dolma.ref_out,
+                          prefill_rows=dolma.ref_rows))
+    reference(pipes[-1], tmp)
+    books = diachronic_books(tmp)
+    if books is not None:
+        pipes.append(Pipeline("diachronic", ["--input", str(books)]))
+        reference(pipes[-1], tmp)
     for p in pipes:
-        trials(p, args.dolma_trials if p.name == "dolma" else args.trials, rng, tmp)
+        trials(p, args.dolma_trials if p.label == "dolma" else args.trials, rng, tmp)
     return pipes
+
+
+def diachronic_books(tmp: Path, n: int = 6) -> Path | None:
+    """The first n Gutenberg books of ../shared (the diachronic pipeline needs real books), or None."""
+    src = ROOT.parent / "shared" / "data" / "gutenberg" / "texts"
+    if not src.is_dir():
+        print("[diachronic] skipped: ../shared/data/gutenberg/texts is absent", flush=True)
+        return None
+    books = tmp / "books"
+    books.mkdir()
+    for f in sorted(src.glob("*.txt"))[:n]:
+        shutil.copy(f, books / f.name)
+    return books
 
 
 def print_kill_table(pipes: list[Pipeline]) -> None:
     print()
-    print("kill -9 + rerun vs uninterrupted run (row sets: data/ + rejected/, id + sha256(text))")
-    hdr = f"{'pipeline':<10} {'ref s':>6} {'ref rows':>8} {'trials':>6} {'killed':>6} {'rerun ok':>8} " \
-          f"{'identical':>9} {'mismatch':>8}"
+    print("kill -9 + rerun vs uninterrupted run (row sets of every published Parquet folder: id + sha256(text or row))")
+    hdr = f"{'pipeline':<15} {'ref s':>6} {'ref rows':>8} {'trials':>6} {'killed':>6} {'rerun ok':>8} " \
+          f"{'identical':>9} {'mismatch':>8} {'mixed+complete':>14}"
     print(hdr)
     print("-" * len(hdr))
     for p in pipes:
         s = p.stats
-        print(f"{p.name:<10} {p.ref_wall:6.1f} {sum(p.ref_rows.values()):8d} {s['trials']:6d} {s['killed']:6d} "
-              f"{s['rerun_ok']:8d} {s['identical']:9d} {s['mismatch']:8d}")
+        print(f"{p.label:<15} {p.ref_wall:6.1f} {sum(p.ref_rows.values()):8d} {s['trials']:6d} {s['killed']:6d} "
+              f"{s['rerun_ok']:8d} {s['identical']:9d} {s['mismatch']:8d} {p.mixed_complete:14d}")
+    print("(dolma-w2: execution.workers=2; dolma-over-old: another config killed in the last 40% of its run, over "
+          "a complete older run; mixed+complete: a killed run left a manifest saying complete over rows of neither "
+          "run)")
     for p in pipes:
         for m in p.mismatches:
-            print(f"  MISMATCH {p.name} {m}")
+            print(f"  MISMATCH {p.label} {m}")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -588,7 +652,7 @@ def main() -> int:
     if tally:
         print_fuzz_table(tally)
     print(f"\n{time.monotonic() - t0:.0f}s")
-    bad = sum(p.stats["mismatch"] + p.stats["trials"] - p.stats["rerun_ok"] for p in pipes)
+    bad = sum(p.stats["mismatch"] + p.stats["trials"] - p.stats["rerun_ok"] + p.mixed_complete for p in pipes)
     if tally:
         bad += sum(c["crashes"] + c["unaccounted"] for c in tally.rows.values())
     return 1 if bad else 0
