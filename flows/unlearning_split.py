@@ -315,7 +315,7 @@ def _write_version(cfg: RemoveConfig, plan: rm.VersionPlan, key: str, tables: di
         under, leaf = (str(Path(kind).parent), Path(kind).name) if "/" in kind else (None, kind)
         if rm.is_internal(kind) or "id" not in t.column_names:
             kept = t
-            if not rm.is_internal(kind):
+            if not rm.is_internal(kind) and t.num_rows:
                 unchecked.append(kind)
         else:
             kept, tomb = rm.split_kind(t, hits.get(kind, {}), kind, plan.version)
