@@ -8,6 +8,7 @@ import numpy as np
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from corpora.manifest import now_iso
 from corpora.readers import FieldMap, expand_inputs, read_records
 from corpora.records import BadRecord
 from filters.quality import QualityTrainConfig, train_quality_model
@@ -49,6 +50,7 @@ def train_model(texts: list[str], y: np.ndarray, cfg: QualityTrainFlowConfig, ou
 @flow(name="quality-train", log_prints=True)
 def quality_train_flow(config: QualityTrainFlowConfig) -> dict:
     out = Path(config.output or "output/quality-train").resolve()
+    started = now_iso()
     texts, y, bad = load_labelled(config)
     report = train_model(texts, y, config, out)
     report["unreadable_records"] = bad
@@ -58,7 +60,24 @@ def quality_train_flow(config: QualityTrainFlowConfig) -> dict:
     console.print(f"model: {out}  (use: flows run dolma --set filters.quality.enabled=true "
                   f"--set filters.quality.model={out})")
     publish_artifact("quality-train-summary", f"# quality-train\n\n{msg}\n\nModel: `{out}`")
+    write_model_report(out, config, report, started)
     return {"output": str(out), "report": report}
+
+
+def write_model_report(out: Path, config: QualityTrainFlowConfig, report: dict, started: str) -> None:
+    """stats.json (the training report), manifest.json (config, inputs with sha256) and report.html beside the
+    model; no dataset card (a model folder is not a dataset)."""
+    from corpora.atomic import atomic_write_json
+    from corpora.hashing import sha256_file
+    from corpora.manifest import write_manifest
+    from flows.config import config_hash
+    from flows.run_report import write_run_report
+
+    atomic_write_json(out / "stats.json", report)
+    write_manifest(out, pipeline="quality-train", config=config.model_dump(mode="json"),
+                   config_hash=config_hash(config), outputs={}, started=started, status="complete",
+                   inputs=[{"path": str(p), "sha256": sha256_file(p)} for p in expand_inputs(config.inputs)])
+    write_run_report(out, "quality-train", card=False)
 
 
 PIPELINE = Pipeline(

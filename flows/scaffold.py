@@ -72,6 +72,9 @@ class Run:
         stats = {**stats, "invariant": invariant}
         atomic_write_json(self.out_dir / "stats.json", stats)
         self._write_manifest("complete" if invariant["holds"] else "invariant_failed", inputs, cfg_hash)
+        from flows.run_report import write_run_report  # report.html + README.md card; logs, never raises
+
+        write_run_report(self.out_dir, self.pipeline)
         if summary is not None:
             console.print(summary)
         publish_artifact(f"{self.pipeline}-summary", markdown or f"# {self.pipeline}: {self.out_dir}\n\n```\n"
