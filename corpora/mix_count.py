@@ -55,7 +55,7 @@ class TokenCounter:
 
     def count(self, texts: list[str]) -> np.ndarray:
         enc = self.tok.encode_batch_fast(texts, add_special_tokens=self.add_special_tokens)
-        return np.fromiter((len(e.ids) for e in enc), dtype=np.int32, count=len(texts))
+        return np.fromiter((len(e) for e in enc), dtype=np.int32, count=len(texts))
 
 
 @dataclass

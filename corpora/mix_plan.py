@@ -96,6 +96,11 @@ def read_shares_file(path: str) -> dict[str, float]:
 def resolve_shares(cfg: MixPlanConfig, source_shares: dict[str, float | None]) -> dict[str, float]:
     """Raw shares per group (not normalised): shares_file > shares > the sources' `share` (by source)."""
     shares = dict(cfg.shares)
+    if cfg.by != "source":
+        given = [n for n, s in source_shares.items() if s is not None]
+        if given:
+            raise PlanError(f"source '{given[0]}' sets a share, but shares are by '{cfg.by}': name the groups in "
+                            f"`shares` / `shares_file`")
     if cfg.by == "source":
         for name, s in source_shares.items():
             if s is not None and name not in shares:

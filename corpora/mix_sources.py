@@ -50,6 +50,7 @@ class MixSource(StrictModel):
     id_field: str = "id"
     include: list[str] = []  # rules that must all hold (see corpora/mix_rules.py)
     exclude: list[str] = []  # a row matching any of these is left out
+    folder_columns: list[str] = []  # names for the folder levels under a named folder, e.g. [slice, split]
     share: float | None = Field(None, ge=0)  # target share of tokens (by: source); or `shares` / `shares_file`
     max_epochs: float | None = Field(None, gt=0)  # cap on repetitions per document (default: the mix's)
     columns: list[str] | None = None  # data/attribute columns carried into the output (null: all)
@@ -245,14 +246,18 @@ def _load_attributes(files: list[Path], names: list[str]) -> pa.Table:
     return t
 
 
-def _partitions(path: Path, root: Path) -> tuple[tuple[str, str], ...]:
+def _partitions(path: Path, root: Path, names: list[str] = ()) -> tuple[tuple[str, str], ...]:
+    """Columns from the folders between `root` and the file: `key=value` folders (Hive), and the folder at
+    level i named `names[i]` (e.g. diachronic `slices/<slice>/<split>/`)."""
     if path == root:
         return ()
     out = []
-    for part in path.relative_to(root).parts[:-1]:
+    for i, part in enumerate(path.relative_to(root).parts[:-1]):
         m = PARTITION.match(part)
         if m:
             out.append((m.group(1), m.group(2)))
+        elif i < len(names):
+            out.append((names[i], part))
     return tuple(out)
 
 
@@ -280,7 +285,7 @@ def resolve_source(spec: MixSource, work_dir: Path | None = None, stage: bool = 
     for raw in spec.paths:
         root = source_path(raw).resolve()
         for p in expand_inputs([root]):
-            parts_ = _partitions(p, root) if root.is_dir() else ()
+            parts_ = _partitions(p, root, spec.folder_columns) if root.is_dir() else ()
             if p.name.endswith(".parquet"):
                 targets = [p]
             elif not stage:  # preflight: a staged input's columns, without staging it

@@ -8,6 +8,7 @@ Logic: corpora/mix_rules.py, mix_sources.py, mix_count.py, mix_plan.py, mix_shuf
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 from prefect import flow, task
@@ -172,11 +173,15 @@ def mix_flow(config: MixConfig) -> dict:
         run_logger().info("demo mixture of the bundled sample: budget %d tokens (set sources / budget_tokens)",
                           DEMO_BUDGET)
     counter = TokenCounter(_tokenizer_path(config), config.tokenizer.add_special_tokens)
+    seconds, t0 = {}, time.perf_counter()
     sources = resolve_sources(config, work)
+    seconds["resolve"], t0 = time.perf_counter() - t0, time.perf_counter()
     counts = {s.name: count_tokens(s, config, counter, work) for s in sources}
+    seconds["count"], t0 = time.perf_counter() - t0, time.perf_counter()
     index_files = [Path(d["dir"]) / "index.parquet" for s in sources for d in counts[s.name]]
     plan = make_plan(config, index_files, {s.name: s.spec.share for s in sources},
                      {s.name: s.spec.max_epochs for s in sources}, config.seed)  # PlanError: nothing written
+    seconds["plan"], t0 = time.perf_counter() - t0, time.perf_counter()
     console.print(plan_table(plan))
     console.print(rules_table(sources, counts))
     run = Run.start("mix", config, kinds=KINDS, clear=False)
@@ -185,13 +190,16 @@ def mix_flow(config: MixConfig) -> dict:
               if g.available_tokens)
     nbuckets = max(1, math.ceil(est * 1.25 / (config.shuffle.bucket_mb * 2 ** 20)))
     scattered = [x for s in sources for x in scatter(s, counts[s.name], plan, work, nbuckets, schema, config)]
+    seconds["scatter"], t0 = time.perf_counter() - t0, time.perf_counter()
     gathered = gather(scattered, nbuckets, schema, work)
+    seconds["gather"], t0 = time.perf_counter() - t0, time.perf_counter()
     run.publish("data", [p for p, _ in gathered], schema)
     run.publish("excluded", [Path(d["dir"]) / "excluded.parquet" for s in sources for d in counts[s.name]],
                 EXCLUDED_SCHEMA)
     run.publish("quarantine", [p for s in sources for p in s.quarantine_parts]
                 + [Path(d["dir"]) / "quarantine.parquet" for s in sources for d in counts[s.name]],
                 QUARANTINE_SCHEMA)
+    seconds["publish"] = time.perf_counter() - t0
     per_source = {s.name: _source_stats(s, counts[s.name]) for s in sources}
     planned_rows = sum(g.rows for g in plan.groups.values())
     data_rows = run.rows("data")
@@ -209,7 +217,7 @@ def mix_flow(config: MixConfig) -> dict:
     atomic_write_json(out_dir / "plan.json", {**summary, "sources": per_source})
     dup = sum(d["duplicate_keys"] for _, d in gathered)
     stats = {"plan": summary, "sources": per_source, "buckets": nbuckets, "duplicate_rows": dup,
-             "tokenizer": str(counter.file)}
+             "tokenizer": str(counter.file), "seconds": {k: round(v, 3) for k, v in seconds.items()}}
     if dup:
         run_logger().warning("%d output rows repeat a (source, id, epoch) of another row: ids repeat within a "
                              "source", dup)

@@ -244,3 +244,18 @@ def test_preflight_names_bad_rules_columns_and_sources(tmp_path, tokenizer):
         preflight(MixConfig(output=str(tmp_path / "o"), inputs=[str(aligned)]))
     with pytest.raises(ValueError, match="output .* is inside the input folder|inside the input folder"):
         preflight(MixConfig(output=str(aligned / "data" / "out"), sources=[MixSource(**src)]))
+
+
+def test_folder_columns_and_hive_partitions_become_columns(tmp_path):
+    from corpora.mix_sources import resolve_source
+
+    for slice_, split in (("1750_1820", "train"), ("1750_1820", "test"), ("1910_1940", "train")):
+        d = tmp_path / "slices" / slice_ / split / "lang=en"
+        d.mkdir(parents=True)
+        pq.write_table(pa.table({"id": [f"{slice_}-{split}"], "text": ["a paragraph"]}), d / "part-00000.parquet")
+    src = resolve_source(MixSource(name="books", paths=[str(tmp_path / "slices")], folder_columns=["slice", "split"]))
+    assert [dict(f.partitions) for f in src.files] == [
+        {"slice": "1750_1820", "split": "test", "lang": "en"}, {"slice": "1750_1820", "split": "train", "lang": "en"},
+        {"slice": "1910_1940", "split": "train", "lang": "en"}]
+    t = pa.concat_tables([b for f in src.files for b in src.read(f, ["id", "slice", "split", "lang"])])
+    assert t.column("slice").to_pylist() == ["1750_1820", "1750_1820", "1910_1940"]

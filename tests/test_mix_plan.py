@@ -184,3 +184,9 @@ def test_few_large_documents_still_land_within_tolerance(tmp_path):
     g = plan.groups["books"]
     assert g.status == "ok" and abs(g.delivered_tokens - g.target_tokens) <= 0.01 * g.target_tokens
     assert _delivered(plan, t)["books"][0] == g.delivered_tokens
+
+
+def test_source_share_with_shares_by_a_column_is_an_error(tmp_path):
+    files, _ = _index(tmp_path, {"de": (10, 10.0)})
+    with pytest.raises(PlanError, match="source 'web' sets a share, but shares are by 'lang'"):
+        make_plan(MixPlanConfig(by="lang", shares={"de": 1.0}), files, {"web": 0.5}, {}, 0)
