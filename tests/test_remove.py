@@ -164,6 +164,20 @@ def test_a_second_removal_on_the_new_version(lineage_world):
     assert again["output"] == str(v3) and (v3 / "manifest.json").stat().st_mtime_ns == stamp
 
 
+def test_cli_remove_into_an_explicit_output(lineage_world):
+    """`flows run remove --corpus DIR --ids FILE --output DIR` as a user types it (in process)."""
+    w = lineage_world
+    ids = w["base"] / "ids-cli.txt"
+    ids.write_text(w["seeds"][2]["id"] + "\n")
+    out = w["base"] / "chosen-version"
+    r = CliRunner().invoke(app, ["run", "remove", "--corpus", str(w["corpus"]), "--ids", str(ids),
+                                 "--output", str(out)])
+    assert r.exit_code == 0, r.output
+    assert w["seeds"][2]["id"] not in {x["id"] for x in rows(out, "data")}
+    assert [t["id"] for t in rows(out, "tombstones")] == [w["seeds"][2]["id"]]
+    assert json.loads((out / "changelog.json").read_text())[0]["version"] == "chosen-version"
+
+
 def test_slices_of_a_removed_work_go_with_it(tmp_path):
     """Lineage inside one version (diachronic: works/ and the slices cut from them, linked by work_id)."""
     works = pa.table({"id": ["w1", "w2"], "text": ["Full text one.", "Full text two."],
