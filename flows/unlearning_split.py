@@ -306,6 +306,7 @@ def _write_version(cfg: RemoveConfig, plan: rm.VersionPlan, key: str, tables: di
                     kinds=(), clear=False)
     work = run.out_dir / WORK
     tomb_parts, unchecked, rows_in, rows_out = [], [], 0, 0
+    source_files = rm.dataset_kinds(plan.source)
     old_tomb = tables.get(rm.TOMBSTONES)
     if old_tomb is not None and old_tomb.num_rows:
         tomb_parts.append(old_tomb)
@@ -318,12 +319,16 @@ def _write_version(cfg: RemoveConfig, plan: rm.VersionPlan, key: str, tables: di
             if not rm.is_internal(kind) and t.num_rows:
                 unchecked.append(kind)
         else:
-            kept, tomb = rm.split_kind(t, hits.get(kind, {}), kind, plan.version)
-            tomb_parts.append(tomb)
+            kept, tomb = rm.split_kind(t, hits.get(kind, {}), kind, plan.version) if hits.get(kind) else (t, None)
+            if tomb is not None:
+                tomb_parts.append(tomb)
         rows_in += t.num_rows if not rm.is_internal(kind) else 0
         rows_out += kept.num_rows if not rm.is_internal(kind) else 0
-        path = write_table_atomic(work / (kind.replace("/", "__") + ".parquet"), kept).path
-        run.publish(leaf, [Path(path)], schemas[kind], under=Path(under) if under else None, name=kind)
+        if kept is t:  # nothing removed: the source shards are republished as they are (one write, not two)
+            files = source_files[kind]
+        else:
+            files = [Path(write_table_atomic(work / (kind.replace("/", "__") + ".parquet"), kept).path)]
+        run.publish(leaf, files, schemas[kind], under=Path(under) if under else None, name=kind)
     for kind, t in extra_kinds.items():  # regenerate/<dataset>
         path = write_table_atomic(work / (kind.replace("/", "__") + ".parquet"), t).path
         run.publish(Path(kind).name, [Path(path)], t.schema, under=Path(kind).parent, name=kind)
