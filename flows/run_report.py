@@ -49,6 +49,7 @@ NOT_SCORES = {"dup_cluster_size", "completion_tokens", "prompt_tokens", "attempt
               "pii_emails", "pii_phones", "pii_ips", "pii_original_chars", "c4_original_chars", "paragraph_index",
               "author_birth", "author_death", "year_low", "year_high", "sentence_index"}
 KEPT, REJECTED = "#3a7d44", "#c0392b"
+OTHER_COLORS = ("#4c72b0", "#dd8452", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd")  # no green/red
 
 
 # ---- reading a run ---------------------------------------------------------------------------------------------
@@ -212,7 +213,7 @@ def status_colors(statuses: Iterable[str]) -> dict[str, str]:
         elif low in ("fail", "failed", "rejected", "error", "invalid"):
             out[st] = REJECTED
         else:
-            out[st], i = f"C{i}", i + 1
+            out[st], i = OTHER_COLORS[i % len(OTHER_COLORS)], i + 1
     return out
 
 
