@@ -60,7 +60,24 @@ def pipeline_flow(pipeline: str, config: dict[str, Any]) -> dict:
     check_output(cfg.output, list(getattr(cfg, "inputs", []) or []))
     if p.preflight is not None:
         p.preflight(cfg)
-    return p.flow(cfg)
+    runner = task_runner_for(cfg)
+    return (p.flow.with_options(task_runner=runner) if runner is not None else p.flow)(cfg)
+
+
+def task_runner_for(cfg: BaseModel):
+    """`prefect-ray`'s RayTaskRunner for a generator run whose shards are Prefect tasks (`generation.shard_tasks`,
+    or a round's) with `execution.executor=ray` (the cluster at `execution.ray_address`); None: the flow's own."""
+    gen, ex = getattr(cfg, "generation", None), getattr(cfg, "execution", None)
+    if gen is None or ex is None or ex.executor != "ray":
+        return None
+    if not (getattr(gen, "shard_tasks", False) or any(r.shard_tasks for r in getattr(gen, "rounds", {}).values())):
+        return None
+    try:
+        from prefect_ray import RayTaskRunner
+    except ImportError:
+        raise ValueError("execution.executor=ray with generation.shard_tasks needs prefect-ray (pip install "
+                         "prefect-ray)") from None
+    return RayTaskRunner(address=ex.ray_address)
 
 
 # ---- prefect.yaml -> validated specs --------------------------------------------------------------------------
