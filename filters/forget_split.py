@@ -334,6 +334,8 @@ def assign_splits(corpus: Corpus, spec: ForgetSpec, *, group_by: str | None = No
             groups = [None if g is None else str(g) for g in table.column(group_by).to_pylist()]
         else:
             raise InputError(f"group_by: the corpus has no column '{group_by}' (columns: {', '.join(table.column_names)})")
+    if groups is not None and n and all(g is None for g in groups):
+        raise InputError(f"group_by={group_by}: no row has one (QA corpora: qa.rows_per_author gives TOFU's authors)")
     roots = cluster_roots(texts, ids, near_dup)
     unit_of = units(roots, groups)
     members: dict[int, list[int]] = {}

@@ -224,6 +224,8 @@ def test_bad_input_is_named_or_quarantined(tmp_path):
     assert c.records_read == 4 and c.table.num_rows == 2 and [q["location"] for q in c.quarantine] == ["item 1",
                                                                                                         "item 2"]
     assert c.table.column("id").to_pylist() == ["qa-00000", "qa-00003"]  # ids are positions, bad rows included
+    with pytest.raises(InputError, match="group_by=author: no row has one"):
+        fs.assign_splits(c, fs.ForgetSpec(fraction=0.5), group_by="author")
     with pytest.raises(InputError, match="forget.qa_file matches QA rows"):
         fs.assign_splits(_docs(tmp_path, [{"id": "a", "text": "t"}]), fs.ForgetSpec(qa_file=[str(qa)]))
 
