@@ -70,6 +70,21 @@ def read_state(state_dir: Path) -> dict | None:
         return None
 
 
+def scheduler_problem() -> str | None:
+    """Prefect 3.6's scheduler service fails on every loop under SQLAlchemy 2.1 ("Can't evaluate bulk DML
+    statement"): schedules never create runs. None when the installed SQLAlchemy is fine."""
+    try:
+        from importlib.metadata import version
+
+        major, minor = (int(x) for x in version("sqlalchemy").split(".")[:2])
+    except Exception:  # noqa: BLE001 - unknown version: say nothing
+        return None
+    if (major, minor) >= (2, 1):
+        return (f"SQLAlchemy {major}.{minor} is installed: Prefect 3.6's scheduler fails with it, so scheduled "
+                f"deployments never fire (pip install 'sqlalchemy>=2.0,<2.1')")
+    return None
+
+
 def start_server(state_dir: Path, host: str = "127.0.0.1", port: int = 4200, ui: bool = True,
                  timeout_s: float = 90.0, extra_env: dict[str, str] | None = None) -> dict:
     """Start a Prefect server in the background and wait until /api/health answers. Raises RuntimeError with
@@ -211,6 +226,8 @@ def start_cmd(host: str = typer.Option("127.0.0.1", "--host", help="address to b
     typer.echo(f"Prefect server running at {state['url']} (pid {state['pid']}, database {state['database']}, "
                f"log {state['log']})")
     typer.echo(f"export PREFECT_API_URL={state['url']}")
+    if scheduler_problem():
+        typer.echo(f"warning: {scheduler_problem()}", err=True)
 
 
 @server_app.command("stop")

@@ -145,8 +145,10 @@ def _pg_user() -> str | None:
 @pytest.fixture
 def postgres():
     """A throwaway PostgreSQL 15 cluster on a free port (run as `nobody` when we are root: postgres refuses root)."""
-    initdb = shutil.which("initdb") or str(PG_BIN / "initdb")
-    pg_ctl = shutil.which("pg_ctl") or str(PG_BIN / "pg_ctl")
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    pg_bin = bins[-1].parent if bins else PG_BIN
+    initdb = shutil.which("initdb") or str(pg_bin / "initdb")
+    pg_ctl = shutil.which("pg_ctl") or str(pg_bin / "pg_ctl")
     if not Path(initdb).exists() or not Path(pg_ctl).exists():
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not installed (apt-get install postgresql)")
     try:
@@ -174,7 +176,7 @@ def postgres():
     try:
         if r.returncode != 0:
             pytest.skip(f"pg_ctl start failed: {(base / 'pg.log').read_text()[-300:] if (base / 'pg.log').exists() else r.stderr}")
-        psql = str(PG_BIN / "psql") if (PG_BIN / "psql").exists() else "psql"
+        psql = str(pg_bin / "psql") if (pg_bin / "psql").exists() else "psql"
         subprocess.run(as_user + [psql, "-h", "127.0.0.1", "-p", str(port), "-U", "prefect", "-d", "postgres", "-c",
                                   "CREATE DATABASE prefect"], check=True, capture_output=True)
         yield {"url": f"postgresql+asyncpg://prefect@127.0.0.1:{port}/prefect", "port": port, "psql": psql,
