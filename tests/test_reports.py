@@ -158,6 +158,22 @@ def sphinx_layout(base: Path) -> Path:
     return out
 
 
+def sphinx_output(base: Path) -> Path:
+    """The real sphinx pipeline on its bundled sample with the hand-written translations of tests/test_sphinx_flow.py
+    (replayed): pass and fail rows in three languages."""
+    def build(out):
+        from flows.config import load_config
+        from flows.sphinx import SphinxConfig, sphinx_flow
+        from tests.test_sphinx_flow import THREE, replay_file
+
+        inputs = out.parent / "sphinx_inputs"
+        inputs.mkdir(parents=True, exist_ok=True)
+        sphinx_flow(load_config(SphinxConfig, output=str(out), sets=THREE + [
+            "generation.backend.kind=replay", f"generation.backend.path={replay_file(inputs)}",
+            "generation.max_retries=0", "generation.backoff_s=0"]))
+    return _once(base, "sphinx", build)
+
+
 def unknown_layout(base: Path) -> Path:
     out = base / "mystery"
     if out.exists():
@@ -181,6 +197,7 @@ def runs_dir(tmp_path_factory) -> Path:
 def runs(runs_dir, prefect_harness) -> dict[str, Path]:
     return {"dolma": dolma_output(runs_dir), "textbooks": textbooks_output(runs_dir),
             "diachronic": diachronic_output(runs_dir), "sphinx": sphinx_layout(runs_dir),
+            "sphinx_run": sphinx_output(runs_dir),
             "mystery": unknown_layout(runs_dir)}
 
 
@@ -192,7 +209,7 @@ def render(page: Path, screenshot: Path | None = None) -> tuple[str, list[str]]:
     url = page.resolve().as_uri()
     dom = subprocess.run(flags + ["--dump-dom", url], capture_output=True, text=True, timeout=120)
     console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
-    if screenshot is not None:
+    if screenshot is not None and (screenshot.name == "report-dolma.png" or os.environ.get("FLOWS_REPORT_SCREENSHOTS")):
         subprocess.run(flags + ["--window-size=1200,2600", f"--screenshot={screenshot}", url], capture_output=True,
                        timeout=120, check=True)
         keep = os.environ.get("FLOWS_REPORT_SCREENSHOTS")
@@ -293,6 +310,25 @@ def test_per_language_report_on_the_sphinx_layout(runs, tmp_path):
     assert '<td class="">sw</td><td class="num">8</td><td class="num">0.25</td><td class="num">16</td>' \
            '<td class="num">0.625</td>' in sec
     assert "<td class=\"\">sw: spans</td><td class=\"num\">3</td>" in sec and "sw: len_ratio" in sec
+
+
+@needs_chromium
+def test_sphinx_run_report_matches_its_stats(runs):
+    """On the real pipeline's output: pass rate and span preservation per language, recomputed from the shards,
+    equal what the generator counted in stats.json."""
+    out = runs["sphinx_run"]
+    dom, console = render(out / "report.html")
+    assert console == []
+    assert {"Generation", "Per language"} <= set(headings(dom))
+    sec = dom.split("<h2>Per language</h2>")[1]
+    langs = json.loads((out / "stats.json").read_text())["sphinx"]["languages"]
+    assert len(langs) == 3
+    for lang, st in langs.items():
+        assert (f'<td class="">{lang}</td><td class="num">{st["rows"]}</td><td class="num">{st["pass_rate"]:.4g}'
+                f'</td><td class="num">{st["spans"]}</td><td class="num">{st["span_preservation_rate"]:.4g}</td>'
+                in sec), lang
+    gen = dom.split("<h2>Generation</h2>")[1].split("</section>")[0]
+    assert "data: status per round" in gen  # acceptance over the translate#<lang> rounds
 
 
 def test_without_a_manifest_every_parquet_folder_is_an_output(runs, tmp_path):
