@@ -32,7 +32,16 @@ def report_cmd(out_dir: Path = typer.Argument(..., help="a run's output folder")
         typer.echo(f"card: {card_path}")
 
 
+# beside the text: the decision, the scores (numbers, flags) and these short labels; not the provenance ids
+DECISIONS = {"language", "lang", "status", "finish_reason", "round", "model", "slice", "split", "date_source",
+             "decided_by", "style", "audience", "mode", "type", "title", "author", "rule", "tier", "seed_source",
+             "contaminated_by", "dup_cluster_id", "undated_reason"}
+QUIET = {"completion_index", "attempts", "retryable", "prompt_tokens", "paragraph_index", "sentence_index"}
+
+
 def _value(v) -> str:
+    if isinstance(v, str) and len(v) > 200:
+        return v[:199] + "…"
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, list):
@@ -62,6 +71,9 @@ def inspect_cmd(out_dir: Path = typer.Argument(..., help="a run's output folder"
     except (FileNotFoundError, NotADirectoryError) as e:
         _fail(str(e))
         return
+    if kind is None and reason is not None and "rejected" in run.kinds and "data" in run.kinds and \
+            run.has("data", "reason") and not sample_rows(run, "rejected", reason=reason, limit=1)[0]:
+        kind = "data"  # failing rows kept in data/ with their reason (e.g. sphinx's status=fail)
     kind = kind or ("rejected" if reason else "data")
     if kind not in run.kinds:
         _fail(f"{out_dir}: no output '{kind}' (outputs: {', '.join(run.kinds) or 'none'})")
@@ -97,8 +109,9 @@ def inspect_cmd(out_dir: Path = typer.Argument(..., help="a run's output folder"
         if columns:
             shown = [(c, r.get(c)) for c in columns if c != text_col]
         else:
-            shown = [(c, v) for c, v in r.items() if v is not None and c not in WIDE_COLUMNS and c != "id"
-                     and not (isinstance(v, str) and len(v) > 60) and c not in ("source", "url", "created")]
+            shown = [(c, v) for c, v in r.items() if v is not None and c != "id" and c not in WIDE_COLUMNS
+                     and c not in QUIET and (c in ("reason", "reason_detail", "error") or c in DECISIONS
+                                             or isinstance(v, (int, float)))]
         first = [(c, v) for c, v in shown if c in ("reason", "reason_detail", "error")]
         rest = [(c, v) for c, v in shown if c not in ("reason", "reason_detail", "error")]
         why = "\n".join(f"[bold]{c}[/]={_value(v)}" if c in ("reason", "reason_detail") else f"{c}={_value(v)}"

@@ -907,6 +907,14 @@ WIDE_COLUMNS = {"text", "metadata", "prompt", "completion_unfiltered", "sampling
                 "candidates", "pairwise_rougeL", "x_l", "y_orig", "completion", "token_logprobs"}
 
 
+def reason_names(reason: Any) -> list[str]:
+    """"spans:<s1>:missing; lid=en" -> ["spans", "lid"] (several failed checks in one reason, as sphinx writes
+    them); a plain reason is its own name."""
+    if reason is None:
+        return []
+    return [p.split("=")[0].split(":")[0].strip() for p in str(reason).split("; ") if p.strip()]
+
+
 def sample_rows(run: RunOutputs, kind: str, *, reason: str | None = None, limit: int = 5,
                 columns: list[str] | None = None) -> tuple[list[dict], Counter]:
     """Up to `limit` rows of `kind` (first ones in shard order) whose `reason` or `reason_detail` is `reason`
@@ -929,8 +937,11 @@ def sample_rows(run: RunOutputs, kind: str, *, reason: str | None = None, limit:
                 rt = pf.read_row_group(g, columns=rcols).to_pydict()
                 rs = rt.get("reason") or [None] * pf.metadata.row_group(g).num_rows
                 ds = rt.get("reason_detail") or [None] * len(rs)
-                seen.update(str(r) for r in rs)
-                idx = [i for i, (r, d) in enumerate(zip(rs, ds)) if reason in (r, d, f"{r}:{d}")]
+                checks = [reason_names(r) for r in rs]
+                for names in checks:
+                    seen.update(names)
+                idx = [i for i, (r, d, names) in enumerate(zip(rs, ds, checks))
+                       if reason in (r, d, f"{r}:{d}") or reason in names]
                 if not idx:
                     continue
                 table = pf.read_row_group(g, columns=want).take(pa.array(idx[:limit - len(out)]))

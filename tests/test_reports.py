@@ -329,6 +329,13 @@ def test_sphinx_run_report_matches_its_stats(runs):
                 in sec), lang
     gen = dom.split("<h2>Generation</h2>")[1].split("</section>")[0]
     assert "data: status per round" in gen  # acceptance over the translate#<lang> rounds
+    # failing rows stay in data/ with their checks joined by "; ": inspect finds them by check name
+    from flows.cli import app
+
+    failed = [r for r in pq.read_table(out / "data").to_pylist() if r["status"] == "fail"]
+    check = failed[0]["reason"].split("; ")[0].split("=")[0].split(":")[0]
+    res = CliRunner().invoke(app, ["inspect", str(out), "--reason", check, "--limit", "1"], env={"COLUMNS": "140"})
+    assert res.exit_code == 0 and "data/ of" in res.output and "status=fail" in res.output, res.output
 
 
 def test_without_a_manifest_every_parquet_folder_is_an_output(runs, tmp_path):
