@@ -318,16 +318,23 @@ def _span(f: str, p: Protected, status: str) -> dict:
 
 
 # ---- LANGIT neighbours ---------------------------------------------------------------------------------------
-def nearest(query: np.ndarray, pool: np.ndarray, exclude: Sequence[set[int]], n: int) -> list[list[int]]:
+def nearest(query: np.ndarray, pool: np.ndarray, exclude: Sequence[set[int]], n: int, block: int = 1024
+            ) -> list[list[int]]:
     """For each query row, the indices of its n most similar pool rows (cosine of L2-normalised vectors; ties by
-    index), never an excluded one."""
+    index), never an excluded one. Blocks of `block` query rows: memory is block x pool, not query x pool."""
     if n == 0 or not len(pool):
         return [[] for _ in range(len(query))]
-    sims = query @ pool.T
     out = []
-    for i, row in enumerate(sims):
-        order = np.lexsort((np.arange(len(row)), -row))
-        out.append([int(j) for j in order if int(j) not in exclude[i]][:n])
+    for b in range(0, len(query), block):
+        sims = query[b:b + block] @ pool.T
+        for i, row in enumerate(sims, b):
+            k = min(len(row), n + len(exclude[i]))  # enough candidates to survive the exclusions
+            cand = np.argpartition(-row, k - 1)[:k] if k < len(row) else np.arange(len(row))
+            # exact ties at the cut: take every candidate with the k-th score, then order by (score, index)
+            cut = row[cand].min()
+            cand = np.flatnonzero(row >= cut)
+            order = cand[np.lexsort((cand, -row[cand]))]
+            out.append([int(j) for j in order if int(j) not in exclude[i]][:n])
     return out
 
 
@@ -348,8 +355,12 @@ def add_neighbours(rows: list[dict], cfg: NShotConfig, encoder) -> None:
             vecs = encoder([r[key] or "" for r in group])
             index = {r["id"]: i for i, r in enumerate(group)}
             pvecs = vecs[[index[p["id"]] for p in pool]]
-            excl = [{j for j, p in enumerate(pool) if p["id"] == r["id"] or p["src_id"] == r["src_id"]
-                     or _norm(p["instruction_en"]) == _norm(r["instruction_en"])} for r in group]
+            same: dict[tuple[str, str], set[int]] = {}
+            for j, p in enumerate(pool):
+                for k in (("id", p["id"]), ("src", p["src_id"]), ("en", _norm(p["instruction_en"]))):
+                    same.setdefault(k, set()).add(j)
+            excl = [same.get(("id", r["id"]), set()) | same.get(("src", r["src_id"]), set())
+                    | same.get(("en", _norm(r["instruction_en"])), set()) for r in group]
             for r, nb in zip(group, nearest(vecs, pvecs, excl, cfg.n)):
                 r["nshot_ids"] = [pool[j]["id"] for j in nb]
         if cfg.render_messages:
@@ -378,12 +389,14 @@ def run(cfg: SphinxConfig, records: Sequence[Any], rounds) -> GeneratorResult:
     for lang in codes:
         out = rounds.generate(f"translate#{lang}", [q for s in draws[lang] for q in requests_for(s, lang, cfg)])
         gen_s += rounds.reports.get(f"translate#{lang}", {}).get("wall_s", 0.0)
-        ok = {(r["src_id"], r["part"]): {**r} for r in out.ok}
-        bad = {(r["src_id"], r["part"]): r for r in out.failed}
+        ok: dict[str, dict[str, dict]] = {}
+        bad: dict[str, dict[str, dict]] = {}
+        for r in out.ok:
+            ok.setdefault(r["src_id"], {})[r["part"]] = r
+        for r in out.failed:
+            bad.setdefault(r["src_id"], {})[r["part"]] = r
         for s in draws[lang]:
-            recs = {p: r for (sid, p), r in ok.items() if sid == s.id}
-            fails = {p: r for (sid, p), r in bad.items() if sid == s.id}
-            row, why = assemble(s, lang, recs, fails, cfg, lid)
+            row, why = assemble(s, lang, ok.get(s.id, {}), bad.get(s.id, {}), cfg, lid)
             (rejected if why else rows).append(row)
     t1 = time.perf_counter()
     if cfg.nshot.n or cfg.nshot.render_messages:

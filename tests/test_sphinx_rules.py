@@ -162,3 +162,35 @@ def test_shipped_default_config_matches_the_model():
 
     shipped = Path(__file__).resolve().parents[1] / "configs" / "sphinx.yaml"
     assert yaml.safe_load(shipped.read_text(encoding="utf-8")) == yaml.safe_load(defaults_yaml(SphinxConfig))
+
+
+def test_failed_generation_and_keep_failed_false_go_to_rejected(lid):
+    s = source("Give one reason to sleep well.", "", "Sleep helps the body repair itself.", rid="g1")
+    cfg = SphinxConfig(targets=["de"])
+    failed = {"instruction": {"error": "replay: 0 of 1 completion(s)", "model": "m", "backend": "replay"}}
+    ok = {"response": {"text": "Schlaf hilft dem Körper, sich zu erholen.", "finish_reason": "stop", "model": "m",
+                       "backend": "replay", "completion_tokens": 9}}
+    row, why = assemble(s, "de", ok, failed, cfg, lid)
+    assert why == "generation_failed" and "instruction: replay: 0 of 1" in row["error"]
+    english = {p: {"text": getattr(s, p), "finish_reason": "stop", "model": "m", "backend": "replay",
+                   "completion_tokens": 5} for p in ("instruction", "response")}
+    row, why = assemble(s, "de", english, {}, cfg, lid)
+    assert why is None and row["status"] == "fail" and row["reason"].startswith("lid_instruction=en")
+    strict = SphinxConfig(targets=["de"], keep_failed=False)
+    row, why = assemble(s, "de", english, {}, strict, lid)
+    assert why == "translation_check" and row["reason"] == "translation_check"
+    assert row["reason_detail"].startswith("lid_instruction=en")
+
+
+def test_blocked_nearest_equals_brute_force_with_ties():
+    rng = np.random.default_rng(0)
+    q = np.round(rng.normal(size=(600, 8)), 1)  # rounded: many exact ties
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    q[300:] = q[:300]  # duplicated vectors: ties everywhere
+    excl = [{i, (i + 300) % 600} for i in range(600)]
+
+    def brute(i):
+        row = q[i] @ q.T
+        return [int(j) for j in np.lexsort((np.arange(600), -row)) if int(j) not in excl[i]][:4]
+
+    assert nearest(q, q, excl, 4, block=64) == [brute(i) for i in range(600)]
