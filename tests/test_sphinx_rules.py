@@ -194,3 +194,22 @@ def test_blocked_nearest_equals_brute_force_with_ties():
         return [int(j) for j in np.lexsort((np.arange(600), -row)) if int(j) not in excl[i]][:4]
 
     assert nearest(q, q, excl, 4, block=64) == [brute(i) for i in range(600)]
+
+
+def test_ensemble_instruct_output_is_a_source(tmp_path):
+    """Rows in the schema ensemble-instruct publishes (data/part-*.parquet), read by the flow's reader."""
+    import pyarrow.parquet as pq
+
+    from corpora.generated import generated_schema, to_table
+    from corpora.readers import FieldMap, read_records
+    from generators.ensemble_instruct import FIELDS
+
+    rows = [{"id": "ei-1", "text": "Add the numbers.\n\n2 and 3\n\n5", "source": "ensemble-instruct",
+             "instruction": "Add the numbers.", "input": "2 and 3", "output": "5", "type": "A"},
+            {"id": "ei-2", "text": "Name a warm colour.\n\nRed.", "source": "ensemble-instruct",
+             "instruction": "Name a warm colour.", "input": "", "output": "Red.", "type": "B"}]
+    path = tmp_path / "part-00000.parquet"
+    pq.write_table(to_table(rows, generated_schema(FIELDS)), path)
+    srcs = [english_source(r) for r in read_records(path, FieldMap(text_field="instruction"))]
+    assert [(s.id, s.instruction, s.response, s.problem) for s in srcs] == [
+        ("ei-1", "Add the numbers.\n\n2 and 3", "5", None), ("ei-2", "Name a warm colour.", "Red.", None)]
