@@ -178,7 +178,8 @@ def has_letters(s: str) -> bool:
 
 _CODE_LINE = re.compile(r"^\s*(?:def |class |import |from \S+ import|return\b|for .*:$|if .*:$|while .*:$|#include|"
                         r"public |private |function |var |let |const |SELECT |INSERT |\$ |>>> )|[;{}]\s*$")
-_MATH_TOKEN = re.compile(r"^[\d.,()+\-*/^=<>≤≥≠±×÷√%]*\d[\d.,()+\-*/^=<>≤≥≠±×÷√%a-zA-Z]*$|^[a-zA-Z]$|^[+\-*/^=<>×÷]$")
+_OPS = r"+\-*/^=<>≤≥≠±×÷√%"
+_MATH_TOKEN = re.compile(rf"^[\d.,(){_OPS}]*\d[\d.,(){_OPS}a-zA-Z]*$|^[a-zA-Z]$|^[+\-*/^=<>×÷]$")
 
 
 def code_math_share(text: str, formulas: bool = True) -> float:

@@ -30,7 +30,8 @@ TASKS: list[tuple[str, re.Pattern]] = [
     ("counting", re.compile(r"\bhow many (?:letters|characters|words|syllables|vowels|consonants|times)\b"
                             r"|\bcount (?:the )?(?:number of )?(?:letters|characters|words|syllables|vowels)\b"
                             r"|\b(?:number of|word|letter|character|syllable) count\b"
-                            r"|\b(?:starts?|begins?|ends?) with (?:the )?letter\b|\bletters? [\"'“‘][A-Za-z][\"'”’]|\bthe letter [A-Za-z]\b",
+                            r"|\b(?:starts?|begins?|ends?) with (?:the )?letter\b"
+                            r"|\bletters? [\"'“‘][A-Za-z][\"'”’]|\bthe letter [A-Za-z]\b",
                             re.I)),
     ("translate_this", re.compile(r"\btranslat\w*\b", re.I)),
     ("grammar", re.compile(r"\b(?:grammar|grammatical\w*|spelling|misspell\w*|typos?|proofread\w*|punctuation)\b", re.I)),

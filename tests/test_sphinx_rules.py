@@ -107,7 +107,8 @@ def test_checks_on_real_language_id(lid):
     refusal = check_row([Field_("response", "The shop is closed today.", "Lo siento, no puedo traducir esto.")],
                         "es", True, [], cfg, lid)
     assert "refusal_response" in refusal.failures
-    dense = check_row([Field_("instruction", "Explain why the sky is blue in one sentence.", "用一句话解释天空为什么是蓝色的。")],
+    sky = "Explain why the sky is blue in one sentence."
+    dense = check_row([Field_("instruction", sky, "用一句话解释天空为什么是蓝色的。")],
                       "zh", True, [], cfg, lid, (0.15, 1.3))
     assert not any(f.startswith("len_ratio") for f in dense.failures)
 
