@@ -140,3 +140,35 @@ def test_generation_shards_on_ray_task_runner_match_the_local_stage(ray_cluster)
     # the parts were written by Ray worker processes: the stage's loop finds every key cached
     again = run_generation(requests, bcfg, base / "stage_ray", shard_size=3, progress=False)
     assert (again.cached, again.generated) == (10, 0)
+
+
+@needs_prefect_cli
+def test_dating_on_ray_gives_the_works_of_the_local_executor(ray_cluster):
+    from flows.diachronic import DiachronicConfig, diachronic_flow
+    from test_diachronic_flow import gutenberg_book
+
+    base = ray_cluster["base"]
+    books = base / "books"
+    books.mkdir()
+    for n, (title, front) in enumerate([("The Old Mill", "LONDON\nJOHN MURRAY\n1855."),
+                                        ("The New Mill", "Copyright, 1912, by Jane Doe"),
+                                        ("A Third Mill", "First published 1914")]):
+        (books / f"{101 + n}.txt").write_text(gutenberg_book(101 + n, title, "Jane Doe", f"{title.upper()}\n\n{front}"),
+                                              encoding="utf-8")
+    authors = base / "authors.csv"
+    authors.write_text("author,birthdate,deathdate\n\"Doe, Jane\",1820,1915\n", encoding="utf-8")
+    common = dict(inputs=[str(books)], authors={"path": str(authors)},
+                  slicing={"budgets": {"train": 300, "dev": 40, "test": 150}})
+    local = diachronic_flow(DiachronicConfig(output=str(base / "dated-local"), **common))
+    on_ray = diachronic_flow(DiachronicConfig(output=str(base / "dated-ray"), **common,
+                                              execution=ExecutorConfig(executor="ray", workers=2)))
+
+    def table(out: Path, kind: str) -> list[dict]:
+        return [r for f in sorted((out / kind).rglob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+
+    works = table(base / "dated-ray", "works")
+    assert works == table(base / "dated-local", "works") and len(works) == 3
+    assert {w["year"] for w in works} == {1855, 1912, 1914}
+    assert table(base / "dated-ray", "slices") == table(base / "dated-local", "slices")
+    assert local["stats"]["invariant"] == on_ray["stats"]["invariant"]
+    assert any("ray_remote_kwargs" in p.read_text() for p in (base / "dated-ray").rglob("executor.json"))

@@ -43,6 +43,10 @@ def server(state_dir: Path, extra_env: dict | None = None):
     try:
         yield state
     finally:
+        with contextlib.suppress(Exception):  # send buffered run logs while the server still answers
+            from prefect.logging.handlers import APILogHandler
+
+            APILogHandler.flush()
         stop_server(state_dir)
 
 
