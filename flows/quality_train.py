@@ -60,24 +60,10 @@ def quality_train_flow(config: QualityTrainFlowConfig) -> dict:
     console.print(f"model: {out}  (use: flows run dolma --set filters.quality.enabled=true "
                   f"--set filters.quality.model={out})")
     publish_artifact("quality-train-summary", f"# quality-train\n\n{msg}\n\nModel: `{out}`")
-    write_model_report(out, config, report, started)
+    from flows.run_report import write_model_report  # manifest/stats/report.html beside the model (no card)
+
+    write_model_report(out, "quality-train", config, report, started)
     return {"output": str(out), "report": report}
-
-
-def write_model_report(out: Path, config: QualityTrainFlowConfig, report: dict, started: str) -> None:
-    """stats.json (the training report), manifest.json (config, inputs with sha256) and report.html beside the
-    model; no dataset card (a model folder is not a dataset)."""
-    from corpora.atomic import atomic_write_json
-    from corpora.hashing import sha256_file
-    from corpora.manifest import write_manifest
-    from flows.config import config_hash
-    from flows.run_report import write_run_report
-
-    atomic_write_json(out / "stats.json", report)
-    write_manifest(out, pipeline="quality-train", config=config.model_dump(mode="json"),
-                   config_hash=config_hash(config), outputs={}, started=started, status="complete",
-                   inputs=[{"path": str(p), "sha256": sha256_file(p)} for p in expand_inputs(config.inputs)])
-    write_run_report(out, "quality-train", card=False)
 
 
 PIPELINE = Pipeline(

@@ -951,3 +951,21 @@ def sample_rows(run: RunOutputs, kind: str, *, reason: str | None = None, limit:
             if len(out) >= limit:
                 return out, seen
     return out, seen
+
+
+def write_model_report(out: str | Path, pipeline: str, config: Any, report: dict, started: str) -> None:
+    """For a pipeline whose output is a model folder, not the run scaffold's tables (quality-train,
+    diachronic-train): stats.json (the training report), manifest.json (config, inputs with sha256) and report.html
+    beside the model; no dataset card (a model folder is not a dataset). Never raises on the report."""
+    from corpora.atomic import atomic_write_json
+    from corpora.hashing import sha256_file
+    from corpora.manifest import write_manifest
+    from corpora.readers import expand_inputs
+    from flows.config import config_hash
+
+    out = Path(out)
+    atomic_write_json(out / "stats.json", report)
+    inputs = [{"path": str(p), "sha256": sha256_file(p)} for p in expand_inputs(config.inputs)] if config.inputs else []
+    write_manifest(out, pipeline=pipeline, config=config.model_dump(mode="json"), config_hash=config_hash(config),
+                   outputs={}, started=started, status="complete", inputs=inputs)
+    write_run_report(out, pipeline, card=False)

@@ -426,3 +426,24 @@ def test_flows_report_rebuilds_and_inspect_shows_why(runs, tmp_path):
     assert res.exit_code == 2 and "outputs: data, rejected" in res.output
     res = cli.invoke(app, ["report", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "not a folder" in res.output
+
+
+def test_a_model_folder_gets_a_report_but_no_dataset_card(tmp_path, prefect_harness):
+    """quality-train / diachronic-train write a model, not tables: manifest (inputs with sha256), stats and a report
+    of the metrics beside it; a dataset card there would be wrong."""
+    from corpora.hashing import sha256_file
+    from flows.config import RunConfig
+    from flows.run_report import write_model_report
+
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text('{"text": "a page", "label": 1}\n')
+    model = tmp_path / "model"
+    model.mkdir()
+    write_model_report(model, "quality-train", RunConfig(inputs=[str(labelled)], output=str(model)),
+                       {"n": 499, "cv_auc_fasttext": 0.855, "cv_auc_model": 0.891}, "2026-12-01T00:00:00+00:00")
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["inputs"] == [{"path": str(labelled.resolve()), "sha256": sha256_file(labelled)}]
+    assert json.loads((model / "stats.json").read_text())["cv_auc_model"] == 0.891
+    page = (model / "report.html").read_text()
+    assert "<h2>Outputs at a glance</h2>" in page and "0.891" in page and "cv_auc_fasttext" in page
+    assert not (model / "README.md").exists()
