@@ -19,13 +19,12 @@ from rich.table import Table
 
 from corpora.atomic import atomic_write_json
 from corpora.mix_count import EXCLUDED_SCHEMA, SourceRules, TokenCounter, TokenizerConfig, count_file
-from corpora.mix_plan import MixPlan, MixPlanConfig, PlanError, make_plan, resolve_shares
+from corpora.mix_plan import MixPlan, MixPlanConfig, make_plan, resolve_shares
 from corpora.mix_shuffle import ShuffleConfig, gather_bucket, output_schema, scatter_file
 from corpora.mix_sources import MixSource, ResolvedSource, resolve_source
 from corpora.plan import WORK_DIR, OutputError, check_output, clear_output
 from corpora.readers import InputError
 from corpora.records import QUARANTINE_SCHEMA
-from corpora.shards import count_rows
 from flows.config import RunConfig, config_hash
 from flows.registry import Pipeline
 from flows.reporting import console, run_logger
