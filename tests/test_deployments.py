@@ -19,6 +19,7 @@ from flows.deployments import PREFECT_FILE, DeployError, deploy, deployment_spec
 from test_server import ROOT, api, needs_prefect_cli, server, worker
 
 runner = CliRunner()
+QUICK = {"paragraph": {"enabled": False}, "minhash": {"enabled": False}}  # url + exact dedup: fewer executor jobs
 
 
 def _write_yaml(path: Path, deployments: list[dict]) -> Path:
@@ -147,7 +148,7 @@ def test_triggered_deployment_matches_in_process_run(live, monkeypatch):
 
     base = live["base"]
     data = tiny_input(base / "tiny.jsonl")
-    f = _write_yaml(base / "prefect.yaml", [_dep("dolma", config={"inputs": [str(data)]})])
+    f = _write_yaml(base / "prefect.yaml", [_dep("dolma", config={"inputs": [str(data)], "dedup": QUICK})])
     out = _deploy_cli(live["url"], monkeypatch, "dolma", "--file", str(f), "--workdir", str(ROOT))
     assert "registered pipeline/dolma" in out and "prefect worker start --pool cpu" in out
 
@@ -160,7 +161,7 @@ def test_triggered_deployment_matches_in_process_run(live, monkeypatch):
 
     t0 = time.perf_counter()
     with api(live["url"]):
-        dolma_flow(DolmaConfig(inputs=[str(data)], output=str(base / "inprocess")))
+        dolma_flow(DolmaConfig(inputs=[str(data)], output=str(base / "inprocess"), dedup=QUICK))
     print(f"\ndeployment run {deployed_s:.1f} s (worker start of the flow run included), in-process "
           f"{time.perf_counter() - t0:.1f} s")
     for kind in ("data", "rejected", "quarantine"):
@@ -196,7 +197,7 @@ def test_scheduled_deployment_fires(live):
     # hourly, anchored 25 s from now: one run fires here (the next one would be an hour later)
     anchor = (datetime.now(timezone.utc) + timedelta(seconds=25)).isoformat()
     f = _write_yaml(base / "prefect-scheduled.yaml", [
-        _dep("dolma-hourly", config={"inputs": [str(data)], "output": str(out_dir)},
+        _dep("dolma-hourly", config={"inputs": [str(data)], "output": str(out_dir), "dedup": QUICK},
              schedules=[{"interval": 3600, "anchor_date": anchor}]),
         _dep("dolma-nightly", config={"inputs": [str(data)]}, schedules=[{"cron": "30 2 * * *",
                                                                            "timezone": "Europe/Berlin"}])])
