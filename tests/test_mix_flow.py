@@ -259,3 +259,23 @@ def test_folder_columns_and_hive_partitions_become_columns(tmp_path):
         {"slice": "1910_1940", "split": "train", "lang": "en"}]
     t = pa.concat_tables([b for f in src.files for b in src.read(f, ["id", "slice", "split", "lang"])])
     assert t.column("slice").to_pylist() == ["1750_1820", "1750_1820", "1910_1940"]
+
+
+def test_a_row_without_text_is_quarantined_and_a_row_without_id_gets_a_content_id(tmp_path, tokenizer):
+    from corpora.hashing import content_id
+    from corpora.mix_count import SourceRules, count_file
+    from corpora.mix_sources import resolve_source
+
+    f = tmp_path / "in" / "docs.parquet"
+    f.parent.mkdir()
+    pq.write_table(pa.table({"id": ["a", None, "c"], "text": ["one two", "three", None]}), f)
+    src = resolve_source(MixSource(name="s", paths=[str(f)], share=1.0))
+    done = count_file(src, src.files[0], SourceRules.of(src), TokenCounter(tokenizer), tmp_path / "c")
+    assert (done["records"], done["kept"], done["quarantined"]) == (3, 2, 1)
+    q = pq.read_table(tmp_path / "c" / "quarantine.parquet").to_pylist()
+    assert q == [{"file": str(f), "location": "row 2", "error": "source 's': text 'text' is null", "raw": "c"}]
+    import xxhash
+
+    idx = pq.read_table(tmp_path / "c" / "index.parquet").to_pylist()
+    assert [r["row"] for r in idx] == [0, 1]
+    assert idx[1]["h"] == xxhash.xxh3_64_intdigest("s\x1f" + content_id("three", "s"))
