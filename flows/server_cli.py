@@ -26,6 +26,10 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("FLOWS_SERVER_DIR") or Path.home() / ".flows" / "server")
 
 
+def _one_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
 def _fail(msg: str, code: int = 2) -> None:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(code)
@@ -283,10 +287,16 @@ def deploy_cmd(names: Optional[List[str]] = typer.Argument(None, help="deploymen
                    + (f", job variables {json.dumps(s.job_variables)}" if s.job_variables else ""))
     if dry_run:
         return
+    import httpx
+
+    url = None
     try:
         url = api_url(state_dir)
         with _with_api(url):
             done = deploy(specs)
+    except httpx.HTTPError as e:
+        _fail(f"the Prefect server at {url} did not take the deployments: {_one_line(e)}")
+        return
     except (RuntimeError, OSError) as e:
         _fail(str(e))
         return
@@ -306,11 +316,17 @@ def run_deployment_cli(pipeline: str, config: Optional[Path], inputs: list[str],
     def on_state(name: str, message: Optional[str]) -> None:
         typer.echo(f"flow run: {name}" + (f" ({message})" if message and name not in ("Completed",) else ""))
 
+    import httpx
+
+    url = None
     try:
         url = api_url()
         with _with_api(url):
             result = trigger(pipeline, config_file=str(config) if config else None, inputs=inputs,
                              output=output, sets=sets, on_state=on_state)
+    except httpx.HTTPError as e:
+        _fail(f"the Prefect server at {url} did not answer: {_one_line(e)}")
+        return
     except (DeployError, ConfigError) as e:
         _fail(str(e.args[0]) if e.args else str(e))
         return

@@ -233,3 +233,17 @@ def test_scheduled_deployment_fires(live):
     assert abs((info["expected"][0] - datetime.fromisoformat(anchor)).total_seconds()) < 1  # it fired on schedule
     assert json.loads((out_dir / "manifest.json").read_text())["status"] == "complete"
     assert rows_of(out_dir, "data")
+
+
+def test_deployment_commands_without_a_server_are_one_line_errors(tmp_path, monkeypatch):
+    from flows.cli import app
+    from test_server import free_port
+
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")
+    r = runner.invoke(app, ["run", "dolma", "--deployment"])
+    assert r.exit_code == 2 and "did not answer: All connection attempts failed" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    monkeypatch.delenv("PREFECT_API_URL")
+    monkeypatch.setenv("FLOWS_SERVER_DIR", str(tmp_path / "no-server"))
+    r = runner.invoke(app, ["run", "dolma", "--deployment"])
+    assert r.exit_code == 2 and "no Prefect server: start one with `flows server start`" in r.output
