@@ -45,7 +45,9 @@ class GenerationSettings(StrictModel):
         for key in dict.fromkeys([name.split("#")[0], name]):
             over = self.rounds.get(key)
             if over is not None:
-                base.update({k: v for k, v in over.model_dump(exclude_unset=True).items() if v is not None})
+                # the fields the override sets, each dumped whole: a backend built in code keeps its `kind`
+                dumped = over.model_dump()
+                base.update({k: dumped[k] for k in over.model_fields_set if dumped[k] is not None})
         return GenerationSettings.model_validate(base)
 
     def backend_config(self):

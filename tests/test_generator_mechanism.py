@@ -297,3 +297,13 @@ def test_resume_after_kill_regenerates_nothing(tmp_path):
     assert gen["rounds"]["draft"]["cached"] == before and gen["rounds"]["draft"]["generated"] == 5 - before
     keys = [k for p in parts.glob("part-*.parquet") for k in pq.read_table(p, columns=["cache_key"]).column(0).to_pylist()]
     assert len(keys) == len(set(keys)) == 5  # no request was generated twice
+
+
+def test_round_override_built_in_code_keeps_its_backend_kind():
+    from generators.backends import TransformersConfig
+    from generators.settings import GenerationSettings, RoundSettings
+
+    s = GenerationSettings(rounds={"distill": RoundSettings(backend=TransformersConfig(model="/m"))})
+    got = s.for_round("distill").backend
+    assert got.kind == "transformers" and got.model == "/m"
+    assert s.for_round("other").backend is None or s.for_round("other").backend.kind != "transformers"
