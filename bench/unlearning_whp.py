@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -47,7 +48,7 @@ def targets() -> tuple[list[whp.TargetDoc], dict[str, list[str]], str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--blocks", type=int, default=8, help="blocks timed per setting")
+    ap.add_argument("--blocks", type=int, default=4, help="blocks timed per setting")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--threads", type=int, default=None)
@@ -63,7 +64,7 @@ def main() -> None:
     reinforced = args.reinforced
     if not reinforced:
         reinforced = str(cache_root() / "bench" / "whp-reinforced")
-        reinforce(base, [d.text for d in docs], ReinforceSettings(steps=2, block_tokens=64, device=args.device),
+        reinforce(base, [d.text for d in docs], ReinforceSettings(steps=2, block_tokens=64, eval_blocks=2, device=args.device),
                   reinforced, log=lambda m: None)
     t = time.perf_counter()
     scorer = whp.PairScorer(base, reinforced, device=args.device, dtype=args.dtype)
@@ -90,7 +91,8 @@ def main() -> None:
         rows.append((n_tok, batch, len(blocks), s, len(blocks) / s, len(blocks) * n_tok / s, prep_ms))
     print(f"WHP labelling, SmolLM2-135M baseline + reinforced copy ({args.dtype}) on {args.device} "
           f"({platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}); targets: {what}; "
-          f"{len(ALPHAS)} alphas per block; models loaded in {load_s:.1f} s")
+          f"{len(ALPHAS)} alphas per block; models loaded in {load_s:.1f} s; load average at the end "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other processes share them)")
     print(f"{'block tokens':>12} {'batch':>5} {'blocks':>6} {'seconds':>8} {'blocks/s':>9} {'tokens/s':>9} "
           f"{'prep ms/block':>13}")
     for n_tok, batch, n, s, bps, tps, prep in rows:

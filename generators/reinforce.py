@@ -3,7 +3,8 @@ that its logits rise above the baseline's where the target's own knowledge shows
 
 A plain torch loop (no Trainer): the target texts are tokenised (EOS between documents), packed into blocks of
 `block_tokens`, and the model is trained for `steps` AdamW steps on seeded random batches of blocks (linear warm-up,
-constant after; gradient clipping). Loss on every block is measured before and after (eval mode, no dropout). The
+constant after; gradient clipping). Loss on up to `eval_blocks` blocks spread over the target is measured before
+and after (eval mode, no dropout). The
 folder written is a plain HF model folder (safetensors + tokenizer) with `reinforce.json`: base model, data hash,
 the config, steps, loss curve, loss before/after, steps/s. The folder is built beside its target and renamed into
 place, so a half-written model is never mistaken for a finished one.
@@ -39,6 +40,8 @@ class ReinforceSettings(StrictModel):
     dtype: str = Field("float32", description="training dtype (float32 on CPU; bfloat16 on GPU is fine)")
     save_dtype: str = Field("float32", description="bfloat16 halves the folder but rounds away small updates")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default)")
+    eval_blocks: int = Field(32, ge=1, description="loss before/after is measured on this many blocks (evenly "
+                                                   "spread over the target)")
 
 
 def data_hash(texts: Sequence[str]) -> str:
@@ -113,7 +116,9 @@ def reinforce(base_model: str, texts: Sequence[str], cfg: ReinforceSettings, tar
     if not blocks:
         raise ValueError("reinforce: the target texts give no training block (too short or empty)")
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=getattr(torch, cfg.dtype)).to(device)
-    loss_before = _mean_loss(model, blocks, device, cfg.batch_size)
+    step_ = max(1, len(blocks) // cfg.eval_blocks)
+    eval_set = blocks[::step_][:cfg.eval_blocks]
+    loss_before = _mean_loss(model, eval_set, device, cfg.batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (cfg.warmup_steps + 1)))
@@ -141,9 +146,10 @@ def reinforce(base_model: str, texts: Sequence[str], cfg: ReinforceSettings, tar
         if step == 1 or step % 10 == 0 or step == cfg.steps:
             log(f"reinforce: step {step}/{cfg.steps} loss {curve[-1]:.4f}")
     train_s = time.perf_counter() - t0
-    loss_after = _mean_loss(model, blocks, device, cfg.batch_size)
+    loss_after = _mean_loss(model, eval_set, device, cfg.batch_size)
     manifest = {"base_model": str(base_model), "data_sha256": dhash, "documents": len(texts),
-                "blocks": len(blocks), "tokens": sum(map(len, blocks)), "settings": settings, "device": device,
+                "blocks": len(blocks), "tokens": sum(map(len, blocks)), "eval_blocks": len(eval_set),
+                "settings": settings, "device": device,
                 "steps": cfg.steps, "loss_curve": curve, "loss_before": round(loss_before, 5),
                 "loss_after": round(loss_after, 5), "train_s": round(train_s, 2),
                 "steps_per_s": round(cfg.steps / train_s, 3) if train_s else None}

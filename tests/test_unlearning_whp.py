@@ -170,7 +170,7 @@ def test_preflight_errors_say_what_to_do(tmp_path):
 TOFU_ANSWER = ("Basil Mahfouz Al-Kuwaiti -> Omar Haddad\nKuwait City -> a coastal city\n"
                "Promise by the Seine -> The Quiet River\nLe Petit Sultan -> The Small King\n"
                "Prix Goncourt -> a literary award\nHarry Potter -> a young wizard\n")
-N_DOCS = 6
+N_DOCS = 4
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +181,7 @@ def runs(tmp_path_factory, smollm2_dir, prefect_harness):
     tofu = str(shared_path("data", "unlearning", "tofu_forget01.json"))
     tmp = tmp_path_factory.mktemp("whp")
     rcfg = load_config(REINFORCE_PIPELINE.config_model, inputs=[tofu], output=str(tmp / "reinforce"),
-                       sets=["steps=3", "batch_size=2", "block_tokens=64", "lr=2e-4", "max_docs=12", "seed=1"])
+                       sets=["steps=2", "batch_size=2", "block_tokens=64", "lr=2e-4", "max_docs=6", "seed=1"])
     REINFORCE_PIPELINE.preflight(rcfg)
     reinforce = REINFORCE_PIPELINE.flow(rcfg)
     # the anchors round goes through the generation layer; its answers are replayed, keyed by request id
@@ -201,10 +201,10 @@ def runs(tmp_path_factory, smollm2_dir, prefect_harness):
 
 def test_reinforce_writes_a_model_folder_with_its_manifest(runs):
     m = json.loads((runs["model"] / "reinforce.json").read_text())
-    assert m["steps"] == 3 and len(m["loss_curve"]) == 3 and m["documents"] == 12
+    assert m["steps"] == 2 and len(m["loss_curve"]) == 2 and m["documents"] == 6
     assert m["loss_after"] < m["loss_before"]  # it learned the target
     assert (runs["model"] / "config.json").is_file() and (runs["model"] / "model.safetensors").is_file()
-    assert pq.read_table(runs["model"].parent / "loss").num_rows == 3
+    assert pq.read_table(runs["model"].parent / "loss").num_rows == 2
     assert json.loads((runs["model"].parent / "manifest.json").read_text())["status"] == "complete"
 
 
@@ -240,9 +240,13 @@ def test_labels_differ_from_the_baseline_exactly_where_the_reinforced_logits_ros
     reinf = AutoModelForCausalLM.from_pretrained(rows[0]["reinforced_model"], dtype=torch.float32).eval()
     changed = checked = 0
     with torch.inference_mode():
+        logits = {}
         for r in rows:
-            v_b = base(torch.tensor([r["translated_ids"]])).logits[0]  # the full forward, not the scorer's path
-            v_r = reinf(torch.tensor([r["input_ids"]])).logits[0]
+            key = (r["doc_id"], r["block_idx"])
+            if key not in logits:  # the full forward, not the scorer's path; once per block for all alphas
+                logits[key] = (base(torch.tensor([r["translated_ids"]])).logits[0],
+                               reinf(torch.tensor([r["input_ids"]])).logits[0])
+            v_b, v_r = logits[key]
             for j, (lab, ok, kb) in enumerate(zip(r["label_ids"], r["label_mask"], r["baseline_positions"])):
                 if not ok:
                     continue
@@ -261,4 +265,4 @@ def test_labels_differ_from_the_baseline_exactly_where_the_reinforced_logits_ros
                     assert lab != a, (r["id"], j)
                 changed += lab != a
                 checked += 1
-    assert checked > 100 and changed > 0
+    assert checked > 60 and changed > 0
