@@ -121,13 +121,28 @@ def run(ctx: typer.Context,
         _fail(_one_line(e))
         return
     try:
-        result = p.flow(cfg)
+        result = _flow_for(p, cfg)(cfg)
     except (InputError, OSError, ValueError) as e:
         _fail(_one_line(e))
         return
     out = (result or {}).get("output")
     if out:
         typer.echo(f"output: {out}")
+
+
+def _flow_for(p, cfg):
+    """The pipeline's flow, on prefect-ray's RayTaskRunner when its generation shards are tasks on Ray. Only
+    against a real server (PREFECT_API_URL): on the ephemeral API every Ray worker would start its own server."""
+    from flows.deployments import task_runner_for
+
+    runner = task_runner_for(cfg)
+    if runner is None:
+        return p.flow
+    if not os.environ.get("PREFECT_API_URL"):
+        typer.echo("note: generation shards on Ray need a Prefect server (flows server start; export "
+                   "PREFECT_API_URL=...): running them as local tasks", err=True)
+        return p.flow
+    return p.flow.with_options(task_runner=runner)
 
 
 # Sub-commands that live in their own modules (server/deploy, report/inspect): each has `register(app)`.

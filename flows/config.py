@@ -29,10 +29,11 @@ class RunConfig(StrictModel):
     overwrite: bool = False  # true: discard a previous run in `output` instead of resuming it
     shard_rows: int = Field(100_000, ge=1)
     shard_mb: float = Field(256.0, gt=0)
+    license: str = "other"  # the dataset card's license (SPDX id or "other"); not part of any resume key
 
 
 def config_hash(cfg: BaseModel, exclude: set[str] = frozenset({"inputs", "output", "overwrite"})) -> str:
-    data = cfg.model_dump(mode="json", exclude=set(exclude))
+    data = cfg.model_dump(mode="json", exclude=set(exclude) | {"license"})
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

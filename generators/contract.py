@@ -61,6 +61,7 @@ class GeneratorConfig(StrictModel):
     overwrite: bool = False
     shard_rows: int = Field(100_000, ge=1)
     shard_mb: float = Field(256.0, gt=0)
+    license: str = "other"  # the dataset card's license (SPDX id or "other"); not part of any resume key
     text_field: str = "text"
     id_field: str = "id"
     # the generator applies it, after any seed selection of its own

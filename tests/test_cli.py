@@ -97,3 +97,15 @@ def test_extra_options_are_set_shorthand_and_errors_name_the_key(tmp_path):
     assert r.exit_code == 2 and "unknown config key 'no_such_key'" in r.output
     r = runner.invoke(app, ["run", "dolma", "--output", str(tmp_path / "o"), "--dangling"])
     assert r.exit_code == 2 and "option '--dangling' needs a value" in r.output
+
+
+def test_every_shipped_config_is_its_pipeline_default():
+    from pathlib import Path
+
+    from flows.registry import PIPELINES, get_pipeline
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for name in PIPELINES:
+        f = root / f"{name}.yaml"
+        assert f.exists(), f"configs/{name}.yaml is missing"
+        assert yaml.safe_load(f.read_text()) == yaml.safe_load(defaults_yaml(get_pipeline(name).config_model)), name
