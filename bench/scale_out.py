@@ -137,7 +137,7 @@ def main() -> None:
             stop_server(base / "server")
     print(f"\n{args.docs} docs in {args.files} files; {args.requests} replay requests, shards of 16; "
           f"{os.cpu_count()} CPUs")
-    print(f"| run | how | wall s | peak RSS MB |\n|---|---|---:|---:|")
+    print("| run | how | wall s | peak RSS MB |\n|---|---|---:|---:|")
     for name, how, wall, peak in results:
         print(f"| {name} | {how} | {wall:.1f} | {peak / 2**20:,.0f} |")
     print(f"\nidentical rows: dolma {same_dolma}, generation {same_gen}")

@@ -364,7 +364,7 @@ class Report:
         return sum(s.figures for s in self.sections)
 
     def markdown(self, path: Path) -> str:
-        lines = [f"# Run report", "", f"`{path}` ({self.figures} figures; open it in a browser)", ""]
+        lines = ["# Run report", "", f"`{path}` ({self.figures} figures; open it in a browser)", ""]
         for s in self.sections:
             if s.summary:
                 lines += [f"## {s.title}", *s.summary, ""]

@@ -29,7 +29,7 @@ from corpora.records import QUARANTINE_SCHEMA
 from corpora.shards import write_table_atomic
 from flows.config import RunConfig, config_hash
 from flows.registry import Pipeline
-from flows.reporting import console, run_logger, stage_progress
+from flows.reporting import run_logger, stage_progress
 from flows.scaffold import Run
 from generators.reinforce import MANIFEST as REINFORCE_MANIFEST
 from generators.reinforce import ReinforceSettings, data_hash, pick_device, reinforce

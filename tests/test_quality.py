@@ -1,8 +1,6 @@
 """The fastText quality classifier: training with CV, NaN recovery, applying it as a filter."""
 import json
 
-import numpy as np
-
 from filters.quality import QualityConfig, QualityModel, QualityTrainConfig, quality, train_fasttext
 from flows.config import load_config
 from flows.quality_train import QualityTrainFlowConfig, quality_train_flow
