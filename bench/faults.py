@@ -9,8 +9,10 @@ A script, not a test: it prints tables. Two parts:
    `rejected/` Parquet -- with the reference run's.
    Pipelines: dolma (bundled sample), dedup (input: the dolma reference run's data/), textbooks (replay backend;
    the replay file is built from `_work/textbooks/requests.parquet` of a first run with an empty replay file),
-   dolma with 2 workers, dolma of another config killed late over a complete older run (a killed run must never
-   leave a manifest saying `complete` over mixed rows), diachronic (6 shared Gutenberg books). Row sets cover
+   dolma with 2 workers, dolma of another config killed 0-0.5 s into its publishing over a complete older run
+   (the moment found by watching the output folder; a killed run must never
+   leave a manifest saying `complete` over mixed rows), diachronic (6 shared Gutenberg books), mix and
+   unlearning-split (bundled samples), remove (5 ids of the dolma reference output). Row sets cover
    every published Parquet folder (works/, slices/... too), not only data/ and rejected/.
 2. malformed inputs. A hypothesis-driven generator writes >= 1,000 damaged files (JSONL lines of many kinds,
    truncated .gz/.zst, Parquet without the text column, damaged WARC) and feeds each to
@@ -56,10 +58,22 @@ def flow_env(prefect_home: Path) -> dict[str, str]:
     return env
 
 
+def publishing(out: Path) -> bool:
+    """The run is swapping its output folders in (the manifest says so, or a `.<kind>.publishing` folder exists)."""
+    try:
+        if json.loads((out / "manifest.json").read_text()).get("status") == "publishing":
+            return True
+    except (OSError, ValueError):
+        pass
+    return out.is_dir() and any(p.name.endswith(".publishing") for p in out.iterdir())
+
+
 def run_flow(pipeline: str, out: Path, args: list[str], prefect_home: Path, log: Path,
-             kill_at: float | None = None, timeout: float = 600) -> tuple[str, float, int | None]:
+             kill_at: float | None = None, timeout: float = 600,
+             kill_when=None) -> tuple[str, float, int | None]:
     """('finished' | 'killed', seconds, returncode). The run is its own process group; a kill takes the whole
-    group (the CLI, and the temporary Prefect server it starts)."""
+    group (the CLI, and the temporary Prefect server it starts). `kill_when` (predicate on nothing, polled every
+    10 ms) kills `kill_at` seconds after it first holds, instead of `kill_at` seconds after the start."""
     prefect_home.mkdir(parents=True, exist_ok=True)
     cmd = [str(FLOWS), "run", pipeline, "--output", str(out), *args]
     with open(log, "ab") as fh:
@@ -69,6 +83,11 @@ def run_flow(pipeline: str, out: Path, args: list[str], prefect_home: Path, log:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=flow_env(prefect_home),
                                 start_new_session=True, cwd=str(ROOT))
         try:
+            if kill_when is not None:
+                while proc.poll() is None and not kill_when():
+                    time.sleep(0.01)
+                if proc.poll() is not None:
+                    return "finished", time.monotonic() - t0, proc.returncode
             proc.wait(timeout=kill_at if kill_at is not None else timeout)
             return "finished", time.monotonic() - t0, proc.returncode
         except subprocess.TimeoutExpired:
@@ -114,11 +133,13 @@ def first_diff(a: collections.Counter, b: collections.Counter, n: int = 5) -> st
 
 class Pipeline:
     def __init__(self, name: str, args: list[str], label: str | None = None, window: tuple[float, float] = (0, 1),
-                 prefill: Path | None = None, prefill_rows: collections.Counter | None = None):
+                 prefill: Path | None = None, prefill_rows: collections.Counter | None = None,
+                 in_publish: bool = False):
         """`label`: the table's name for this variant; `window`: kill moments drawn from this fraction of the
         reference wall time; `prefill`: an older output (another config) copied into each trial's folder first."""
         self.name, self.args, self.label = name, args, label or name
         self.window, self.prefill, self.prefill_rows = window, prefill, prefill_rows
+        self.in_publish = in_publish  # kill 0-0.5 s after publishing starts (the folder swaps), not at random
         self.mixed_complete = 0  # killed runs whose manifest said complete while the rows were of neither run
         self.ref_rows: collections.Counter | None = None
         self.ref_wall = 0.0
@@ -148,13 +169,17 @@ def manifest_status(out: Path) -> str | None:
 
 def trials(p: Pipeline, n: int, rng: random.Random, tmp: Path) -> None:
     for i in range(n):
-        kill_at = rng.uniform(p.window[0] * p.ref_wall, p.window[1] * p.ref_wall)
+        kill_at = rng.uniform(0, 0.5) if p.in_publish else rng.uniform(p.window[0] * p.ref_wall,
+                                                                       p.window[1] * p.ref_wall)
         out, ph, log = tmp / f"{p.label}-t{i}", tmp / f"{p.label}-t{i}-ph", tmp / f"{p.label}-t{i}.log"
         if p.prefill is not None:
             shutil.copytree(p.prefill, out)
-        state, _, rc = run_flow(p.name, out, p.args, ph, log, kill_at=kill_at)
+        state, t1, rc = run_flow(p.name, out, p.args, ph, log, kill_at=kill_at,
+                                 kill_when=(lambda o=out: publishing(o)) if p.in_publish else None)
         p.stats["trials"] += 1
         killed = state == "killed"
+        if not killed and not p.in_publish:  # the reference was slower than runs are now: draw from this run's time
+            p.ref_wall = min(p.ref_wall, t1)
         p.stats["killed"] += killed
         if killed and manifest_status(out) == "complete":
             # a reader trusts a complete manifest: its rows must be one whole run's, the old or the new
@@ -173,7 +198,7 @@ def trials(p: Pipeline, n: int, rng: random.Random, tmp: Path) -> None:
                 p.mismatches.append(f"trial {i} (kill at {kill_at:.2f}s): {first_diff(p.ref_rows, rows)}")
         p.stats["identical"] += same
         p.stats["mismatch"] += ok and not same
-        print(f"[{p.label}] trial {i:2d}: kill at {kill_at:6.2f}s -> {'killed' if killed else 'finished first'}"
+        print(f"[{p.label}] trial {i:2d}: kill at {kill_at:6.2f}s{' into publishing' if p.in_publish else ''} -> {'killed' if killed else 'finished first'}"
               f"{'' if killed else f' (rc={rc})'}; rerun {'ok' if ok else f'FAILED ({state2}, rc={rc2}; {log})'}"
               f" {t2:.1f}s; rows {'identical' if same else ('DIFFER' if ok else '-')}", flush=True)
         if ok and same:
@@ -208,29 +233,47 @@ def kill_suite(args, rng: random.Random, tmp: Path) -> list[Pipeline]:
     dolma = Pipeline("dolma", [])
     reference(dolma, tmp)
     pipes = [dolma]
+
+
+    def want(p: Pipeline) -> bool:  # --pipelines: only those (and dolma, whose output the others read)
+        return not args.pipelines or p.label in args.pipelines
+
     dedup = Pipeline("dedup", ["--input", str(dolma.ref_out / "data")])
-    reference(dedup, tmp)
     pipes.append(dedup)
-    replay = build_replay(tmp)
-    tb = Pipeline("textbooks", ["--set", "generation.backend.kind=replay",
-                                "--set", f"generation.backend.path={replay}"])
-    reference(tb, tmp)
-    pipes.append(tb)
+    want(dedup) and reference(dedup, tmp)
+    if want(Pipeline("textbooks", [])):
+        replay = build_replay(tmp)
+        tb = Pipeline("textbooks", ["--set", "generation.backend.kind=replay",
+                                    "--set", f"generation.backend.path={replay}"])
+        reference(tb, tmp)
+        pipes.append(tb)
     # the same dolma run with two workers (datatrove's local executor, two processes)
     pipes.append(Pipeline("dolma", ["--set", "execution.workers=2"], label="dolma-w2"))
-    reference(pipes[-1], tmp)
+    want(pipes[-1]) and reference(pipes[-1], tmp)
     # a run of another config killed late (filtering done, shards being published) over a complete older run
     pipes.append(Pipeline("dolma", ["--set", "filters.gopher_quality.min_doc_words=80", "--set", "overwrite=true"],
-                          label="dolma-over-old", window=(0.6, 1.0), prefill=dolma.ref_out,
-                          prefill_rows=dolma.ref_rows))
-    reference(pipes[-1], tmp)
-    books = diachronic_books(tmp)
+                          label="dolma-over-old", prefill=dolma.ref_out, prefill_rows=dolma.ref_rows,
+                          in_publish=True))
+    want(pipes[-1]) and reference(pipes[-1], tmp)
+    books = diachronic_books(tmp) if want(Pipeline("diachronic", [])) else None
     if books is not None:
         pipes.append(Pipeline("diachronic", ["--input", str(books)]))
-        reference(pipes[-1], tmp)
+        want(pipes[-1]) and reference(pipes[-1], tmp)
+    # the newer pipelines on their bundled samples / on the dolma reference output
+    pipes.append(Pipeline("mix", []))
+    want(pipes[-1]) and reference(pipes[-1], tmp)
+    pipes.append(Pipeline("unlearning-split", []))
+    want(pipes[-1]) and reference(pipes[-1], tmp)
+    ids = tmp / "remove-ids.txt"
+    some = sorted(i for (sub, i, _h) in dolma.ref_rows if sub == "data")[:5]
+    ids.write_text("\n".join(some) + "\n")
+    pipes.append(Pipeline("remove", ["--corpus", str(dolma.ref_out), "--ids", str(ids)]))
+    want(pipes[-1]) and reference(pipes[-1], tmp)
     for p in pipes:
+        if args.pipelines and p.label not in args.pipelines:
+            continue
         trials(p, args.dolma_trials if p.label == "dolma" else args.trials, rng, tmp)
-    return pipes
+    return [p for p in pipes if not args.pipelines or p.label in args.pipelines]
 
 
 def diachronic_books(tmp: Path, n: int = 6) -> Path | None:
@@ -257,8 +300,8 @@ def print_kill_table(pipes: list[Pipeline]) -> None:
         s = p.stats
         print(f"{p.label:<15} {p.ref_wall:6.1f} {sum(p.ref_rows.values()):8d} {s['trials']:6d} {s['killed']:6d} "
               f"{s['rerun_ok']:8d} {s['identical']:9d} {s['mismatch']:8d} {p.mixed_complete:14d}")
-    print("(dolma-w2: execution.workers=2; dolma-over-old: another config killed in the last 40% of its run, over "
-          "a complete older run; mixed+complete: a killed run left a manifest saying complete over rows of neither "
+    print("(dolma-w2: execution.workers=2; dolma-over-old: another config killed 0-0.5 s after its publishing "
+          "began, over a complete older run; mixed+complete: a killed run left a manifest saying complete over rows of neither "
           "run)")
     for p in pipes:
         for m in p.mismatches:
@@ -629,6 +672,7 @@ def main() -> int:
     ap.add_argument("--trials", type=int, help="trials per other pipeline")
     ap.add_argument("--fuzz-n", type=int, help="mixed JSONL files (other kinds scale with it)")
     ap.add_argument("--only", choices=["kill", "fuzz"])
+    ap.add_argument("--pipelines", nargs="*", help="kill trials only for these labels (references still run)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
     args.dolma_trials = args.dolma_trials or (5 if args.quick else 20)
