@@ -412,8 +412,13 @@ def train_style(slices_dir: str, cfg: DiachronicTrainConfig, out: Path) -> dict:
 
 @flow(name="diachronic-train", log_prints=True)
 def diachronic_train_flow(config: DiachronicTrainConfig) -> dict:
+    from corpora.manifest import now_iso
+    from flows.run_report import write_model_report  # manifest/stats/report.html beside the model (no card)
+
+    started = now_iso()
     out = Path(config.output or "output/diachronic-train").resolve()
     report = train_style(_slices_dir(config), config, out)
+    write_model_report(out, "diachronic-train", config, report, started)
     msg = (f"style model: test accuracy {report.get('test_chunk_accuracy', float('nan')):.3f} per "
            f"{config.train.chunk_words}-word chunk ({report.get('test_chunk_within_one_slice', float('nan')):.3f} "
            f"within one slice), {report.get('test_1000w_accuracy', float('nan')):.3f} per 1000 words; "

@@ -165,6 +165,8 @@ def test_train_then_date_with_the_style_model(corpus, tmp_path, prefect_harness)
                       sets=["train.chunk_words=40"])
     res = diachronic_train_flow(cfg)
     assert res["report"]["test_chunk_accuracy"] == 1.0 and (model_dir / "style_model.json").exists()
+    assert json.loads((model_dir / "manifest.json").read_text())["pipeline"] == "diachronic-train"
+    assert (model_dir / "stats.json").exists() and not (model_dir / "README.md").exists()  # a model, not a dataset
     books = tmp_path / "undated"
     books.mkdir()
     shutil.copy(corpus / "books" / "104.txt", books / "old.txt")
