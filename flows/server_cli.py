@@ -157,16 +157,45 @@ def stop_server(state_dir: Path, timeout_s: float = 20.0) -> bool:
     if was_alive:
         _kill_group(pid, signal.SIGTERM)
         t0 = time.monotonic()
-        while _alive(pid) and time.monotonic() - t0 < timeout_s:
+        # the whole group, not only its leader: the server's own children may outlive it by a moment
+        while _group_alive(pid) and time.monotonic() - t0 < timeout_s:
+            _reap(pid)
             time.sleep(0.2)
-        if _alive(pid):
+        if _group_alive(pid):
             _kill_group(pid, signal.SIGKILL)
-    try:  # our own child: reap it
+            t1 = time.monotonic()
+            while _group_alive(pid) and time.monotonic() - t1 < 5:
+                _reap(pid)
+                time.sleep(0.1)
+    _reap(pid)
+    (state_dir / STATE_FILE).unlink(missing_ok=True)
+    return was_alive
+
+
+def _reap(pid: int) -> None:
+    """Our own child (the server started by this process): collect its exit so it is not a zombie."""
+    try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
-    (state_dir / STATE_FILE).unlink(missing_ok=True)
-    return was_alive
+
+
+def _group_alive(pgid: int) -> bool:
+    """Any live (non-zombie) process in the group `pgid`."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # fields after "(comm)": state, ppid, pgrp, ...
+            return True
+    return False
 
 
 def _kill_group(pid: int, sig: int) -> None:
