@@ -284,3 +284,106 @@ def test_vllm_through_the_stage_resumes(vllm_backend, tmp_path):
     table = load_results(tmp_path, reqs, vllm_backend).to_pylist()
     assert [r["request_id"] for r in table] == [r.id for r in reqs]
     assert all(r["backend"] == "vllm" and r["status"] == "ok" and r["text"] for r in table)
+
+
+# ---- later sampling options and seq2seq: additive, caches of runs that do not use them stay valid -----------------
+def test_min_new_tokens_unset_keeps_cache_keys_and_dumps_as_before():
+    from generators.stage import cache_key
+
+    sp = SamplingParams(temperature=0.7, top_k=50, max_tokens=64, stop=["\n\n"], seed=3)
+    r = GenerationRequest(id="r1", prompt="Hello", sampling=sp)
+    ident = {"backend": "transformers", "model": "/m", "dtype": "bfloat16", "device": "cpu"}
+    # the key this request had on main before min_new_tokens / seq2seq existed (computed there, pinned here)
+    assert cache_key(r, ident) == "11f85a460e94614c83926ef08c9455bc"
+    assert "min_new_tokens" not in sp.to_json()
+    with_min = r.model_copy(update={"sampling": sp.model_copy(update={"min_new_tokens": 15})})
+    assert cache_key(with_min, ident) != cache_key(r, ident) and '"min_new_tokens": 15' in with_min.sampling.to_json()
+    # a config dump (resume keys, config files) without seq2seq is what it was; set, it is there
+    assert "seq2seq" not in TransformersConfig().model_dump()
+    assert TransformersConfig(seq2seq=True).model_dump()["seq2seq"] is True
+    with pytest.raises(ValueError, match="min_new_tokens"):
+        SamplingParams(max_tokens=8, min_new_tokens=9)
+
+
+def test_transformers_identity_without_seq2seq_is_unchanged(tmp_path):
+    from generators.backends.transformers_backend import TransformersBackend
+
+    auto = TransformersBackend(tmp_path, device="cpu")
+    assert auto.identity() == {"backend": "transformers", "model": str(tmp_path), "dtype": "bfloat16", "device": "cpu"}
+    assert TransformersBackend(tmp_path, device="cpu", seq2seq=True).identity()["seq2seq"] is True
+
+
+def test_openai_sends_min_tokens_only_when_set():
+    b = OpenAIBackend("http://127.0.0.1:1/v1", "m")
+    plain = b._payload(GenerationRequest(id="a", prompt="p", sampling=GREEDY), 0)[1]
+    assert "min_tokens" not in plain
+    sp = GREEDY.model_copy(update={"min_new_tokens": 4})
+    assert b._payload(GenerationRequest(id="a", prompt="p", sampling=sp), 0)[1]["min_tokens"] == 4
+    hosted = OpenAIBackend("http://127.0.0.1:1/v1", "m", send_extra_params=False)
+    assert "min_tokens" not in hosted._payload(GenerationRequest(id="a", prompt="p", sampling=sp), 0)[1]
+
+
+def test_vllm_sampling_takes_min_tokens():
+    pytest.importorskip("vllm", reason="vllm not installed")
+    from generators.backends.vllm_backend import to_vllm_sampling
+
+    assert to_vllm_sampling(GREEDY.model_copy(update={"min_new_tokens": 5})).min_tokens == 5
+    assert to_vllm_sampling(GREEDY).min_tokens == 0
+
+
+def test_transformers_min_new_tokens_holds_off_the_end(tf_backend):
+    sp = SamplingParams(temperature=0.0, max_tokens=24)
+    ask = "What is 2+2? Answer with a number only."
+    short = tf_backend.generate([chat(0, ask, sp)])[0]  # "2 + 2 = 4", then the end of its turn
+    assert short.finish_reason == "stop" and short.completion_tokens < 12, short
+    longer = tf_backend.generate([chat(0, ask, sp.model_copy(update={"min_new_tokens": 12}))])[0]
+    assert longer.completion_tokens >= 12 and longer.text.startswith(short.text), (short, longer)
+
+
+@pytest.fixture(scope="module")
+def tiny_t5(tmp_path_factory):
+    """A tiny randomly initialised T5 (no T5 weights are installable offline) with a real tokenizer: SmolLM2's
+    (byte-level BPE, no sentencepiece). Plumbing only: its text is noise."""
+    needs_smollm2()
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    tok = AutoTokenizer.from_pretrained(dequantised_smollm2_dir())
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2,
+                   pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                   decoder_start_token_id=tok.pad_token_id)
+    folder = tmp_path_factory.mktemp("tiny-t5")
+    T5ForConditionalGeneration(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_seq2seq_t5_is_detected_and_generates(tiny_t5):
+    backend = make_backend(TransformersConfig(model=str(tiny_t5), device="cpu", dtype="float32", threads=1))
+    reqs = [GenerationRequest(id=f"t{i}", prompt=p, sampling=SamplingParams(temperature=0.0, max_tokens=6,
+                                                                             min_new_tokens=6, logprobs=0))
+            for i, p in enumerate(["Translate to German: hello", "A much longer prompt, so that the batch is padded "
+                                                                  "on the left for this one and not the other."])]
+    out = backend.generate(reqs)
+    assert backend.seq2seq is True and type(backend.hf_model).__name__ == "T5ForConditionalGeneration"
+    assert [r.request_id for r in out] == ["t0", "t1"]
+    for r in out:  # the decoder's own tokens: the start token dropped, the prompt never echoed
+        assert r.status == "ok" and r.completion_tokens == 6 and len(r.token_logprobs) == 6
+        assert isinstance(r.text, str) and "Translate" not in r.text
+    # max_tokens is the decoder's budget, not shortened by the prompt (the encoder has its own context)
+    long_prompt = " ".join(["word"] * 400)
+    r = backend.generate([GenerationRequest(id="L", prompt=long_prompt, sampling=SamplingParams(
+        temperature=0.0, max_tokens=10, min_new_tokens=10))])[0]
+    assert r.status == "ok" and r.completion_tokens == 10
+    # sampling with a seed is reproducible
+    sp = SamplingParams(temperature=1.0, max_tokens=6, min_new_tokens=6, seed=5)
+    a = backend.generate([GenerationRequest(id="s", prompt="hello", sampling=sp)])[0].text
+    assert a == backend.generate([GenerationRequest(id="s", prompt="hello", sampling=sp)])[0].text
+
+
+def test_seq2seq_can_be_forced_off_for_a_causal_model(tmp_path):
+    from generators.backends.transformers_backend import TransformersBackend
+
+    assert TransformersBackend(tmp_path, device="cpu", seq2seq=False).seq2seq is False

@@ -6,7 +6,7 @@ import json
 import threading
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from corpora.config import StrictModel
 from generators.backends.base import Backend, GenerationRequest, GenerationResult, SamplingParams
@@ -27,6 +27,16 @@ class TransformersConfig(StrictModel):
     batch_size: int = Field(16, ge=1, description="sequences per generate() call")
     max_context: int | None = None
     threads: int | None = Field(None, description="torch CPU threads; None = torch's default (all cores)")
+    seq2seq: bool | None = Field(None, description=(
+        "an encoder-decoder model (T5 family, AutoModelForSeq2SeqLM); None: the model config's is_encoder_decoder"))
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_additions(self, handler):
+        # a later addition: left out while unset, so dumps (config files, resume and engine keys) stay as before
+        out = handler(self)
+        if isinstance(out, dict) and out.get("seq2seq") is None:
+            out.pop("seq2seq", None)
+        return out
 
 
 class VLLMConfig(StrictModel):
@@ -81,7 +91,7 @@ def make_backend(cfg: TransformersConfig | VLLMConfig | OpenAIConfig | ReplayCon
 
         return TransformersBackend(_model_path(cfg.model), gguf_file=cfg.gguf_file, device=cfg.device,
                                    dtype=cfg.dtype, batch_size=cfg.batch_size, max_context=cfg.max_context,
-                                   threads=cfg.threads)
+                                   threads=cfg.threads, seq2seq=cfg.seq2seq)
     if cfg.kind == "vllm":
         from generators.backends.vllm_backend import VLLMBackend
 

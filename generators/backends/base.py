@@ -19,7 +19,7 @@ from corpora.config import StrictModel
 from corpora.hashing import short_hash
 
 Status = Literal["ok", "failed"]
-_LATER_KEYS = ("no_repeat_ngram_size", "banned_substrings")
+_LATER_KEYS = ("no_repeat_ngram_size", "banned_substrings", "min_new_tokens")
 
 
 class SamplingParams(StrictModel):
@@ -40,6 +40,15 @@ class SamplingParams(StrictModel):
                                                                      "(transformers; vLLM has no such option)")
     banned_substrings: list[str] = Field(default_factory=list, description=(
         "never sample a token whose text contains one of these (e.g. a newline); vLLM: its `bad_words`"))
+    min_new_tokens: int | None = Field(None, ge=0, description=(
+        "no end of sequence (nor stop string, in vLLM) before this many new tokens: transformers `min_new_tokens`, "
+        "vLLM `min_tokens`, OpenAI-compatible servers `min_tokens` (vLLM's server takes it); replay ignores it"))
+
+    @model_validator(mode="after")
+    def _min_within_max(self) -> "SamplingParams":
+        if self.min_new_tokens is not None and self.min_new_tokens > self.max_tokens:
+            raise ValueError(f"min_new_tokens ({self.min_new_tokens}) is more than max_tokens ({self.max_tokens})")
+        return self
 
     @model_serializer(mode="wrap")
     def _omit_unset_additions(self, handler):

@@ -11,8 +11,8 @@ the `Authorization` header, and never logged, hashed or written: errors carry th
 
 Messages ending with an assistant message (a prefill) are sent with vLLM's `continue_final_message`.
 `n > 1` is sent as n calls with `n=1` (seeds `seed+k`), so every completion has its exact token count.
-`top_k` and `repetition_penalty` are not OpenAI parameters; vLLM and TGI accept them, hosted APIs may not
-(`send_extra_params=False` leaves them out).
+`top_k`, `repetition_penalty` and `min_tokens` (from `min_new_tokens`) are not OpenAI parameters; vLLM's server
+accepts all three (TGI the first two), hosted APIs may not (`send_extra_params=False` leaves them out).
 """
 from __future__ import annotations
 
@@ -113,6 +113,8 @@ class OpenAIBackend(Backend):
                 body["top_k"] = sp.top_k
             if sp.repetition_penalty != 1.0:
                 body["repetition_penalty"] = sp.repetition_penalty
+            if sp.min_new_tokens:  # vLLM's server takes `min_tokens` (an extra sampling parameter)
+                body["min_tokens"] = sp.min_new_tokens
         if req.messages is not None:
             body["messages"] = req.messages
             if req.continues_assistant:  # a prefill: vLLM's extension of the chat API

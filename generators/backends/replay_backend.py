@@ -11,6 +11,10 @@ has a `text` column and a key column:
 `completion_tokens`, `prompt_tokens`, `model` (written on every row; else "replay:<file name>"), and
 `completion_index` (orders several completions of one request for n > 1).
 
+Sampling settings are not enforced (the file's text is the answer): `min_new_tokens` and the other options stay
+part of the stage's cache key as always, but matching is by request id or prompt, so a replay file made before an
+option existed still answers the same requests.
+
 A request with no completion in the file comes back failed (retryable: add the answer and rerun). The file's
 sha256 is part of the backend identity (so of every cache key): after the file is edited, a rerun reads every
 request of that round again (reading is instant) instead of keeping answers the file no longer holds.

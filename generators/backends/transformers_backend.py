@@ -4,6 +4,10 @@ Loads a local HF folder, or a GGUF file (`gguf_file=`; slower: transformers keep
 vLLM is absent. Requests are grouped by sampling settings (one `generate` call takes one setting), sorted by length
 so that padding is small, and cut into micro-batches of `batch_size` sequences.
 
+Seq2seq models (T5 family: `AutoModelForSeq2SeqLM`) run too, detected from the model config's `is_encoder_decoder`
+or forced by `seq2seq=True/False`: the prompt goes to the encoder, the completion is the decoder's output (its
+start token dropped), and `max_tokens` is not shortened by the prompt's length (the encoder has its own).
+
 Seeds: `generate` has one random stream per call, so a seeded micro-batch is seeded with a hash of its requests'
 seeds: reproducible for the same requests and batch size, not per request as in vLLM.
 """
@@ -35,7 +39,7 @@ class TransformersBackend(Backend):
 
     def __init__(self, model_path: str | os.PathLike, *, gguf_file: str | None = None, device: str = "auto",
                  dtype: str = "auto", batch_size: int = 16, max_context: int | None = None,
-                 threads: int | None = None, trust_remote_code: bool = False):
+                 threads: int | None = None, trust_remote_code: bool = False, seq2seq: bool | None = None):
         path = Path(model_path).expanduser()
         if gguf_file is None and path.suffix == ".gguf":
             path, gguf_file = path.parent, path.name
@@ -55,6 +59,8 @@ class TransformersBackend(Backend):
         self.dtype = ("float32" if gguf_file else "bfloat16") if dtype == "auto" else dtype
         self.max_context_setting = max_context
         self.trust_remote_code = trust_remote_code
+        self.seq2seq_setting = seq2seq  # None: the config's is_encoder_decoder, read when the model loads
+        self.seq2seq = bool(seq2seq)
         # CPU threads for torch (process-wide). On a machine shared with other jobs, fewer threads than cores
         # avoids spin-waiting threads fighting for cores (measured: 1 thread 3x faster than 2 under load).
         self.threads = threads
@@ -66,7 +72,7 @@ class TransformersBackend(Backend):
         if self.hf_model is not None:
             return
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
         if self.threads:
             torch.set_num_threads(self.threads)
@@ -75,10 +81,17 @@ class TransformersBackend(Backend):
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, self.dtype),
-                                                     trust_remote_code=self.trust_remote_code, **kw)
+        seq2seq = self.seq2seq_setting
+        if seq2seq is None:
+            config = AutoConfig.from_pretrained(self.model_path, trust_remote_code=self.trust_remote_code, **kw)
+            seq2seq = bool(getattr(config, "is_encoder_decoder", False))
+        self.seq2seq = seq2seq
+        auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+        model = auto.from_pretrained(self.model_path, dtype=getattr(torch, self.dtype),
+                                     trust_remote_code=self.trust_remote_code, **kw)
         model.to(self.device).eval()
-        cfg_ctx = getattr(model.config, "max_position_embeddings", None) or 2048
+        cfg_ctx = (getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+                   or (512 if seq2seq else 2048))
         self.max_context = min(self.max_context_setting or cfg_ctx, cfg_ctx)
         eos = model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
@@ -96,6 +109,8 @@ class TransformersBackend(Backend):
         ident = {"backend": self.name, "model": self.model, "dtype": self.dtype, "device": self.device.split(":")[0]}
         if self.max_context_setting:
             ident["max_context"] = self.max_context_setting
+        if self.seq2seq_setting is not None:  # forced either way (auto: the model's own config, named by the path)
+            ident["seq2seq"] = self.seq2seq_setting
         return ident
 
     # ---- generation -----------------------------------------------------------------------------------------
@@ -139,7 +154,8 @@ class TransformersBackend(Backend):
 
         sp: SamplingParams = batch[0].request.sampling
         longest = max(len(p.ids) for p in batch)
-        max_new = min(sp.max_tokens, self.max_context - longest)
+        # a decoder-only model's context holds prompt + completion; an encoder-decoder's decoder has its own
+        max_new = sp.max_tokens if self.seq2seq else min(sp.max_tokens, self.max_context - longest)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.full((len(batch), longest), pad, dtype=torch.long)
         attention = torch.zeros((len(batch), longest), dtype=torch.long)
@@ -154,7 +170,8 @@ class TransformersBackend(Backend):
         with torch.inference_mode():
             out = self.hf_model.generate(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
                                          **gen_kw)
-        sequences = out.sequences[:, longest:].cpu()
+        # decoder-only: the prompt comes back first; encoder-decoder: the decoder's start token does
+        sequences = (out.sequences[:, 1:] if self.seq2seq else out.sequences[:, longest:]).cpu()
         logprobs = None
         if sp.logprobs is not None:
             logits = torch.stack(out.logits, dim=1).float().log_softmax(-1).cpu()  # (B*n, T, V), raw model logits
@@ -196,7 +213,12 @@ class TransformersBackend(Backend):
             stop_strings=list(sp.stop) or None,
             no_repeat_ngram_size=sp.no_repeat_ngram_size,
             bad_words_ids=[[t] for t in self.banned_tokens(tuple(sp.banned_substrings))] or None,
+            min_new_tokens=min(sp.min_new_tokens, max_new) if sp.min_new_tokens else None,
         )
+        if self.seq2seq:
+            cfg.decoder_start_token_id = self.hf_model.generation_config.decoder_start_token_id
+            if cfg.decoder_start_token_id is None:
+                cfg.decoder_start_token_id = self.hf_model.config.decoder_start_token_id
         kw: dict[str, Any] = {"generation_config": cfg}
         if sp.stop:
             kw["tokenizer"] = self.tokenizer  # generate needs it to match stop strings

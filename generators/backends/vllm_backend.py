@@ -166,4 +166,5 @@ def to_vllm_sampling(sp: SamplingParams):
                stop=list(sp.stop) or None, logprobs=sp.logprobs,
                # vLLM bans the strings' token sequences (not every token containing them); it has no
                # no_repeat_ngram_size: a request asking it is generated without (logged)
-               **({"bad_words": list(sp.banned_substrings)} if sp.banned_substrings else {}))
+               **({"bad_words": list(sp.banned_substrings)} if sp.banned_substrings else {}),
+               **({"min_tokens": sp.min_new_tokens} if sp.min_new_tokens else {}))
