@@ -230,6 +230,7 @@ def run_generator(gen: Generator, config: GeneratorConfig) -> dict:
     rounds = Rounds(work, config.generation, source=gen.name, log=log.info,
                     shard_runner=shards_as_tasks if _any_shard_tasks(config.generation) else None)
     result: GeneratorResult = gen.run(config, seeds, rounds)
+    quarantine = quarantine + list(result.quarantine)
     for name, artifact in result.artifacts.items():
         if isinstance(artifact, pa.Table):
             write_table_atomic(work / f"{name}.parquet", artifact)
@@ -257,7 +258,7 @@ def run_generator(gen: Generator, config: GeneratorConfig) -> dict:
     produced = len(result.rows) + len(result.rejected)
     seeds_read = sum(i["records"] for i in per_input)
     invariant = {"generated_rows": produced, "rows_data": data_rows(run), "rows_rejected": run.rows("rejected"),
-                 "seed_records_read": seeds_read, "seeds": sum(i["records"] - i["quarantined"] for i in per_input),
+                 "seed_records_read": seeds_read, "seeds": sum(i["records"] - i["quarantined"] for i in per_input) - len(result.quarantine),
                  "rows_quarantine": run.rows("quarantine")}
     invariant["holds"] = (invariant["rows_data"] + invariant["rows_rejected"] == produced
                           and invariant["seeds"] + invariant["rows_quarantine"] == seeds_read)

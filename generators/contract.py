@@ -82,6 +82,9 @@ class GeneratorResult:
     tables: dict[str, pa.Table] = field(default_factory=dict)
     # files for `_work/` (a classifier, grades): name -> pa.Table (Parquet) or a JSON-able dict
     artifacts: dict[str, Any] = field(default_factory=dict)
+    # seed records the generator cannot use (file, location, error, raw: QUARANTINE_SCHEMA rows), published with the
+    # reader's quarantine rows and counted out of the seeds
+    quarantine: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from a mixture of LMs, as rounds of the generation mechanism. Every row keeps it
 """
 from __future__ import annotations
 
+import json
 import random
 import re
 import string
@@ -28,11 +29,12 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import yaml
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from corpora.config import StrictModel
 from corpora.generated import generated_schema, to_table
 from corpora.hashing import short_hash
+from corpora.readers import InputError
 from generators.backends import BackendConfig
 from generators.backends.base import GenerationRequest, SamplingParams
 from generators.contract import Generator, GeneratorConfig, GeneratorResult
@@ -68,6 +70,8 @@ class VoteSampling(SamplingParams):
 
 class NoveltyConfig(StrictModel):
     threshold: float = Field(0.7, gt=0, lt=1, description="reject an instruction above this ROUGE-L F1")
+    # the reference's novelty scorer: rouge_score's RougeScorer(["rougeL"], use_stemmer=False)
+    # (ensemble_instruct/gen_instructions.py, line 151)
     tokenizer: Tokenizer = "rouge_score"
     method: Literal["index", "brute"] = "index"  # same decisions; brute scores the whole pool
 
@@ -80,8 +84,8 @@ class InstructionsConfig(StrictModel):
     max_machine_examples: int = Field(4, ge=0)
     requests_per_round: int = Field(32, ge=1, description="prompts per type per round")
     max_rounds: int = Field(50, ge=1)
-    min_words: int = 3  # drop instructions of <= min_words words
-    max_words: int = 150  # ... and of > max_words
+    min_words: int = Field(3, ge=0)  # drop instructions of <= min_words words
+    max_words: int = Field(150, ge=1)  # ... and of > max_words
     blacklist: list[str] = Field(default_factory=lambda: list(BLACKLIST))
     novelty: NoveltyConfig = NoveltyConfig()
     sampling: Sampled = Sampled()
@@ -89,14 +93,20 @@ class InstructionsConfig(StrictModel):
 
 
 class InstancesConfig(StrictModel):
-    demos_file: str | None = Field(None, description="YAML of few-shot demos; None: the bundled ones")
+    demos_file: str | None = Field(None, description=(
+        "YAML of few-shot demos; None: the bundled ones (ensemble_instruct_demos.yaml); the reference's: "
+        "generators/ensemble_instruct_reference_demos.yaml"))
+    parse: Literal["ours", "reference"] = Field("ours", description=(
+        "ours: the first block, labels case-insensitive, multi-line input/output kept, the type decides the "
+        "labels; reference: sample_instances.py's rules (first line = input, next line = output; case-sensitive "
+        "substrings; later `instruction:` blocks become instances of their own)"))
     sampling: InstanceSampling = InstanceSampling()
 
 
 class Voter(StrictModel):
-    name: str
+    name: str = Field(min_length=1)
     backend: BackendConfig | None = Field(None, description="None: the round's (generation.rounds.votes / run's)")
-    temperature: float | None = None  # on top of votes.sampling: distinct configurations of one model
+    temperature: float | None = Field(None, ge=0.0)  # on top of votes.sampling: distinct configurations of one model
     top_k: int | None = None
     seed: int | None = None
 
@@ -109,9 +119,16 @@ class VotesConfig(StrictModel):
 
 
 class EnsembleConfig(StrictModel):
-    tau: float = Field(0.01, description="keep a row only if its worst pairwise ROUGE-L F1 > tau")
+    tau: float = Field(0.01, ge=0.0, le=1.0, description="keep a row only if its worst pairwise ROUGE-L F1 > tau")
     stem: bool = True
     tokenizer: Tokenizer = "rouge_score"
+    votes_agree_keep: Literal["vote", "generator"] = Field("vote", description=(
+        "when two votes agree exactly (and the generator's output agrees with neither): keep the agreeing vote "
+        "(ours) or the generator's output (the reference's ensemble_output.py, line 147)"))
+    allow_same_model: bool = Field(True, description=(
+        "let two candidates of the vote (the instance generator and the voters) be one model; true in the default "
+        "config because only one real LM (SmolLM2-135M) is available offline, so the default ensemble is "
+        "distinct sampling configurations of one model (stats: ensemble.kind); false refuses such a config"))
 
 
 class EnsembleInstructConfig(GeneratorConfig):
@@ -121,6 +138,37 @@ class EnsembleInstructConfig(GeneratorConfig):
     votes: VotesConfig = VotesConfig()
     ensemble: EnsembleConfig = EnsembleConfig()
     spacy_model: str = Field("en_core_web_sm", description="for the verb-noun diversity stat (skipped if absent)")
+
+    @model_validator(mode="after")
+    def _distinct_voters(self) -> "EnsembleInstructConfig":
+        if not self.ensemble.allow_same_model:
+            same = same_model_candidates(self)
+            if same:
+                a, b, model = same[0]
+                raise ValueError(f"ensemble: {a} and {b} are the same model ({model}): an ensemble of one model "
+                                 "voting with itself; give the voters different backends/models, or set "
+                                 "ensemble.allow_same_model: true to allow it")
+        return self
+
+
+def _model_of(backend) -> str:
+    """What a backend config generates with, as a name two candidates can be compared by."""
+    if backend is None or (backend.kind in ("transformers", "vllm") and not backend.model):
+        return "SmolLM2-135M-Instruct (the default model)"
+    if backend.kind in ("transformers", "vllm"):
+        return str(Path(backend.model).expanduser())
+    if backend.kind == "replay":
+        return backend.model or f"replay:{Path(backend.path).expanduser()}"
+    return backend.model  # openai: the served model's name (wherever it is served)
+
+
+def same_model_candidates(cfg: "EnsembleInstructConfig") -> list[tuple[str, str, str]]:
+    """Pairs of vote candidates (the instance generator, then each voter) that generate with one model."""
+    cands = [("the instance generator", _model_of(cfg.generation.for_round("instances").backend))]
+    for k, v in enumerate(cfg.votes.voters):
+        backend = v.backend if v.backend is not None else cfg.generation.for_round(f"votes#{k}").backend
+        cands.append((f"voter {v.name!r}", _model_of(backend)))
+    return [(a[0], b[0], a[1]) for i, a in enumerate(cands) for b in cands[i + 1:] if a[1] == b[1]]
 
 
 # ---- stage 1: instructions -----------------------------------------------------------------------------------
@@ -169,25 +217,79 @@ class SeedTask:
     type: str
 
 
-def seed_tasks(records: Sequence[Any]) -> tuple[list[SeedTask], int]:
-    """(typed seeds, seeds skipped for having no instances)."""
-    out, skipped = [], 0
+class SeedError(InputError):
+    """Seed tasks that cannot make a run (e.g. none of a type with a target): one line, before any generation."""
+
+
+def seed_problem(metadata: dict[str, Any]) -> str | None:
+    """Why a seed task has no usable type (None: it has one). The type is read from `instances[0].input`."""
+    if "instances" not in metadata:
+        return "no 'instances' field (a seed task needs instances[0] to tell type A from B)"
+    inst = metadata["instances"]
+    if not isinstance(inst, list):
+        return f"'instances' is {type(inst).__name__}, not a list of objects"
+    if not inst:
+        return "'instances' is an empty list"
+    if not isinstance(inst[0], dict):
+        return f"instances[0] is {type(inst[0]).__name__}, not an object with 'input' / 'output'"
+    inp = inst[0].get("input")
+    if inp is not None and not isinstance(inp, str):
+        return f"instances[0].input is {type(inp).__name__}, not a string"
+    return None
+
+
+def seed_tasks(records: Sequence[Any]) -> tuple[list[SeedTask], list[dict]]:
+    """(typed seeds, quarantine rows for seeds whose `instances` cannot tell their type: file, row, reason)."""
+    out, bad = [], []
     for r in records:
-        inst = r.metadata.get("instances") or []
-        if not inst or not isinstance(inst[0], dict):
-            skipped += 1
+        problem = seed_problem(r.metadata)
+        if problem is not None:
+            raw = json.dumps({"id": r.id, "instruction": r.text, "instances": r.metadata.get("instances")},
+                             ensure_ascii=False, default=str)
+            bad.append({"file": r.source, "location": f"id {r.id}", "error": f"seed task: {problem}",
+                        "raw": raw[:200]})
             continue
+        inst = r.metadata["instances"]
         out.append(SeedTask(r.id, r.text, "A" if (inst[0].get("input") or "") != "" else "B"))
-    return out, skipped
+    return out, bad
+
+
+def check_seed_types(seeds: Sequence[SeedTask], icfg: "InstructionsConfig", where: str = "the seed tasks") -> None:
+    """Every type with a target needs seeds of that type (SeedError, one line, otherwise)."""
+    targets = {"A": icfg.target_a, "B": icfg.target_b}
+    missing = [t for t in TYPES if targets[t] and not any(s.type == t for s in seeds)]
+    if missing:
+        names = {"A": "A (first instance has an input)", "B": "B (first instance has no input)"}
+        keys = " / ".join(f"instructions.target_{t.lower()}" for t in missing)
+        raise SeedError(f"{where}: no seed task of type {', '.join(names[t] for t in missing)} among "
+                        f"{len(seeds)} usable seed(s); add such seeds or set {keys}: 0")
 
 
 # ---- stage 2: instances --------------------------------------------------------------------------------------
+def demos_path(path: str | None) -> Path:
+    """A demos file: the bundled one for None; a relative path that is not under the working directory is looked
+    up in the project (so `generators/ensemble_instruct_reference_demos.yaml` works from anywhere)."""
+    if path is None:
+        return DEMOS_PATH
+    p = Path(path).expanduser()
+    if not p.is_absolute() and not p.exists():
+        for root in (DEMOS_PATH.parents[1], DEMOS_PATH.parent):
+            if (root / p).is_file():
+                return root / p
+    return p
+
+
 @lru_cache(maxsize=4)
 def templates(path: str | None = None) -> dict[str, tuple[str, int]]:
-    """{type: (few-shot template ending in 'instruction:', template version)}."""
-    doc = yaml.safe_load(Path(path or DEMOS_PATH).expanduser().read_text(encoding="utf-8"))
+    """{type: (few-shot template ending in 'instruction:', template version)}. Per type, either `header` + `demos`
+    (built into the reference's format) or `template`: the whole prompt prefix, verbatim (the reference's own
+    templates: ensemble_instruct_reference_demos.yaml)."""
+    doc = yaml.safe_load(demos_path(path).read_text(encoding="utf-8"))
     out = {}
     for t, key in (("A", "with_input"), ("B", "without_input")):
+        if "template" in doc[key]:
+            out[t] = (doc[key]["template"], doc.get("version", 1))
+            continue
         blocks = [f"instruction: {d['instruction']}\n" + (f"input: {d['input']}\n" if t == "A" else "")
                   + f"output: {d['output']}\n{EOS}\n\n" for d in doc[key]["demos"]]
         out[t] = (doc[key]["header"].strip() + "\n\n" + "".join(blocks) + "instruction:", doc.get("version", 1))
@@ -229,6 +331,53 @@ def parse_instance(text: str, kind: str) -> tuple[str | None, str | None, str | 
     return inp, output, None
 
 
+def parse_instances_reference(raw: str) -> list[tuple[str | None, str, str]]:
+    """The reference's instance parsing (IBM/ensemble-instruct, ensemble_instruct/sample_instances.py, lines 24-96),
+    rule for rule: blocks are split on blank lines (and on `^`, which the reference uses as its separator); the
+    first block gives (input = its first line, output = its second line) when the first line contains `input:`, or
+    (input "", output = its first line) when it contains `output:` only; a later block whose first line contains
+    `instruction:` (and more than 5 words) gives an instance of its own (its instruction, then its input/output
+    lines). Labels are case-sensitive substrings, removed wherever they occur, and so is `|EoS|`; an output needs a
+    word. The completion's type is not consulted (the reference ran the parser on each type's file alone).
+    Returns [(instruction or None for the prompt's own, input, output)]. An empty completion gives [] (the
+    reference raised IndexError on one)."""
+    def clean(line: str, label: str) -> str:
+        return line.replace(label, "").strip().replace(EOS, "").strip()
+
+    out: list[tuple[str | None, str, str]] = []
+    for idx, block in enumerate((raw or "").strip().replace("\n\n", "^").split("^")):
+        lines = block.splitlines()
+        if not lines:
+            continue
+        if "input:" in lines[0]:
+            if idx == 0 and len(lines) > 1:
+                inp, outp = lines[0].strip(), lines[1].strip()
+                if "input:" in inp and "output:" in outp:
+                    inp, outp = clean(inp, "input:"), clean(outp, "output:")
+                    if outp.split():
+                        out.append((None, inp, outp))
+            elif idx > 0 and len(lines) > 2:
+                ins, inp, outp = lines[0].strip(), lines[1].strip(), lines[2].strip()
+                if "instruction:" in ins and "input:" in inp and "output:" in outp and len(ins.split()) > 5:
+                    ins, inp, outp = clean(ins, "instruction:"), clean(inp, "input:"), clean(outp, "output:")
+                    if outp.split():
+                        out.append((ins, inp, outp))
+        elif "output:" in lines[0]:
+            if idx == 0:
+                outp = lines[0].strip()
+                if "output:" in outp:
+                    outp = clean(outp, "output:")
+                    if outp.split():
+                        out.append((None, "", outp))
+            elif len(lines) > 1:
+                ins, outp = lines[0].strip(), lines[1].strip()
+                if "instruction:" in ins and "output:" in outp and len(ins.split()) > 5:
+                    ins, outp = clean(ins, "instruction:"), clean(outp, "output:")
+                    if outp.split():
+                        out.append((ins, "", outp))
+    return out
+
+
 # ---- stage 4: ensemble ---------------------------------------------------------------------------------------
 def normalize_answer(s: str) -> str:
     """Lowercase, drop ASCII punctuation, collapse whitespace (the reference's normalize_answer)."""
@@ -247,8 +396,10 @@ class Consensus:
 
 
 def consensus(candidates: Sequence[str], tau: float = 0.01, stem: bool = True,
-              tokenizer: Tokenizer = "rouge_score") -> Consensus:
-    """candidates[0]: the generator's output, then the votes in voter order. Empty candidates never agree."""
+              tokenizer: Tokenizer = "rouge_score", votes_agree_keep: str = "vote") -> Consensus:
+    """candidates[0]: the generator's output, then the votes in voter order. Empty candidates never agree (after
+    normalisation: "..." is empty too). Two votes that agree keep the agreeing vote (`votes_agree_keep="vote"`) or
+    the generator's output ("generator", as the reference does)."""
     norm = [normalize_answer(c) for c in candidates]
     toks = [tokenize(n, stem, tokenizer) for n in norm]
     pairs = [{"a": i, "b": j, "rougeL": rouge_l(toks[j], toks[i])}
@@ -258,7 +409,8 @@ def consensus(candidates: Sequence[str], tau: float = 0.01, stem: bool = True,
         return Consensus(True, candidates[0], 0, "exact_generator", pairs, worst)
     for p in pairs:
         if p["a"] > 0 and norm[p["a"]] and norm[p["a"]] == norm[p["b"]]:
-            return Consensus(True, candidates[p["a"]], p["a"], "exact_votes", pairs, worst)
+            keep = 0 if votes_agree_keep == "generator" else p["a"]
+            return Consensus(True, candidates[keep], keep, "exact_votes", pairs, worst)
     sums = [sum(p["rougeL"] for p in pairs if i in (p["a"], p["b"])) for i in range(len(norm))]
     best = max(range(len(norm)), key=lambda i: (sums[i], -i))  # ties: the generator, then vote order
     if worst > tau and norm[best]:
@@ -300,13 +452,12 @@ def _by_order(out) -> list[dict]:
 # ---- the generator -------------------------------------------------------------------------------------------
 def run(cfg: EnsembleInstructConfig, records: Sequence[Any], rounds) -> GeneratorResult:
     icfg = cfg.instructions
-    seeds, skipped = seed_tasks(records[:cfg.max_seeds] if cfg.max_seeds else records)
+    seeds, bad_seeds = seed_tasks(records[:cfg.max_seeds] if cfg.max_seeds else records)
+    skipped = len(bad_seeds)
+    check_seed_types(seeds, icfg)
     by_type = {t: [s for s in seeds if s.type == t] for t in TYPES}
     targets = {"A": icfg.target_a, "B": icfg.target_b}
     n_examples = {"A": icfg.examples_a, "B": icfg.examples_b}
-    missing = [t for t in TYPES if targets[t] and not by_type[t]]
-    if missing:
-        raise ValueError(f"no seed tasks of type {missing} (A: first instance has an input, B: it has none)")
     nov = icfg.novelty
     pools = {t: NoveltyPool(nov.threshold, False, nov.tokenizer, nov.method) for t in TYPES}
     for s in seeds:
@@ -370,13 +521,21 @@ def run(cfg: EnsembleInstructConfig, records: Sequence[Any], rounds) -> Generato
     rejected += inst_out.failed
     instance_rows, valid = [], []
     for rec in _by_order(inst_out):
-        inp, output, reason = parse_instance(rec["text"], rec["type"])
-        row = {**rec, "input": inp, "output": output, "parse_status": reason or "ok"}
-        instance_rows.append(row)
-        if reason:
-            rejected.append({**row, "instance_id": rec["id"], "reason": "instance_unparsed", "reason_detail": reason})
+        if cfg.instances.parse == "reference":
+            items = parse_instances_reference(rec["text"])
+            parsed = [({**rec, "id": rec["id"] if j == 0 else f"{rec['id']}-{j}",
+                        "instruction": ins if ins is not None else rec["instruction"]}, inp, output, None)
+                      for j, (ins, inp, output) in enumerate(items)] or [(rec, None, None, "no_instance")]
         else:
-            valid.append(row)
+            parsed = [(rec, *parse_instance(rec["text"], rec["type"]))]
+        for base, inp, output, reason in parsed:
+            row = {**base, "input": inp, "output": output, "parse_status": reason or "ok"}
+            instance_rows.append(row)
+            if reason:
+                rejected.append({**row, "instance_id": rec["id"], "reason": "instance_unparsed",
+                                 "reason_detail": reason})
+            else:
+                valid.append(row)
 
     # votes: one round per voter
     vote_rows, votes, voter_info = [], {}, []
@@ -412,7 +571,7 @@ def run(cfg: EnsembleInstructConfig, records: Sequence[Any], rounds) -> Generato
             rejected.append({**base, "id": "ei-" + _rid(inst["id"]), "reason": "vote_missing"})
             continue
         cands = [inst["output"].strip()] + [(v["text"] or "").strip() for v in vs]
-        c = consensus(cands, cfg.ensemble.tau, cfg.ensemble.stem, cfg.ensemble.tokenizer)
+        c = consensus(cands, cfg.ensemble.tau, cfg.ensemble.stem, cfg.ensemble.tokenizer, cfg.ensemble.votes_agree_keep)
         row = {**base, "id": "ei-" + _rid(inst["id"]), "parent_ids": [inst["id"]] + [v["id"] for v in vs],
                "candidates": cands, "pairwise_rougeL": c.pairwise, "worst_rougeL": c.worst,
                "decided_by": c.decided_by, "chosen": c.chosen,
@@ -429,7 +588,7 @@ def run(cfg: EnsembleInstructConfig, records: Sequence[Any], rounds) -> Generato
     tables = {"instructions": to_table(instruction_rows, generated_schema(INSTRUCTION_FIELDS)),
               "instances": to_table(instance_rows, generated_schema(INSTANCE_FIELDS)),
               "votes": to_table(vote_rows, generated_schema(VOTE_FIELDS))}
-    return GeneratorResult(rows, rejected, stats, tables=tables)
+    return GeneratorResult(rows, rejected, stats, tables=tables, quarantine=bad_seeds)
 
 
 # ---- stats ---------------------------------------------------------------------------------------------------
@@ -489,7 +648,7 @@ def run_stats(cfg, seeds, skipped, instruction_rows, accepted, instance_rows, va
     gen_model = next((r["model"] for r in instance_rows), None)
     models = {v["model"] for v in voter_info if v["model"]} | ({gen_model} if gen_model else set())
     return {
-        "seeds": {"used": len(seeds), "skipped_no_instances": skipped},
+        "seeds": {"used": len(seeds), "quarantined_bad_instances": skipped},
         "stop_string_in_text": False,  # `|EoS|` is cut by the backends and by the parsers
         "types": per_type,
         "novelty": {"method": cfg.instructions.novelty.method, "tokenizer": cfg.instructions.novelty.tokenizer,
@@ -510,10 +669,26 @@ def _sample_inputs(cfg: EnsembleInstructConfig) -> list[str]:
     return [str(SAMPLE_SEEDS)]
 
 
+def preflight_seeds(cfg: EnsembleInstructConfig) -> None:
+    """Before any generation: the seeds (the inputs, else the bundled sample) have a seed of every type with a
+    target (SeedError, one line, otherwise). Records the readers cannot read are the run's quarantine, not here."""
+    from corpora.readers import BadRecord, FieldMap, expand_inputs, read_records
+
+    fields = FieldMap(text_field=cfg.text_field, id_field=cfg.id_field)
+    paths = cfg.inputs or _sample_inputs(cfg)
+    records = [r for p in expand_inputs(paths) for r in read_records(p, fields) if not isinstance(r, BadRecord)]
+    seeds, bad = seed_tasks(records[:cfg.max_seeds] if cfg.max_seeds else records)
+    where = ", ".join(str(p) for p in paths)
+    if bad:
+        where += f" ({len(bad)} seed(s) with unusable instances, quarantined at run time)"
+    check_seed_types(seeds, cfg.instructions, where)
+
+
 def _preflight(cfg: EnsembleInstructConfig) -> None:
     from generators.settings import preflight_backend
 
     templates(cfg.instances.demos_file)
+    preflight_seeds(cfg)
     for k, v in enumerate(cfg.votes.voters):
         if v.backend is not None:
             preflight_backend(v.backend, f"votes.voters[{k}].backend")

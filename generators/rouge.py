@@ -3,8 +3,8 @@ without scoring the whole pool.
 
 Tokenizers (`tokenizer`):
 - "rouge_score" (reference-compatible): `rouge_score`'s own tokenizer (lowercase, every non-[a-z0-9] character is a
-  space, Porter stemming of tokens longer than 3 characters when `stem`): two identical Chinese instructions have no
-  tokens and score 0.
+  space, Porter stemming of tokens longer than 3 characters when `stem`, with NLTK's default Porter mode as
+  rouge_score uses it): two identical Chinese instructions have no tokens and score 0.
 - "unicode": NFKC + casefold, tokens are runs of Unicode letters/digits, and each CJK ideograph / kana is a token of
   its own (those scripts have no spaces); ASCII words are stemmed like rouge_score's when `stem`.
 
@@ -40,11 +40,29 @@ COMMON_WORDS = ["the", "a", "of", "to", "and", "in", "is", "for", "you", "that",
                 "about"]
 
 
-@lru_cache(maxsize=2)
-def _stemmer():
-    from nltk.stem import porter
+class _CachedStemmer:
+    """NLTK's `PorterStemmer()` in its default mode (NLTK_EXTENSIONS), which is what `rouge_score` builds
+    (`rouge_score/tokenizers.py`: `porter.PorterStemmer() if use_stemmer`), with each word's stem memoised: the
+    same stems, a dictionary lookup after the first time a word is seen."""
 
-    return porter.PorterStemmer("ORIGINAL_ALGORITHM")  # what rouge_score uses
+    def __init__(self):
+        from nltk.stem import porter
+
+        self._porter = porter.PorterStemmer()
+        self._memo: dict[str, str] = {}
+
+    def stem(self, word: str) -> str:
+        out = self._memo.get(word)
+        if out is None:
+            if len(self._memo) >= 1_000_000:  # bounded: a huge vocabulary starts over
+                self._memo.clear()
+            out = self._memo[word] = self._porter.stem(word)
+        return out
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> _CachedStemmer:
+    return _CachedStemmer()
 
 
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"

@@ -94,8 +94,8 @@ def test_seed_types_split_on_the_first_instance_input():
     from corpora.readers import FieldMap, read_records
 
     path = shared_path("data", "instruct", "self_instruct_seed_tasks.jsonl")
-    seeds, skipped = seed_tasks(list(read_records(path, FieldMap(text_field="instruction"))))
-    assert skipped == 0 and sum(s.type == "A" for s in seeds) == 125 and sum(s.type == "B" for s in seeds) == 50
+    seeds, bad = seed_tasks(list(read_records(path, FieldMap(text_field="instruction"))))
+    assert bad == [] and sum(s.type == "A" for s in seeds) == 125 and sum(s.type == "B" for s in seeds) == 50
 
 
 # ---- consensus -----------------------------------------------------------------------------------------------
@@ -235,3 +235,151 @@ def test_novelty_boundary_is_strictly_above_threshold():
     novel, score, nearest, _ = pool.check("a b x y")  # F1 = 0.5 exactly: not above, so novel
     assert novel and score == 0.5 and nearest == "x"
     assert not pool.check("a b c y")[0]
+
+
+# ---- seeds: malformed instances quarantined, a missing type one clear line --------------------------------------
+def _rec(rid, instances, missing=False):
+    from corpora.records import Record
+
+    return Record(id=rid, text=f"Task {rid}.", source="seeds.jsonl", metadata={} if missing else {"instances": instances})
+
+
+def test_malformed_instances_are_quarantined_with_file_row_and_reason():
+    recs = [_rec("ok-a", [{"input": "x", "output": "y"}]), _rec("dog", "dog"), _rec("empty", []),
+            _rec("missing", None, missing=True), _rec("str0", ["a"]), _rec("int-input", [{"input": 5}]),
+            _rec("ok-b", [{"input": "", "output": "y"}]), _rec("none", None)]
+    seeds, bad = seed_tasks(recs)
+    assert [(s.id, s.type) for s in seeds] == [("ok-a", "A"), ("ok-b", "B")]
+    assert [b["location"] for b in bad] == ["id dog", "id empty", "id missing", "id str0", "id int-input", "id none"]
+    assert all(b["file"] == "seeds.jsonl" and b["error"].startswith("seed task: ") and b["raw"] for b in bad)
+    reasons = [b["error"] for b in bad]
+    assert "is str, not a list" in reasons[0] and "empty list" in reasons[1] and "no 'instances'" in reasons[2]
+    assert "instances[0] is str" in reasons[3] and "input is int" in reasons[4] and "NoneType" in reasons[5]
+    assert len(seeds) + len(bad) == len(recs)  # nothing lost
+
+
+def test_no_seed_of_a_type_is_one_clear_line_before_any_generation(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from generators.ensemble_instruct import EnsembleInstructConfig, SeedError, check_seed_types, preflight_seeds
+
+    with pytest.raises(SeedError, match=r"no seed task of type B \(first instance has no input\)"):
+        check_seed_types(seed_tasks([_rec("a", [{"input": "x"}])])[0], InstructionsConfig())
+    check_seed_types(seed_tasks([_rec("a", [{"input": "x"}])])[0], InstructionsConfig(target_b=0))  # no target: fine
+    f = tmp_path / "only_a.jsonl"
+    f.write_text("\n".join(json.dumps({"id": f"s{i}", "instruction": f"Do thing {i}.",
+                                       "instances": [{"input": "in", "output": "out"}]}) for i in range(3)) + "\n"
+                 + json.dumps({"id": "bad", "instruction": "Broken.", "instances": "dog"}) + "\n")
+    with pytest.raises(SeedError, match="1 seed\\(s\\) with unusable instances"):
+        preflight_seeds(EnsembleInstructConfig(inputs=[str(f)]))
+    # the CLI in its own process (as a user runs it): the one line, no traceback, before any generation
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "run", "ensemble-instruct", "--input", str(f),
+                        "--output", str(tmp_path / "o")], capture_output=True, text=True, timeout=300,
+                       cwd=Path(__file__).resolve().parents[1])
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "no seed task of type B" in out and "Traceback" not in out, out
+    assert len([line for line in out.splitlines() if line.strip()]) == 1, out
+    assert not (tmp_path / "o" / "_work").exists()
+
+
+# ---- consensus options, voters, bounds ------------------------------------------------------------------------------
+def test_empty_votes_never_agree():
+    for cands in (["Rome", "", ""], ["Rome", "...", "!"], ["", "", ""], ["Rome", " ", "\n"]):
+        c = consensus(cands)
+        assert c.decided_by == "no_consensus" and not c.kept, cands
+    # an empty vote does not block two real candidates that agree
+    assert consensus(["Rome", "", "rome"]).decided_by == "exact_generator"
+
+
+def test_votes_agree_keep_the_vote_or_the_generators_output():
+    c = consensus(["Rome", "London!", "london"])
+    assert (c.decided_by, c.output, c.chosen) == ("exact_votes", "London!", 1)
+    c = consensus(["Rome", "London!", "london"], votes_agree_keep="generator")  # ensemble_output.py, line 147
+    assert (c.decided_by, c.output, c.chosen) == ("exact_votes", "Rome", 0)
+
+
+def test_one_model_voting_with_itself_needs_allow_same_model():
+    from generators.ensemble_instruct import EnsembleInstructConfig, same_model_candidates
+
+    default = EnsembleInstructConfig()  # one offline LM: said explicitly, allowed
+    assert default.ensemble.allow_same_model is True and len(same_model_candidates(default)) == 3
+    with pytest.raises(ValueError, match="the instance generator and voter 'greedy' are the same model"):
+        EnsembleInstructConfig(ensemble={"allow_same_model": False})
+    t5 = {"kind": "transformers", "model": "/models/flan-t5-xxl"}
+    with pytest.raises(ValueError, match="voter 'a' and voter 'b' are the same model \\(/models/flan-t5-xxl\\)"):
+        EnsembleInstructConfig(ensemble={"allow_same_model": False}, votes={"voters": [
+            {"name": "a", "backend": t5}, {"name": "b", "backend": t5, "temperature": 0.7}]})
+    ok = EnsembleInstructConfig(ensemble={"allow_same_model": False}, votes={"voters": [
+        {"name": "a", "backend": t5}, {"name": "b", "backend": {"kind": "transformers", "model": "/models/flan-ul2"}}]})
+    assert same_model_candidates(ok) == []
+    # a voter without its own backend takes its round's (generation.rounds.votes#k), as the run does
+    via_rounds = EnsembleInstructConfig(ensemble={"allow_same_model": False}, generation={"rounds": {
+        "votes#0": {"backend": t5}, "votes#1": {"backend": {"kind": "openai", "base_url": "http://h/v1",
+                                                            "model": "flan-ul2"}}}})
+    assert same_model_candidates(via_rounds) == []
+
+
+@pytest.mark.parametrize("key, value", [("ensemble.tau", 1.5), ("ensemble.tau", -0.1),
+                                        ("instructions.novelty.threshold", 1.0),
+                                        ("instructions.sampling.top_p", 1.2), ("votes.sampling.temperature", -1),
+                                        ("instances.sampling.min_new_tokens", 600)])
+def test_probabilities_and_thresholds_are_bounded(key, value):
+    from flows.config import ConfigError, load_config
+    from generators.ensemble_instruct import EnsembleInstructConfig
+
+    with pytest.raises(ConfigError, match=key.split(".")[-1]):
+        load_config(EnsembleInstructConfig, sets=[f"{key}={value}"])
+
+
+# ---- ROUGE-L stems as rouge_score does (NLTK's default Porter mode) ---------------------------------------------
+def test_rouge_l_equals_rouge_score_on_every_seed_pair():
+    import itertools
+    import json
+
+    from conftest import shared_path
+    from rouge_score import rouge_scorer
+
+    path = shared_path("data", "instruct", "self_instruct_seed_tasks.jsonl")
+    seeds = [json.loads(line)["instruction"] for line in path.read_text().splitlines() if line.strip()]
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    pairs = list(itertools.combinations(seeds, 2))
+    assert len(pairs) == 15225
+    diff = max(abs(rouge_l_text(b, a, True) - scorer.score(a, b)["rougeL"].fmeasure) for a, b in pairs)
+    assert diff < 1e-9
+    # the words whose stems differ between NLTK's modes (e.g. "news") stem as rouge_score stems them
+    assert tokenize("news generous", stem=True) == scorer._tokenizer.tokenize("news generous")
+
+
+def test_rouge_l_equals_rouge_score_on_1000_sampled_pairs():
+    import json
+    from pathlib import Path
+
+    from rouge_score import rouge_scorer
+
+    sample = Path(__file__).resolve().parents[1] / "corpora" / "sample_data" / "instruct_seed_sample.jsonl"
+    words = " ".join(json.loads(line)["instruction"] for line in sample.read_text().splitlines() if line.strip())
+    vocab = sorted(set(words.split())) + ["news", "dying", "skies", "generously", "agreed", "feed", "ponies"]
+    rng = random.Random(1)
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    worst = 0.0
+    for _ in range(1000):
+        a = " ".join(rng.choice(vocab) for _ in range(rng.randint(1, 25)))
+        b = " ".join(rng.choice(vocab) for _ in range(rng.randint(1, 25)))
+        worst = max(worst, abs(rouge_l_text(b, a, True) - scorer.score(a, b)["rougeL"].fmeasure))
+    assert worst < 1e-9
+
+
+def test_reference_templates_are_the_references_verbatim():
+    from generators.ensemble_instruct import demos_path
+
+    tpl = templates("generators/ensemble_instruct_reference_demos.yaml")
+    a, b = tpl["A"][0], tpl["B"][0]
+    assert a.startswith("Generate examples for the following instructions. The instruction requires input and output")
+    assert b.startswith("Generate examples for the instructions. The instruction does not require input")
+    assert a.count("|EoS|") == 19 and b.count("|EoS|") == 15 and a.endswith("|EoS|\n\ninstruction:")
+    assert "Sit-ups \n|EoS|" in b and 'instruction": What is the relation' in a  # irregularities kept
+    assert len(a) == 7970 and len(b) == 8484
+    assert demos_path("generators/ensemble_instruct_reference_demos.yaml").is_file()

@@ -109,10 +109,22 @@ def test_flow_end_to_end_on_replay_answers(tmp_path, prefect_harness):
     from flows.config import load_config
     from flows.ensemble_instruct import ensemble_instruct_flow
 
-    sets = build_replay(tmp_path, SMALL, str(SAMPLE_SEEDS))
-    cfg = load_config(EnsembleInstructConfig, inputs=[str(SAMPLE_SEEDS)], output=str(tmp_path / "out"), sets=sets)
+    # the bundled seeds plus three whose `instances` cannot tell their type: quarantined (file, row, reason)
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(SAMPLE_SEEDS.read_text() + "".join(json.dumps({"id": f"bad-{k}", "instruction": "Broken seed.",
+                                                                     **inst}) + "\n"
+                                                          for k, inst in enumerate([{"instances": "dog"},
+                                                                                    {"instances": []}, {}])))
+    sets = build_replay(tmp_path, SMALL, str(seeds))
+    cfg = load_config(EnsembleInstructConfig, inputs=[str(seeds)], output=str(tmp_path / "out"), sets=sets)
     result = ensemble_instruct_flow(cfg)
     out = tmp_path / "out"
+    quarantine = rows(out, "quarantine")
+    assert [q["location"] for q in quarantine] == ["id bad-0", "id bad-1", "id bad-2"]
+    assert all(q["file"] and q["error"].startswith("seed task: ") for q in quarantine)
+    inv = result["stats"]["invariant"]
+    assert inv["rows_quarantine"] == 3 and inv["seeds"] + 3 == inv["seed_records_read"]
+    assert result["stats"]["ensemble-instruct"]["seeds"]["quarantined_bad_instances"] == 3
     data, rejected = rows(out, "data"), rows(out, "rejected")
     instructions, instances, votes = rows(out, "instructions"), rows(out, "instances"), rows(out, "votes")
     stats = result["stats"]["ensemble-instruct"]
