@@ -284,3 +284,46 @@ def test_whole_sample_parse_and_consensus_equal_the_references():
             expected.append({**row, "output": s["output"].strip()})
             differences += 1
     assert expected == wrote, f"{differences} row(s) differ by the empty-votes rule alone"
+
+
+# ---- the preset's keys through a whole generator run (replay answers; no model) -----------------------------------
+def test_reference_keys_through_a_run(tmp_path):
+    import pyarrow.parquet as pq
+    from test_ensemble_instruct_flow import SMALL, answer_instance, build_replay
+
+    from corpora.readers import FieldMap, read_records
+    from flows.config import load_config
+    from generators.backends import release_backends
+    from generators.ensemble_instruct import GENERATOR, SAMPLE_SEEDS
+    from generators.rounds import Rounds
+
+    ref = ["instances.parse=reference", "instances.demos_file=generators/ensemble_instruct_reference_demos.yaml",
+           "ensemble.votes_agree_keep=generator", "ensemble.allow_same_model=false",
+           "instructions.sampling.min_new_tokens=15", "instances.sampling.min_new_tokens=50",
+           "votes.sampling.min_new_tokens=1"]
+    sets = build_replay(tmp_path, SMALL + ref, str(SAMPLE_SEEDS))
+    release_backends()
+    cfg = load_config(EnsembleInstructConfig, sets=sets)
+    rounds = Rounds(tmp_path / "run", cfg.generation, source="ensemble-instruct", progress=False, log=lambda m: None)
+    result = GENERATOR.run(cfg, list(read_records(Path(SAMPLE_SEEDS), FieldMap(text_field="instruction"))), rounds)
+    inst = result.tables["instances"].to_pylist()
+    # the prompts are the reference's template + " " + instruction + "\n"
+    reqs = pq.read_table(tmp_path / "run" / "instances" / "requests.parquet").to_pylist()
+    tpl = templates(cfg.instances.demos_file)
+    assert reqs and all(r["prompt"].startswith((tpl["A"][0] + " ", tpl["B"][0] + " ")) for r in reqs)
+    assert all('"min_new_tokens": 50' in r["sampling_params"] for r in reqs)
+    # the replayed type-A answers put a second input line before `output:`: the reference drops them
+    for row in inst:
+        kept = parse_instances_reference(answer_instance(_prompt_of(reqs, row)))
+        assert (row["parse_status"] == "ok") == bool(kept)
+    assert {r["parse_status"] for r in inst} == {"ok", "no_instance"}
+    assert all(r["type"] == "B" for r in inst if r["parse_status"] == "ok")
+    unparsed = [r for r in result.rejected if r["reason"] == "instance_unparsed"]
+    assert {r["reason_detail"] for r in unparsed} == {"no_instance"}
+    # votes agreeing keep the generator's output in this preset
+    agree = [r for r in result.rows if r["decided_by"] == "exact_votes"]
+    assert all(r["chosen"] == 0 and r["output"] == r["candidates"][0] for r in agree)
+
+
+def _prompt_of(reqs: list[dict], row: dict) -> str:
+    return next(r["prompt"] for r in reqs if r["id"] == row["request_id"])
