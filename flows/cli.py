@@ -34,7 +34,14 @@ def _one_line(e: BaseException) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
+_VERBOSE = False  # `flows run -v`: a user error's traceback before its one line
+
+
 def _fail(msg: str) -> None:
+    if _VERBOSE and sys.exc_info()[0] is not None:
+        import traceback
+
+        traceback.print_exc()
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
 
@@ -93,8 +100,15 @@ def run(ctx: typer.Context,
         set_: List[str] = typer.Option([], "--set", help="override a config key: dotted.key=value (repeatable)"),
         deployment: bool = typer.Option(False, "--deployment", help="trigger the registered deployment (flows "
                                         "deploy) on the server instead of running here, and follow its state"),
+        verbose: bool = typer.Option(False, "-v", "--verbose", help="show Prefect's and datatrove's log lines "
+                                     "(default: progress, summary tables, warnings) and a user error's traceback"),
         ) -> None:
     """Run a pipeline as a Prefect flow (in-process, ephemeral API: no server needed)."""
+    global _VERBOSE
+    _VERBOSE = verbose
+    from flows.reporting import configure_console
+
+    configure_console(verbose)
     if deployment:
         from flows.server_cli import run_deployment_cli
 
@@ -111,18 +125,18 @@ def run(ctx: typer.Context,
         _fail(str(e.args[0]) if e.args else str(e))  # args[0]: a KeyError's str() adds quotes
         return
     from corpora.plan import check_output
-    from corpora.readers import InputError
+    from flows.reporting import USER_ERRORS  # InputError, ConfigError, PlanError, ... FileNotFoundError, ...
 
     try:
         check_output(cfg.output, list(getattr(cfg, "inputs", []) or []))
         if p.preflight is not None:
             p.preflight(cfg)
-    except (InputError, OSError, ValueError) as e:  # FileNotFoundError, PermissionError, ... are OSErrors
+    except USER_ERRORS as e:
         _fail(_one_line(e))
         return
     try:
         result = _flow_for(p, cfg)(cfg)
-    except (InputError, OSError, ValueError) as e:
+    except USER_ERRORS as e:  # raised inside the flow: Prefect's console shows no traceback for it (quiet)
         _fail(_one_line(e))
         return
     out = (result or {}).get("output")

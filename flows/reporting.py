@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 from typing import Iterator
@@ -13,6 +14,85 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 console = Console(stderr=True)
+
+# A user error (bad input, bad config, an unmeetable plan): the CLI prints it as one line, exit 2. Pipelines raise
+# one of these (InputError, ConfigError, PlanError, RuleError, OutputError ... are ValueErrors); anything else is a
+# bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+
+WIDE = 200  # the console width when stderr is not a terminal (and COLUMNS is not set): tables are never squeezed
+
+
+def is_user_error(exc: BaseException | None) -> bool:
+    return isinstance(exc, USER_ERRORS)
+
+
+class _ConsoleGate(logging.Filter):
+    """On Prefect's console handler: quiet (default) lets through warnings and errors only, and never a user
+    error's traceback (the CLI prints its one line); verbose lets everything through. The API handler (the
+    Prefect UI's logs) is not filtered."""
+
+    verbose = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.verbose:
+            return True
+        if record.levelno < logging.WARNING:
+            return False
+        return not (record.exc_info and is_user_error(record.exc_info[1]))
+
+
+_GATE = _ConsoleGate()
+
+
+class _LoguruStderrGate:
+    """Stands in for loguru's logger inside `datatrove.utils.logging`, whose task logger adds a stderr sink at
+    INFO (the pipeline and stats dumps: hundreds of lines a run). Quiet: that sink gets WARNING; the task's log
+    file keeps every line. Everything else is loguru's own logger (same frames, same records)."""
+
+    verbose = False
+
+    def __init__(self, real):
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def add(self, sink, *args, **kwargs):
+        if not self.verbose and sink is sys.stderr:
+            kwargs["level"] = "WARNING"
+        return self._real.add(sink, *args, **kwargs)
+
+
+def configure_console(verbose: bool = False) -> None:
+    """The console of one `flows run`: quiet by default (progress bars, the summary tables, warnings, the
+    one-line error), `verbose` for Prefect's and datatrove's log lines. Tables use the terminal's full width, or
+    WIDE columns when stderr is not a terminal."""
+    console.width = None  # re-detect (a test may run several commands in one process)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = WIDE
+    _GATE.verbose = verbose
+    try:
+        from prefect.logging.configuration import ensure_logging_setup
+        from prefect.logging.handlers import PrefectConsoleHandler
+    except ImportError:  # pragma: no cover
+        PrefectConsoleHandler = None
+    if PrefectConsoleHandler is not None:
+        ensure_logging_setup()  # Prefect's console handler exists from here on (later set-ups are incremental)
+        loggers = [logging.getLogger()] + [lg for lg in logging.Logger.manager.loggerDict.values()
+                                          if isinstance(lg, logging.Logger)]
+        for lg in loggers:
+            for h in lg.handlers:
+                if isinstance(h, PrefectConsoleHandler) and _GATE not in h.filters:
+                    h.addFilter(_GATE)
+    try:
+        import datatrove.utils.logging as dt_logging
+    except ImportError:  # pragma: no cover
+        return
+    if not isinstance(dt_logging.logger, _LoguruStderrGate):
+        dt_logging.logger = _LoguruStderrGate(dt_logging.logger)
+    dt_logging.logger.verbose = verbose
+    dt_logging.setup_default_logger()  # its stderr sink again, at the level just chosen
 
 
 def run_logger() -> logging.Logger:
