@@ -21,7 +21,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Annotated, Iterable, Literal
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -44,7 +44,7 @@ class PlanError(ValueError):
 class MixPlanConfig(StrictModel):
     by: str = "source"  # what shares are over: `source`, or a column (language, lang, ...)
     families: dict[str, list[str]] = {}  # by a column: {family: [values]}, shares then name families
-    shares: dict[str, float] = {}  # {group: share}; by source, a source's own `share` when absent here
+    shares: dict[str, Annotated[float, Field(ge=0)]] = {}  # {group: share}; by source, a source's own `share` when absent here
     shares_file: str | None = None  # CSV (name,share with a header), YAML or JSON mapping; wins over `shares`
     budget_tokens: int | None = Field(None, ge=1)  # total tokens; null: the largest budget needing no repetition
     max_epochs: float = Field(4.0, gt=0)  # at most this many copies of a document (a source may set its own)

@@ -18,6 +18,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
+
 from corpora.config import StrictModel
 from filters.decision import Decision
 from filters.text import count_sentences
@@ -32,17 +34,17 @@ class C4Config(StrictModel):
     enabled: bool = True
     remove_citations: bool = True
     filter_no_terminal_punct: bool = True
-    min_num_sentences: int = 5  # -1 disables
-    min_words_per_line: int = 3  # -1 disables
-    max_word_length: int = 1000  # -1 disables
+    min_num_sentences: int = Field(5, ge=-1)  # -1 disables
+    min_words_per_line: int = Field(3, ge=-1)  # -1 disables
+    max_word_length: int = Field(1000, ge=-1)  # -1 disables
     filter_lorem_ipsum: bool = True
     filter_javascript: bool = True
     filter_curly_bracket: bool = True
     filter_policy: bool = True
     split_paragraph: bool = True  # false: the rules apply to sentences instead of lines (datatrove's option)
     paragraph_filter: bool = False  # datatrove's C4ParagraphFilter
-    min_paragraphs: int = 3
-    min_paragraph_len: int = 200
+    min_paragraphs: int = Field(3, ge=0)
+    min_paragraph_len: int = Field(200, ge=0)
 
 
 def c4_paragraphs_ok(text: str, min_paragraphs: int = 3, min_paragraph_len: int = 200) -> bool:
@@ -132,7 +134,7 @@ class C4BadWordsConfig(StrictModel):
     no_space_languages: list[str] = ["ja", "th", "zh"]  # matched anywhere, not only between non-word chars
     default_language: str = "en"  # for documents without a `language` (no langid step before)
     fail_on_missing_language: bool = True  # a document in a language without a list: error (true) or kept
-    keep_fraction: float = 0.0  # share of documents with bad words kept anyway (decided by a hash of seed + id)
+    keep_fraction: float = Field(0.0, ge=0, le=1)  # share of documents with bad words kept anyway (decided by a hash of seed + id)
     seed: int = 0
 
 

@@ -1,6 +1,8 @@
 """FineWeb's extra rules (Penedo et al. 2024), as datatrove's FineWebQualityFilter with its defaults."""
 from __future__ import annotations
 
+from pydantic import Field
+
 from corpora.config import StrictModel
 from filters.decision import Decision
 from filters.gopher import find_duplicates
@@ -9,12 +11,12 @@ from filters.text import TERMINAL_PUNCTUATION, split_words
 
 class FineWebConfig(StrictModel):
     enabled: bool = True
-    line_punct_thr: float = 0.12
+    line_punct_thr: float = Field(0.12, ge=0, le=1)
     line_punct_exclude_zero: bool = False
-    short_line_thr: float = 0.67
-    short_line_length: int = 30
-    char_duplicates_ratio: float = 0.01
-    new_line_ratio: float = 0.3
+    short_line_thr: float = Field(0.67, ge=0, le=1)
+    short_line_length: int = Field(30, ge=0)
+    char_duplicates_ratio: float = Field(0.01, ge=0, le=1)
+    new_line_ratio: float = Field(0.3, ge=0)  # newlines per word (can pass 1)
     stop_chars: list[str] | None = None  # line endings that count as punctuation; null: datatrove's TERMINAL_PUNCTUATION
 
 

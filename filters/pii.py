@@ -15,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from pydantic import Field
+
 from corpora.config import StrictModel
 from filters.decision import Decision
 
@@ -40,8 +42,8 @@ _CONTEXT_RE = re.compile(r"\b(?:isbn|doi)\b|#", re.IGNORECASE)
 class PIIConfig(StrictModel):
     enabled: bool = True
     mask: bool = True
-    max_matches: int = 5  # remove documents with more PII matches than this (Dolma's mixer rule)
-    context_window: int = 100  # phones / IPs with isbn, doi or # this close are not PII (Dolma's window); 0: off
+    max_matches: int = Field(5, ge=0)  # remove documents with more PII matches than this (Dolma's mixer rule)
+    context_window: int = Field(100, ge=0)  # phones / IPs with isbn, doi or # this close are not PII (Dolma's window); 0: off
     email_placeholder: str = "|||EMAIL_ADDRESS|||"
     phone_placeholder: str = "|||PHONE_NUMBER|||"
     ip_placeholder: str = "|||IP_ADDRESS|||"

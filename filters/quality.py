@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from pydantic import Field
 
 from corpora.atomic import atomic_write_json
 from corpora.config import StrictModel
@@ -29,21 +30,21 @@ _WORD_RE = re.compile(r"\w+")
 class QualityConfig(StrictModel):
     enabled: bool = False  # needs a trained model: `flows run quality-train`
     model: str | None = None
-    threshold: float = 0.5  # keep documents with quality_score >= threshold
+    threshold: float = Field(0.5, ge=0, le=1)  # keep documents with quality_score >= threshold
 
 
 class QualityTrainConfig(StrictModel):
     label_field: str = "label"
     text_field: str = "text"
     positive_label: str = "1"
-    folds: int = 5
+    folds: int = Field(5, ge=2)
     seed: int = 13
-    lr: float = 0.3
-    epoch: int = 25
-    word_ngrams: int = 2
-    dim: int = 64
-    min_count: int = 1
-    max_nan_retries: int = 4
+    lr: float = Field(0.3, gt=0)
+    epoch: int = Field(25, ge=1)
+    word_ngrams: int = Field(2, ge=1)
+    dim: int = Field(64, ge=1)
+    min_count: int = Field(1, ge=1)
+    max_nan_retries: int = Field(4, ge=0)
     features: bool = True  # heuristic features in the stacker
     embeddings: str | None = None  # "minilm": add MiniLM sentence embeddings (needs torch + transformers)
 

@@ -6,6 +6,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
+
 from corpora.config import StrictModel
 from filters.decision import Decision
 
@@ -16,11 +18,11 @@ _TOKEN_RE = re.compile(r"[a-z0-9']+")
 class ToxicityConfig(StrictModel):
     enabled: bool = True
     wordlist_path: str | None = None  # one word or phrase per line; '#' comments
-    max_word_ratio: float = 0.01  # remove when toxic words / words exceeds this
-    min_word_hits: int = 3  # ... and at least this many hits (one swear word in a long page is not toxic)
+    max_word_ratio: float = Field(0.01, ge=0, le=1)  # remove when toxic words / words exceeds this
+    min_word_hits: int = Field(3, ge=0)  # ... and at least this many hits (one swear word in a long page is not toxic)
     classifier_path: str | None = None  # optional fastText model; label below
     classifier_label: str = "toxic"
-    classifier_threshold: float = 0.9
+    classifier_threshold: float = Field(0.9, ge=0, le=1)
 
 
 @lru_cache(maxsize=8)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,32 @@ def parse_set(item: str) -> tuple[str, Any]:
     except yaml.YAMLError:
         value = raw
     return key, value
+
+
+def _union_args(ann: Any) -> tuple:
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        return tuple(a for a in typing.get_args(ann) if a is not type(None))
+    return (ann,)
+
+
+def _is_model(ann: Any) -> bool:
+    return isinstance(ann, type) and issubclass(ann, BaseModel)
+
+
+def _list_only_key(model: type[BaseModel], key: str) -> bool:
+    """True when the dotted key names a field that takes a list and no scalar (`filters.langid.languages`)."""
+    cur: Any = model
+    parts = key.split(".")
+    for i, p in enumerate(parts):
+        if not _is_model(cur) or p not in cur.model_fields:
+            return False
+        args = _union_args(cur.model_fields[p].annotation)
+        if i == len(parts) - 1:
+            origins = [typing.get_origin(a) or a for a in args]
+            return bool(origins) and all(o in (list, tuple, set, frozenset) for o in origins)
+        models = [a for a in args if _is_model(a)]
+        cur = models[0] if len(models) == 1 else None
+    return False
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
@@ -118,6 +146,8 @@ def load_config(model: type[BaseModel], *, config_file: str | None = None, input
         data["output"] = output
     for item in sets or []:
         key, value = parse_set(item)
+        if value is not None and not isinstance(value, (list, tuple, dict)) and _list_only_key(model, key):
+            value = [value]  # `--set filters.langid.languages=en` means [en]
         _set_dotted(data, key, value)
     try:
         return model.model_validate(data)

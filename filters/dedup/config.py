@@ -53,17 +53,17 @@ class ExactDedup(StrictModel):
 
 class ParagraphDedup(StrictModel):
     enabled: bool = True
-    expected_items: int = 10_000_000  # paragraphs (n-grams in n-gram mode) the Bloom filter is sized for
-    false_positive_rate: float = 1e-4
+    expected_items: int = Field(10_000_000, ge=1)  # paragraphs (n-grams in n-gram mode) the Bloom filter is sized for
+    false_positive_rate: float = Field(1e-4, gt=0, lt=1)
     max_memory: str = "1GiB"  # a bigger filter is refused with the numbers, never silently shrunk
     seed: int = 0
     min_paragraph_chars: int = Field(1, ge=0)  # shorter paragraphs are never removed (Dolma's min_length)
     min_words: int = Field(0, ge=0)  # paragraphs with fewer word tokens are never removed (Dolma's min_words)
     skip_empty: bool = True  # blank paragraphs are never removed (False needs min_paragraph_chars=0 to matter)
     paragraph_separator: str = Field("\n", min_length=1)
-    min_doc_chars: int = 50  # a document left shorter than this after removal is removed
+    min_doc_chars: int = Field(50, ge=0)  # a document left shorter than this after removal is removed
     ngram_size: int | None = Field(None, ge=1)  # set (e.g. 13) for the n-gram overlap mode (Dolma's by_ngram)
-    overlap_threshold: float = 0.8
+    overlap_threshold: float = Field(0.8, ge=0, le=1)
     stride: int = Field(1, ge=1)  # n-gram mode: one n-gram every `stride` tokens
     skip_short_paragraphs: bool = False  # n-gram mode: paragraphs shorter than ngram_size are never removed
 
@@ -86,13 +86,13 @@ class MinHashDedup(StrictModel):
     @classmethod
     def _one_or_many(cls, v):
         return [v] if isinstance(v, str) else v
-    ngram_size: int = 5
-    num_bands: int = 14
-    rows_per_band: int = 8
+    ngram_size: int = Field(5, ge=1)
+    num_bands: int = Field(14, ge=1)
+    rows_per_band: int = Field(8, ge=1)
     seed: int = 1
-    verify_threshold: float = 0.7  # 0: link every LSH collision (FineWeb/datatrove behaviour)
-    bucket_partitions: int = 1  # split each band's buckets by hash range (less memory per bucket task)
-    bucket_tasks: int = 14  # parallel bucket tasks
+    verify_threshold: float = Field(0.7, ge=0, le=1)  # 0: link every LSH collision (FineWeb/datatrove behaviour)
+    bucket_partitions: int = Field(1, ge=1)  # split each band's buckets by hash range (less memory per bucket task)
+    bucket_tasks: int = Field(14, ge=1)  # parallel bucket tasks
 
     def options(self) -> MinHashConfig:
         return MinHashConfig(ngram_size=self.ngram_size, num_bands=self.num_bands, rows_per_band=self.rows_per_band,
@@ -112,7 +112,7 @@ class Benchmark(StrictModel):
 class DecontamDedup(StrictModel):
     enabled: bool = False
     benchmarks: dict[str, Benchmark] = {}
-    ngram_size: int = 13
+    ngram_size: int = Field(13, ge=1)
     threshold: float = 0.5  # matched characters / benchmark item characters (Cosmopedia)
     action: Literal["flag", "remove"] = "remove"
 
