@@ -11,7 +11,10 @@ it at 2, WANLI at 1), never from a constant. Batched, truncated to 512 tokens, o
 Results are memoised per (premise, hypothesis), so the dedup graph re-uses the pair scores.
 
 `EmbeddingCritic`: cosine similarity of MiniLM sentence embeddings (`filters.embeddings`), the same in both
-directions; `entails` = cosine >= `edge_threshold`.
+directions (`symmetric = True`: the pair filters skip its reverse call and reuse the forward score); `entails` =
+cosine >= `edge_threshold`.
+
+`symmetric` is False for the NLI critic (entailment is directional) and the LLM judge.
 """
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ def entailment_index(id2label: dict[Any, str]) -> int:
 
 
 class NLICritic:
+    symmetric = False
+
     def __init__(self, path: str | Path, batch_size: int = 64, max_length: int = 512, device: str = "auto"):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -73,6 +78,8 @@ class NLICritic:
 
 
 class EmbeddingCritic:
+    symmetric = True  # cos(a, b) == cos(b, a)
+
     def __init__(self, embed: Callable[[list[str]], np.ndarray] | None = None, name: str = "all-MiniLM-L6-v2",
                  edge_threshold: float = 0.75):
         if embed is None:

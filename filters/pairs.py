@@ -64,9 +64,39 @@ def numbers_in(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def numbers_ok(texts: Sequence[str], I: np.ndarray, J: np.ndarray, two_sided: bool = False) -> np.ndarray:
-    """For each pair: every number of texts[J] (y_new) is among those of texts[I] (y_orig) [and vice versa]."""
-    sets = [numbers_in(t) for t in texts]
+_ARTICLE = re.compile(r"\b[aA]\b(?!\s+(?:hundred|thousand|million|billion|trillion|dozen|half|quarter|third)\b)")
+
+
+def numbers_numerizer(text: str, nlp=None) -> frozenset[str]:
+    """Numbers of a sentence through `numerizer` (the reference's library). With a spaCy pipeline that has an
+    entity recogniser (`nlp`, e.g. en_core_web_sm), the reference's own reading: each numeric entity's text and its
+    numerized value (`doc._.numerize()`, pipeline/filter.py `numerize` / `filter_number`) as its value only (a y_new entity passes the
+    reference when its text or value is among y_orig's texts and values; numerize is deterministic, so equal texts
+    have equal values and comparing values is the same test); without one (no spaCy model offline: a blank
+    pipeline has no entities, so the reference's check would pass every pair), the whole sentence is numerized
+    (`numerize(text)`: "three" -> "3"; the article "a" is kept out, numerize would read it as 1) and its digits
+    read by `numbers_in`."""
+    from numerizer import numerize
+
+    if nlp is not None and "ner" in nlp.pipe_names:
+        from numerizer import spacy_numerize
+
+        try:
+            found = spacy_numerize(nlp(text))
+        except ValueError:  # the reference's `except ValueError: out = {}`
+            return frozenset()
+        return frozenset(str(v) for v in found.values())
+    try:  # numerize reads every article "a" as 1 ("a mystery" -> "1 mystery"): keep it but before a scale word
+        return numbers_in(numerize(_ARTICLE.sub("\x00", text)))
+    except (ValueError, IndexError):  # numerizer's regexes can fail on odd input: fall back to our rules
+        return numbers_in(text)
+
+
+def numbers_ok(texts: Sequence[str], I: np.ndarray, J: np.ndarray, two_sided: bool = False,
+               extract=numbers_in) -> np.ndarray:
+    """For each pair: every number of texts[J] (y_new) is among those of texts[I] (y_orig) [and vice versa].
+    `extract`: text -> number set (`numbers_in`, our rules; or `numbers_numerizer`)."""
+    sets = [extract(t) for t in texts]
     vocab = {v: k for k, v in enumerate(sorted(set().union(*sets)))} if sets else {}
     if not vocab:
         return np.ones(len(I), dtype=bool)
@@ -180,7 +210,17 @@ def self_bleu(texts: Sequence[str], max_texts: int = 500, seed: int = 0) -> floa
 
 
 # ---- the filter cascade over one candidate set -----------------------------------------------------------------
-STEPS = ("length_ratio", "numbers", "rougeL", "nli_fwd", "nli_rev", "nli_graph")
+# the order of the tests (a pair's `reason` is the first it failed, in this order)
+ORDERS = {
+    # ours (the default): the vectorised tests first, the critic only on their survivors, the graph dedup last, so
+    # each component keeps a pair that passed every test
+    "cheap_first": ("length_ratio", "numbers", "rougeL", "nli_fwd", "nli_rev", "nli_graph"),
+    # the reference's `filter_bootstrap` (pipeline/filter.py:87-118): length, NLI, reverse NLI, dedup, numbers,
+    # ROUGE-L (a component's representative can then fail numbers / ROUGE-L and the component is lost)
+    "reference": ("length_ratio", "nli_fwd", "nli_rev", "nli_graph", "numbers", "rougeL"),
+}
+STEPS = ORDERS["cheap_first"]
+SYMMETRIC_REV = "nli_rev = nli_fwd (symmetric critic: the reverse call is skipped)"
 
 
 class Critic(Protocol):
@@ -194,13 +234,20 @@ class Critic(Protocol):
 class PairFilterConfig(StrictModel):
     """Thresholds of one mode; None turns a test off (its score is still computed)."""
 
-    min_len_ratio: float | None = Field(0.8, ge=0, description="len(y_new) / len(y_orig) in characters, at least")
-    max_len_ratio: float | None = Field(1.5, ge=0, description="... at most")
+    min_len_ratio: float | None = Field(0.8, ge=0, le=100, description="len(y_new) / len(y_orig) in characters, "
+                                                                       "at least")
+    max_len_ratio: float | None = Field(1.5, ge=0, le=100, description="... at most")
     numbers: Literal["new_in_orig", "both", "off"] = Field(
         "new_in_orig", description="every number of y_new is in y_orig (the reference, in effect); both: and back")
+    number_parser: Literal["rules", "numerizer"] = Field(
+        "rules", description="rules: our digits + number words; numerizer: the reference's library (when "
+                             "installed, else an error)")
     max_rougeL: float | None = Field(0.75, ge=0, le=1, description="a diversity ceiling, not a fidelity floor")
     nli_fwd: float | None = Field(0.75, ge=0, le=1, description="critic(y_orig => y_new) at least")
     nli_rev: float | None = Field(0.75, ge=0, le=1, description="critic(y_new => y_orig) at least")
+    order: Literal["cheap_first", "reference"] = Field(
+        "cheap_first", description="cheap_first: length, numbers, ROUGE-L, NLI, reverse NLI, graph dedup (ours); "
+                                   "reference: length, NLI, reverse NLI, graph dedup, numbers, ROUGE-L")
 
 
 class GraphDedupConfig(StrictModel):
@@ -222,10 +269,11 @@ class PairScores:
     rougeL: np.ndarray
     nli_fwd: np.ndarray  # nan where not computed
     nli_rev: np.ndarray
-    reason: list[str | None]  # the first test a pair failed (STEPS order); None: passed
+    reason: list[str | None]  # the first test a pair failed (in the config's order); None: passed
     component: list[str | None]
     seconds: dict[str, float] = field(default_factory=dict)
     entered: dict[str, int] = field(default_factory=dict)  # pairs that reached each step
+    rev_note: str | None = None  # SYMMETRIC_REV when the reverse scores are the forward ones (no critic call)
 
     @property
     def passed(self) -> np.ndarray:
@@ -248,69 +296,78 @@ def _graph_components(nodes: np.ndarray, texts: Sequence[str], critic: Critic, e
 
 def filter_pairs(texts: Sequence[str], cfg: PairFilterConfig, critic: Critic, graph: GraphDedupConfig,
                  orient_longer_first: bool = False, score_all: bool = False,
-                 pairs: tuple[np.ndarray, np.ndarray] | None = None) -> PairScores:
-    """Every pair (i < j) of one candidate set through the cascade, cheapest first: length ratio, numbers,
-    ROUGE-L ceiling (all vectorised, scored on every pair), NLI forward, NLI reverse (batched, scored on the pairs
-    still alive, or on all with `score_all`), then the entailment-graph dedup. `orient_longer_first`: y_orig is
-    the longer of the two (summary pairs). `pairs`: the (I, J) index arrays to score instead of every i < j
-    (e.g. one source sentence against its samples)."""
+                 pairs: tuple[np.ndarray, np.ndarray] | None = None, extract_numbers=None) -> PairScores:
+    """Every pair (i < j) of one candidate set through the tests in `cfg.order` (`ORDERS`): length ratio,
+    numbers, ROUGE-L ceiling (vectorised, scored on every pair), NLI forward, NLI reverse (batched, scored on the
+    pairs still alive when the step runs, or on all with `score_all`), the entailment-graph dedup (over the pairs
+    alive when it runs). A critic with `symmetric = True` (MiniLM cosine) is not called for the reverse direction:
+    its reverse scores are the forward ones (`rev_note`). `orient_longer_first`: y_orig is the longer of the two
+    (summary pairs). `pairs`: the (I, J) index arrays to score instead of every i < j (e.g. one source sentence
+    against its samples). `extract_numbers`: text -> number set (default `numbers_in`, or by `cfg.number_parser`)."""
     I, J = pair_indices(len(texts)) if pairs is None else (np.asarray(pairs[0], dtype=np.int64),
                                                             np.asarray(pairs[1], dtype=np.int64))
     if orient_longer_first and len(I):
         lens = np.array([len(t) for t in texts])
         swap = lens[J] > lens[I]
         I, J = np.where(swap, J, I), np.where(swap, I, J)
+    if extract_numbers is None:
+        extract_numbers = numbers_numerizer if cfg.number_parser == "numerizer" else numbers_in
     P = len(I)
     reason: list[str | None] = [None] * P
     alive = np.ones(P, dtype=bool)
-    seconds, entered = {}, {}
+    seconds: dict[str, float] = {}
+    entered: dict[str, int] = {}
+    symmetric = bool(getattr(critic, "symmetric", False))
 
     def fail(step: str, ok: np.ndarray) -> None:
         for k in np.nonzero(alive & ~ok)[0]:
             reason[k] = step
         alive[:] = alive & ok
 
+    # the vectorised scores, on every pair (each timed with its step)
     t = time.perf_counter()
     ratio = length_ratios(texts, I, J)
-    entered["length_ratio"] = int(alive.sum())
-    ok = np.ones(P, dtype=bool)
-    if cfg.min_len_ratio is not None:
-        ok &= ratio >= cfg.min_len_ratio
-    if cfg.max_len_ratio is not None:
-        ok &= ratio <= cfg.max_len_ratio
-    fail("length_ratio", ok)
-    seconds["length_ratio"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    entered["numbers"] = int(alive.sum())
-    nums = numbers_ok(texts, I, J, two_sided=cfg.numbers == "both")
-    if cfg.numbers != "off":
-        fail("numbers", nums)
-    seconds["numbers"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    entered["rougeL"] = int(alive.sum())
+    t, pre = time.perf_counter(), {"length_ratio": time.perf_counter() - t}
+    nums = numbers_ok(texts, I, J, two_sided=cfg.numbers == "both", extract=extract_numbers)
+    t, pre["numbers"] = time.perf_counter(), time.perf_counter() - t
     rouge = rouge_l(texts, I, J)
-    if cfg.max_rougeL is not None:
-        fail("rougeL", rouge <= cfg.max_rougeL)
-    seconds["rougeL"] = time.perf_counter() - t
-
+    pre["rougeL"] = time.perf_counter() - t
     fwd, rev = np.full(P, np.nan), np.full(P, np.nan)
-    for step, out, premise, hypo, threshold in (("nli_fwd", fwd, I, J, cfg.nli_fwd),
-                                                ("nli_rev", rev, J, I, cfg.nli_rev)):
-        t = time.perf_counter()
-        entered[step] = int(alive.sum())
+    component: list[str | None] = [None] * P
+
+    def run_length():
+        ok = np.ones(P, dtype=bool)
+        if cfg.min_len_ratio is not None:
+            ok &= ratio >= cfg.min_len_ratio
+        if cfg.max_len_ratio is not None:
+            ok &= ratio <= cfg.max_len_ratio
+        fail("length_ratio", ok)
+
+    def run_numbers():
+        if cfg.numbers != "off":
+            fail("numbers", nums)
+
+    def run_rouge():
+        if cfg.max_rougeL is not None:
+            fail("rougeL", rouge <= cfg.max_rougeL)
+
+    def run_nli(step: str):
+        out, premise, hypo, threshold = ((fwd, I, J, cfg.nli_fwd) if step == "nli_fwd" else
+                                         (rev, J, I, cfg.nli_rev))
         idx = np.arange(P) if score_all else np.nonzero(alive)[0]
-        if len(idx):
+        if step == "nli_rev" and symmetric:
+            todo = idx[np.isnan(fwd[idx])]
+            if len(todo):  # only reached where forward was not scored (never with the shipped orders)
+                fwd[todo] = critic.entailment([texts[i] for i in I[todo]], [texts[j] for j in J[todo]])
+            out[idx] = fwd[idx]
+        elif len(idx):
             out[idx] = critic.entailment([texts[i] for i in premise[idx]], [texts[j] for j in hypo[idx]])
         if threshold is not None:
             fail(step, np.nan_to_num(out, nan=-1.0) >= threshold)
-        seconds[step] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    entered["nli_graph"] = int(alive.sum())
-    component: list[str | None] = [None] * P
-    if graph.enabled and alive.sum() > 1:
+    def run_graph():
+        if not (graph.enabled and alive.sum() > 1):
+            return
         key = {"lowest_nli_rev": rev, "highest_nli_fwd": -fwd, "lowest_rougeL": rouge}[graph.keep]
         for side, nodes_of in (("o", I), ("n", J)):
             live = np.nonzero(alive)[0]
@@ -319,13 +376,22 @@ def filter_pairs(texts: Sequence[str], cfg: PairFilterConfig, critic: Critic, gr
             for k in live:
                 root = roots[int(nodes_of[k])]
                 component[k] = (component[k] + "." if component[k] else "") + f"{side}{root}"
-                if root not in best or np.nan_to_num(key[k], nan=np.inf) < np.nan_to_num(key[best[root]], nan=np.inf):
+                if root not in best or np.nan_to_num(key[k], nan=np.inf) < np.nan_to_num(key[best[root]],
+                                                                                         nan=np.inf):
                     best[root] = k
             keep = np.zeros(P, dtype=bool)
             keep[list(best.values())] = True
             fail("nli_graph", keep | ~alive)
-    seconds["nli_graph"] = time.perf_counter() - t
-    return PairScores(I, J, ratio, nums, rouge, fwd, rev, reason, component, seconds, entered)
+
+    steps = {"length_ratio": run_length, "numbers": run_numbers, "rougeL": run_rouge,
+             "nli_fwd": lambda: run_nli("nli_fwd"), "nli_rev": lambda: run_nli("nli_rev"), "nli_graph": run_graph}
+    for step in ORDERS[cfg.order]:
+        t = time.perf_counter()
+        entered[step] = int(alive.sum())
+        steps[step]()
+        seconds[step] = time.perf_counter() - t + pre.get(step, 0.0)
+    return PairScores(I, J, ratio, nums, rouge, fwd, rev, reason, component, seconds, entered,
+                      SYMMETRIC_REV if symmetric else None)
 
 
 def agreement(labels: Sequence[int | bool], predicted: Sequence[int | bool]) -> dict[str, float | int | None]:

@@ -3,15 +3,21 @@
 Rounds: `contexts` (continuations of domain prefixes -> sentences; sentence i gives `y_orig` and its left context
 `x_l`, the prefix not part of it) -> `candidates` (n continuations of each `x_l`, first full sentence kept) ->
 pairs of candidates of the same `x_l` through `filters.pairs.filter_pairs` (length ratio, numbers, ROUGE-L ceiling,
-critic forward / reverse, entailment-graph dedup) -> rows (`text` = `y_new`). Optional round `judge`: the LLM as
-the critic. The critic (`filters.nli`): an NLI model path, MiniLM cosine, or the LLM's yes/no.
+critic forward / reverse, entailment-graph dedup, in the order `<mode>.order`: ours cheap-first with the dedup last,
+or the reference's) -> rows (`text` = `y_new`, `stage` 0). Optional round `judge`: the LLM as the critic. The
+critic (`filters.nli`): an NLI model path (WANLI in the reference preset), MiniLM cosine (symmetric: its reverse
+check reuses the forward score, said in `nli_rev_note`; threshold calibrated on held-out hand labels), or the LLM's
+yes/no. Sentences: spaCy's rule sentencizer, or a spaCy model when named and installed (`sentences.spacy_model`).
 
-Optional self-distill (`self_distill.enabled`): a student (any local causal-LM folder; default SmolLM2) fine-tuned
-on the kept pairs (`generators.student`; `y_orig` -> `y_new` prompts; the folder under `_work/student/<key>/`, the
-key = the pairs + the student config, so a rerun reuses it), round `distill` samples it (10 per pair, T=0.7,
-top_p=0.9; its backend: `generation.rounds.distill.backend`, else the run's kind pointed at the student folder), each
-sample's first sentence is paired with its `y_orig` through the same pair filters and critic (no graph dedup), and
-per pair the passing sample of lowest ROUGE-L is selected -> `distilled/` (every sample, `selected`, `reason`).
+Optional self-distill (`self_distill.enabled`, stages 1..`self_distill.stages`): a student (any local causal-LM or
+seq2seq/T5 folder; default SmolLM2) fine-tuned on the previous stage's pairs (`generators.student`; the reference's
+prompt: context + sentence -> paraphrase; the folder under `_work/student/<key>/`, the key = the pairs + the student
++ the train config, so a rerun reuses it), round `distill` (stage k > 1: `distill#k`) samples it on NEW contexts
+(the shuffled contexts after those stage 0 used; 10 per context, T=0.7, top_p=0.9; its backend:
+`generation.rounds.distill.backend`, else the run's kind pointed at the student folder); each sample (the whole
+output) is paired with its context's `y_orig` through the same pair filters and critic (no graph dedup), and per
+context the passing sample of lowest ROUGE-L is selected -> `distilled/` (every sample, `selected`, `reason`,
+`stage`) and the selected ones join `data/` with their `stage`; they train the next stage's student.
 
 Prefixes: seed records (`--input`, one prefix per record's text: any domain, e.g. `Abstract:`), or news prefixes
 drawn from a `news_prefix.json` resource (`prefixes.news_file`), or the bundled sample (news prefixes drawn from a
@@ -32,8 +38,16 @@ from corpora.config import StrictModel
 from corpora.generated import PROVENANCE_NAMES, generated_schema, to_table
 from corpora.hashing import short_hash
 from filters.dedup.config import MinHashDedup
-from filters.pairs import GraphDedupConfig, PairFilterConfig, distinct_n, filter_pairs, self_bleu
-from filters.sentences import first_sentence, is_full_sentence, left_contexts
+from filters.pairs import (
+    GraphDedupConfig,
+    PairFilterConfig,
+    distinct_n,
+    filter_pairs,
+    numbers_in,
+    numbers_numerizer,
+    self_bleu,
+)
+from filters.sentences import first_sentence, is_full_sentence, left_contexts, nlp_for, splitter
 from generators.backends.base import GenerationRequest, SamplingParams
 from generators.contract import GeneratedDedup, Generator, GeneratorConfig, GeneratorResult
 from generators.student import TrainConfig
@@ -42,8 +56,10 @@ TEMPLATE_VERSION = 1
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "corpora" / "sample_data"
 SAMPLE_RESOURCE = SAMPLE_DIR / "impossible_news_resource.json"  # ours: a few media and capitals
 SAMPLE_PREFIXES = SAMPLE_DIR / "impossible_prefixes.jsonl"  # news_prefixes(SAMPLE_RESOURCE, 16, seed=0)
-STUDENT_PROMPTS = {"paraphrase": "Paraphrase the sentence.\nSentence: {x}\nParaphrase:",
-                   "summary": "Shorten the sentence.\nSentence: {x}\nShorter:"}
+# the student's prompt per mode: paraphrase is the reference's stage > 0 input (pipeline/con.py:105-109: the
+# context, then the sentence to paraphrase); summary is ours (the reference's summary prompt is not in its code)
+STUDENT_PROMPTS = {"paraphrase": "Given context, paraphrase the last sentence.\nContext: {x_l} \nSentence: {x}",
+                   "summary": "Given context, shorten the last sentence.\nContext: {x_l} \nSentence: {x}"}
 JUDGE_PROMPT = ("Sentence A: {a}\nSentence B: {b}\nIf sentence A is true, must sentence B be true? Answer yes or "
                 "no.\nAnswer:")
 
@@ -51,8 +67,13 @@ JUDGE_PROMPT = ("Sentence A: {a}\nSentence B: {b}\nIf sentence A is true, must s
 class PrefixConfig(StrictModel):
     news_file: str | None = Field(None, description="news_prefix.json ({city_country, media_list}): draw `count` "
                                                     "news prefixes from it; None: prefixes are the input records")
-    count: int = Field(1000, ge=1)
+    count: int = Field(1000, ge=1, le=10_000_000)
     seed: int = 0
+
+
+class SentenceConfig(StrictModel):
+    spacy_model: str | None = Field(None, description="a spaCy pipeline (en_core_web_sm: the reference's parser and "
+                                    "entities) used when installed, else the rule sentencizer; None: the rules")
 
 
 class ContextSampling(SamplingParams):  # the reference's y_orig generation
@@ -71,26 +92,42 @@ class CandidateSampling(SamplingParams):  # the reference's stage-0 y_con genera
     banned_substrings: list[str] = Field(default_factory=lambda: ["\n"])
 
 
+# MiniLM cosine threshold chosen on the calibration half of the hand labels (bench/impossible_critics.py,
+# seeded split; held-out metrics in bench/results/impossible-critics.txt)
+MINILM_CALIBRATED = 0.975
+
+
 class CriticConfig(StrictModel):
     kind: Literal["minilm", "nli", "llm"] = Field("minilm", description="nli needs nli_model (none ships offline)")
     nli_model: str | None = Field(None, description="local HF sequence-classification folder (roberta-large-wanli)")
     batch_size: int = Field(64, ge=1)
     max_length: int = Field(512, ge=8)
     device: str = "auto"
-    edge_threshold: float = Field(0.75, ge=0, le=1, description="minilm / llm: a graph edge at this score")
+    edge_threshold: float = Field(0.75, ge=0, le=1, description="llm: a graph edge at this score (yes = 1)")
+    minilm_threshold: float | None = Field(
+        MINILM_CALIBRATED, ge=0, le=1, description="kind=minilm: the forward / reverse thresholds and the graph "
+        "edge (a cosine, calibrated on held-out hand labels); None: the mode's nli_fwd / nli_rev and "
+        "edge_threshold")
 
 
-class DistillSampling(SamplingParams):  # the paper's self-distillation sampling
+class DistillSampling(SamplingParams):  # the reference's stage > 0 sampling (pipeline/con.py:78-82)
     n: int = Field(10, ge=1)
     temperature: float = Field(0.7, ge=0.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
-    max_tokens: int = Field(64, ge=1)
+    max_tokens: int = Field(100, ge=1)
+    no_repeat_ngram_size: int | None = Field(3, ge=1)
     banned_substrings: list[str] = Field(default_factory=lambda: ["\n"])
 
 
 class SelfDistillConfig(StrictModel):
     enabled: bool = False
-    student: str | None = Field(None, description="local causal-LM HF folder; None: SmolLM2-135M (dequantised)")
+    student: str | None = Field(None, description="local HF folder, causal LM or seq2seq (T5); None: SmolLM2-135M "
+                                                  "(dequantised)")
+    stages: int = Field(1, ge=1, le=20, description="self-distillation stages 1..k: the stage-k student is the "
+                        "stage-(k-1) student fine-tuned on stage k-1's pairs (stage 0: the LM's pairs)")
+    contexts: int | None = Field(None, ge=1, description="NEW contexts per stage: the shuffled contexts after "
+                                 "the ones stage 0 used (and earlier stages'); None: all that are left, split "
+                                 "evenly over the stages")
     train: TrainConfig = TrainConfig()
     sampling: DistillSampling = DistillSampling()
 
@@ -106,6 +143,7 @@ class ImpossibleConfig(GeneratorConfig):
     prefixes: PrefixConfig = PrefixConfig()
     contexts_sampling: ContextSampling = ContextSampling()
     candidates_sampling: CandidateSampling = CandidateSampling()
+    sentences: SentenceConfig = SentenceConfig()
     shuffle_seed: int = 3  # the reference's random.seed(3) (its shuffle never ran)
     max_contexts: int | None = Field(None, ge=1, description="first N shuffled contexts; None: all")
     paraphrase: PairFilterConfig = PairFilterConfig()
@@ -126,7 +164,8 @@ CONTEXT_FIELDS = _s("prefix", "prefix_id", "x_l", "y_orig") + [pa.field("sentenc
 CANDIDATE_FIELDS = _s("context_id", "x_l", "completion") + [pa.field("candidate_ok", pa.bool_())]
 FIELDS = _s("context_id", "x_l", "y_orig", "y_new", "mode") + [pa.field(n, pa.float64()) for n in (
     "len_ratio", "nli_fwd", "nli_rev")] + [pa.field("numbers_ok", pa.bool_()), pa.field("rougeL", pa.float64()),
-    *_s("component"), pa.field("passed", pa.bool_()), *_s("generator_model", "critic_model")]
+    *_s("component"), pa.field("passed", pa.bool_()), *_s("generator_model", "critic_model", "nli_rev_note"),
+    pa.field("stage", pa.int32())]
 DISTILLED_FIELDS = FIELDS + _s("completion", "reason", "student_model", "student_base") + [
     pa.field("candidate_ok", pa.bool_()), pa.field("selected", pa.bool_())]
 
@@ -193,12 +232,33 @@ def build_critic(cfg: CriticConfig, rounds):
     release_backends()  # the generator's engine leaves the GPU before the critic loads
     if cfg.kind == "nli":
         return NLICritic(cfg.nli_model, cfg.batch_size, cfg.max_length, cfg.device)
-    return EmbeddingCritic(edge_threshold=cfg.edge_threshold)
+    edge = cfg.edge_threshold if cfg.minilm_threshold is None else cfg.minilm_threshold
+    return EmbeddingCritic(edge_threshold=edge)
+
+
+def pair_filter(cfg: "ImpossibleConfig") -> PairFilterConfig:
+    """The mode's pair filters, with the critic's calibrated thresholds: kind=minilm with a `minilm_threshold`
+    sets nli_fwd / nli_rev (those that are on) to it (a cosine is not an NLI probability)."""
+    filt = getattr(cfg, cfg.mode)
+    t = cfg.critic.minilm_threshold
+    if cfg.critic.kind != "minilm" or t is None:
+        return filt
+    return filt.model_copy(update={k: t for k in ("nli_fwd", "nli_rev") if getattr(filt, k) is not None})
 
 
 def _hist(values: np.ndarray, bins: Sequence[float]) -> dict[str, Any]:
     counts, edges = np.histogram(values[~np.isnan(values)], bins=bins)
     return {"edges": [round(float(e), 3) for e in edges], "counts": counts.tolist()}
+
+
+def number_extractor(cfg: "ImpossibleConfig"):
+    """text -> number set, by the mode's `number_parser` (numerizer reads entities when the spaCy model is
+    installed, the numerized sentence otherwise)."""
+    if getattr(cfg, cfg.mode).number_parser != "numerizer":
+        return numbers_in
+    model = cfg.sentences.spacy_model
+    nlp = nlp_for(model) if splitter(model) != "sentencizer" else None
+    return lambda text: numbers_numerizer(text, nlp)
 
 
 def _pair_row(ci: dict, cj: dict, k: int, s, mode: str, critic_model: str) -> dict:
@@ -209,7 +269,7 @@ def _pair_row(ci: dict, cj: dict, k: int, s, mode: str, critic_model: str) -> di
             "y_orig": ci["text"], "y_new": cj["text"], "mode": mode, "len_ratio": float(s.len_ratio[k]),
             "nli_fwd": val(s.nli_fwd), "nli_rev": val(s.nli_rev), "numbers_ok": bool(s.numbers_ok[k]),
             "rougeL": float(s.rougeL[k]), "component": s.component[k], "passed": s.reason[k] is None,
-            "generator_model": cj["model"], "critic_model": critic_model}
+            "generator_model": cj["model"], "critic_model": critic_model, "nli_rev_note": s.rev_note, "stage": 0}
 
 
 def run(cfg: ImpossibleConfig, records: Sequence[Any], rounds) -> GeneratorResult:
@@ -220,13 +280,15 @@ def run(cfg: ImpossibleConfig, records: Sequence[Any], rounds) -> GeneratorResul
     prefixes = prefixes[:cfg.max_seeds] if cfg.max_seeds else prefixes
     if not prefixes:
         raise ValueError("no prefixes: give --input prefix records or --set prefixes.news_file=<news_prefix.json>")
-    stats: dict[str, Any] = {"mode": cfg.mode, "prefixes": len(prefixes), "shuffle_seed": cfg.shuffle_seed}
+    stats: dict[str, Any] = {"mode": cfg.mode, "prefixes": len(prefixes), "shuffle_seed": cfg.shuffle_seed,
+                             "sentence_splitter": splitter(cfg.sentences.spacy_model)}
+    spacy_model = cfg.sentences.spacy_model
     # 1. contexts
     out = rounds.generate("contexts", [_request("context", p["id"], p["text"], cfg.contexts_sampling, p["id"],
                                                 {"prefix": p["text"], "prefix_id": p["id"]}) for p in prefixes])
     contexts, seen, no_left = [], set(), 0
     for rec in out.ok:
-        for i, x_l, y in left_contexts(rec["text"]):
+        for i, x_l, y in left_contexts(rec["text"], spacy_model):
             if i == 0:
                 no_left += 1  # a first sentence has no left context
             elif x_l not in seen:
@@ -247,7 +309,7 @@ def run(cfg: ImpossibleConfig, records: Sequence[Any], rounds) -> GeneratorResul
                                                    {"context_id": c["id"], "x_l": c["x_l"]}) for c in chosen])
     candidates = []
     for rec in out2.ok:
-        sent = first_sentence(rec["text"])
+        sent = first_sentence(rec["text"], spacy_model)
         candidates.append({**rec, "text": sent, "completion": rec["text"], "candidate_ok": is_full_sentence(sent)})
     by_ctx: dict[str, list[dict]] = {}
     for c in candidates:
@@ -255,14 +317,17 @@ def run(cfg: ImpossibleConfig, records: Sequence[Any], rounds) -> GeneratorResul
             by_ctx.setdefault(c["context_id"], []).append(c)
     stats["candidates"] = {"completions": len(candidates), "full_sentences": sum(c["candidate_ok"] for c in candidates)}
     # 3. pairs
-    filt = getattr(cfg, cfg.mode)
+    filt, extract = pair_filter(cfg), number_extractor(cfg)
+    stats["pair_filter"] = {"order": filt.order, "nli_fwd": filt.nli_fwd, "nli_rev": filt.nli_rev,
+                            "number_parser": filt.number_parser}
     critic = build_critic(cfg.critic, rounds)
     rejected = [{k: v for k, v in r.items() if k in REJECT_NAMES} for r in out.failed + out2.failed]
     rows, all_scores = [], []
     seconds: dict[str, float] = {}
     entered: dict[str, int] = {}
     for ctx_id, cands in by_ctx.items():
-        s = filter_pairs([c["text"] for c in cands], filt, critic, cfg.graph, cfg.mode == "summary", cfg.score_all)
+        s = filter_pairs([c["text"] for c in cands], filt, critic, cfg.graph, cfg.mode == "summary", cfg.score_all,
+                         extract_numbers=extract)
         all_scores.append(s)
         for k in range(len(s.I)):
             row = _pair_row(cands[s.I[k]], cands[s.J[k]], k, s, cfg.mode, critic.model)
@@ -286,8 +351,10 @@ def run(cfg: ImpossibleConfig, records: Sequence[Any], rounds) -> GeneratorResul
                  "distinct_2": distinct_n([r["y_new"] for r in rows], 2),
                  "self_bleu": self_bleu([r["y_new"] for r in rows])},
         }
-    distilled, stats["self_distill"] = self_distill(cfg, rows, critic, rounds) if cfg.self_distill.enabled else (
-        [], {"enabled": False})
+    stats["pairs"]["rev_note"] = all_scores[0].rev_note if all_scores else None
+    distilled, stats["self_distill"] = self_distill(cfg, rows, contexts[len(chosen):], critic, rounds) \
+        if cfg.self_distill.enabled else ([], {"enabled": False})
+    rows += [{k: v for k, v in d.items() if k in ROW_NAMES} for d in distilled if d["selected"]]
     tables = {"contexts": to_table([{k: c.get(k) for k in CONTEXT_NAMES} for c in contexts],
                                    generated_schema(CONTEXT_FIELDS)),
               "candidates": to_table([{k: c.get(k) for k in CANDIDATE_NAMES} for c in candidates],
@@ -317,83 +384,111 @@ def student_backend(settings, folder: str):
     return pointed(TransformersConfig())
 
 
-def self_distill(cfg: ImpossibleConfig, pairs: list[dict], critic, rounds) -> tuple[list[dict], dict]:
-    """Fine-tune the student on the kept pairs, sample it (round `distill`), re-filter each sample against its
-    pair's y_orig, select the passing sample of lowest ROUGE-L per pair. Returns (every sample's row, stats)."""
+def _stage_contexts(new: list[dict], stages: int, per_stage: int | None) -> list[list[dict]]:
+    """The new contexts of stages 1..k: consecutive slices of the contexts stage 0 did not use."""
+    if per_stage is None:
+        per_stage = len(new) // stages
+    return [new[k * per_stage:(k + 1) * per_stage] for k in range(stages)]
+
+
+def self_distill(cfg: ImpossibleConfig, pairs: list[dict], new_contexts: list[dict], critic, rounds
+                 ) -> tuple[list[dict], dict]:
+    """Stages 1..k of self-distillation (the reference's stage > 0, pipeline/filter.py:51-85 and pipeline/con.py):
+    the student (stage k: the stage-(k-1) student) is fine-tuned on the previous stage's pairs (context + y_orig ->
+    y_new), samples paraphrases of the last sentence of NEW contexts (round `distill`; the whole output, stripped),
+    each full-sentence sample is paired with its context's y_orig through the pair filters (no graph dedup), and
+    per context the passing sample of lowest ROUGE-L is selected: the stage's pairs (`stage` = k), which join the
+    data and train the next stage. Returns (every sample's row, stats)."""
     from generators.backends.local_models import dequantised_smollm2_dir
     from generators.settings import RoundSettings
     from generators.student import fine_tune
 
     sd = cfg.self_distill
-    if not pairs:
-        return [], {"enabled": True, "skipped": "no kept pairs to train on"}
     base = str(Path(sd.student).expanduser()) if sd.student else str(dequantised_smollm2_dir())
     template = STUDENT_PROMPTS[cfg.mode]
-    pairs = sorted(pairs, key=lambda r: r["id"])
-    examples = [(template.format(x=p["y_orig"]), " " + p["y_new"]) for p in pairs]
-    weights = next((f for f in ("model.safetensors", "pytorch_model.bin") if (Path(base) / f).exists()), "")
-    ident = str((Path(base) / weights).stat().st_size) if weights else ""
-    key = short_hash(json.dumps(examples), base, ident, sd.train.model_dump_json(), str(TEMPLATE_VERSION), length=16)
-    folder = Path(rounds.work_dir) / "student" / key
-    train = fine_tune(base, examples, folder, sd.train, log=rounds.log)
-    bcfg = student_backend(rounds.settings, str(folder))
-    settings = rounds.settings.model_copy(update={"rounds": {**rounds.settings.rounds, "distill": RoundSettings(
-        **{**(rounds.settings.rounds.get("distill") or RoundSettings()).model_dump(exclude_unset=True),
-           "backend": bcfg})}})
-    reqs = [_request("distill", p["id"] + key, template.format(x=p["y_orig"]), sd.sampling, p["id"],
-                     {"pair_id": p["id"]}) for p in pairs]
-    out = rounds.generate("distill", reqs, settings=settings)
-    by_pair = {p["id"]: p for p in pairs}
-    samples: dict[str, list[dict]] = {}
-    for rec in out.ok:
-        samples.setdefault(rec["pair_id"], []).append(rec)
-    filt = getattr(cfg, cfg.mode)
+    filt, extract = pair_filter(cfg), number_extractor(cfg)
     off = GraphDedupConfig(enabled=False)
+    slices = _stage_contexts(new_contexts, sd.stages, sd.contexts)
     rows: list[dict] = []
-    counts = {"pairs": len(pairs), "samples": len(out.ok), "failed_requests": len(out.failed), "full_sentences": 0,
-              "passed": 0, "selected": 0, "pairs_without_survivor": 0, "reasons": {}}
-    for pid in sorted(samples):
-        pair, recs = by_pair[pid], sorted(samples[pid], key=lambda r: r["id"])
-        sents = [first_sentence(r["text"]) for r in recs]
-        ok = [k for k, t in enumerate(sents) if is_full_sentence(t)]
-        counts["full_sentences"] += len(ok)
-        mine = []
-        for k, r in enumerate(recs):
-            mine.append({**{n: r.get(n) for n in PROVENANCE_NAMES}, "source": r["source"],
-                         "id": "dst-" + short_hash(r["id"], length=20), "text": sents[k], "parent_ids": [pid],
-                         "context_id": pair["context_id"], "x_l": pair["x_l"], "y_orig": pair["y_orig"],
-                         "y_new": sents[k], "mode": cfg.mode, "completion": r["text"], "candidate_ok": k in ok,
-                         "generator_model": r["model"], "critic_model": critic.model, "student_model": str(folder),
-                         "student_base": base, "passed": False, "selected": False, "reason": "not_full_sentence"})
-        if ok:
-            texts = [pair["y_orig"]] + [sents[k] for k in ok]
-            s = filter_pairs(texts, filt, critic, off, pairs=(np.zeros(len(ok)), np.arange(1, len(ok) + 1)))
-            for q, k in enumerate(ok):
-                fwd, rev = (None if np.isnan(a[q]) else float(a[q]) for a in (s.nli_fwd, s.nli_rev))
-                mine[k].update(len_ratio=float(s.len_ratio[q]), numbers_ok=bool(s.numbers_ok[q]),
-                               rougeL=float(s.rougeL[q]), nli_fwd=fwd, nli_rev=rev,
-                               passed=s.reason[q] is None, reason=s.reason[q] or "not_most_diverse")
-        alive = [m for m in mine if m["passed"]]
-        counts["passed"] += len(alive)
-        if alive:
-            best = min(alive, key=lambda m: (m["rougeL"], m["id"]))  # the most diverse survivor
-            best.update(selected=True, reason=None)
-            counts["selected"] += 1
-        else:
-            counts["pairs_without_survivor"] += 1
-        for m in mine:
-            if m["reason"]:
-                counts["reasons"][m["reason"]] = counts["reasons"].get(m["reason"], 0) + 1
-        rows += mine
-    chosen = [m["y_new"] for m in rows if m["selected"]]
-    stats = {"enabled": True, "student_base": base, "student": str(folder), "train": train,
-             "backend": bcfg.kind, **counts,
-             "selected_rougeL_mean": float(np.mean([m["rougeL"] for m in rows if m["selected"]])) if chosen else None,
-             "distinct_2": distinct_n(chosen, 2)}
+    stage_stats: list[dict] = []
+    train_pairs, student = sorted(pairs, key=lambda r: r["id"]), base
+    for stage, ctxs in enumerate(slices, 1):
+        if not train_pairs:
+            stage_stats.append({"stage": stage, "skipped": f"no pairs from stage {stage - 1} to train on"})
+            break
+        if not ctxs:
+            stage_stats.append({"stage": stage, "skipped": "no new contexts left (stage 0 used them all: set "
+                                                           "max_contexts below the contexts found)"})
+            break
+        examples = [(template.format(x_l=p["x_l"], x=p["y_orig"]), " " + p["y_new"]) for p in train_pairs]
+        weights = next((f for f in ("model.safetensors", "pytorch_model.bin") if (Path(student) / f).exists()), "")
+        ident = str((Path(student) / weights).stat().st_size) if weights else ""
+        key = short_hash(json.dumps(examples), student, ident, sd.train.model_dump_json(), str(stage),
+                         str(TEMPLATE_VERSION), length=16)
+        folder = Path(rounds.work_dir) / "student" / key
+        train = fine_tune(student, examples, folder, sd.train, log=rounds.log)
+        bcfg = student_backend(rounds.settings, str(folder))
+        settings = rounds.settings.model_copy(update={"rounds": {**rounds.settings.rounds, "distill": RoundSettings(
+            **{**(rounds.settings.rounds.get("distill") or RoundSettings()).model_dump(exclude_unset=True),
+               "backend": bcfg})}})
+        reqs = [_request("distill", c["id"] + key, template.format(x_l=c["x_l"], x=c["y_orig"]), sd.sampling,
+                         c["id"], {"context_id": c["id"]}) for c in ctxs]
+        out = rounds.generate("distill" if stage == 1 else f"distill#{stage}", reqs, settings=settings)
+        by_ctx = {c["id"]: c for c in ctxs}
+        samples: dict[str, list[dict]] = {}
+        for rec in out.ok:
+            samples.setdefault(rec["context_id"], []).append(rec)
+        counts = {"stage": stage, "train_pairs": len(train_pairs), "contexts": len(ctxs), "samples": len(out.ok),
+                  "failed_requests": len(out.failed), "full_sentences": 0, "passed": 0, "selected": 0,
+                  "contexts_without_survivor": len(ctxs) - len(samples), "reasons": {}}
+        mine_all: list[dict] = []
+        for cid in sorted(samples):
+            ctx, recs = by_ctx[cid], sorted(samples[cid], key=lambda r: r["id"])
+            texts = [r["text"].strip() for r in recs]  # the whole output (pipeline/con.py postprocess_generation)
+            ok = [k for k, t in enumerate(texts) if is_full_sentence(t)]
+            counts["full_sentences"] += len(ok)
+            mine = [{**{n: r.get(n) for n in PROVENANCE_NAMES}, "source": r["source"],
+                     "id": "dst-" + short_hash(r["id"], length=20), "text": texts[k], "parent_ids": [cid],
+                     "context_id": cid, "x_l": ctx["x_l"], "y_orig": ctx["y_orig"], "y_new": texts[k],
+                     "mode": cfg.mode, "completion": r["text"], "candidate_ok": k in ok, "stage": stage,
+                     "generator_model": r["model"], "critic_model": critic.model, "student_model": str(folder),
+                     "student_base": base, "passed": False, "selected": False, "reason": "not_full_sentence"}
+                    for k, r in enumerate(recs)]
+            if ok:
+                s = filter_pairs([ctx["y_orig"]] + [texts[k] for k in ok], filt, critic, off,
+                                 pairs=(np.zeros(len(ok)), np.arange(1, len(ok) + 1)), extract_numbers=extract)
+                for q, k in enumerate(ok):
+                    fwd, rev = (None if np.isnan(a[q]) else float(a[q]) for a in (s.nli_fwd, s.nli_rev))
+                    mine[k].update(len_ratio=float(s.len_ratio[q]), numbers_ok=bool(s.numbers_ok[q]),
+                                   rougeL=float(s.rougeL[q]), nli_fwd=fwd, nli_rev=rev, nli_rev_note=s.rev_note,
+                                   passed=s.reason[q] is None, reason=s.reason[q] or "not_most_diverse")
+            alive = [m for m in mine if m["passed"]]
+            counts["passed"] += len(alive)
+            if alive:
+                best = min(alive, key=lambda m: (m["rougeL"], m["id"]))  # the most diverse survivor
+                best.update(selected=True, reason=None)
+                counts["selected"] += 1
+            else:
+                counts["contexts_without_survivor"] += 1
+            for m in mine:
+                if m["reason"]:
+                    counts["reasons"][m["reason"]] = counts["reasons"].get(m["reason"], 0) + 1
+            mine_all += mine
+        chosen = [m for m in mine_all if m["selected"]]
+        counts.update(student=str(folder), train=train, backend=bcfg.kind,
+                      selected_rougeL_mean=float(np.mean([m["rougeL"] for m in chosen])) if chosen else None,
+                      distinct_2=distinct_n([m["y_new"] for m in chosen], 2))
+        stage_stats.append(counts)
+        rows += mine_all
+        train_pairs, student = sorted(chosen, key=lambda r: r["id"]), str(folder)
+    done = [st for st in stage_stats if "skipped" not in st]
+    stats = {"enabled": True, "student_base": base, "stages": stage_stats, "new_contexts": len(new_contexts),
+             "selected": sum(st["selected"] for st in done), "samples": sum(st["samples"] for st in done)}
     return rows, stats
 
 
 CONTEXT_NAMES = generated_schema(CONTEXT_FIELDS).names
+ROW_NAMES = set(generated_schema(FIELDS).names)
 REJECT_NAMES = set(generated_schema(FIELDS, rejected=True).names)
 CANDIDATE_NAMES = generated_schema(CANDIDATE_FIELDS).names
 
@@ -416,11 +511,16 @@ def _preflight(cfg: ImpossibleConfig) -> None:
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"self_distill.student: {sd.student} is not a local HF model folder (no "
                                     "config.json)")
-        if model_kind(path) == "seq2seq" and student_backend(cfg.generation, str(path)).kind in ("transformers",
-                                                                                                 "vllm"):
-            raise ValueError(f"self_distill.student: {sd.student} is a seq2seq model; the transformers and vLLM "
-                             "backends generate with causal LMs: set generation.rounds.distill.backend to a server "
-                             "(openai) or replay file that serves the fine-tuned student")
+        if model_kind(path) == "seq2seq" and student_backend(cfg.generation, str(path)).kind == "vllm":
+            raise ValueError(f"self_distill.student: {sd.student} is a seq2seq (T5) model; the round's vLLM backend "
+                             "is not used for it here: set generation.rounds.distill.backend.kind=transformers "
+                             "(seq2seq support) or a server (openai) / replay file that serves the student")
+    if getattr(cfg, cfg.mode).number_parser == "numerizer":
+        import importlib.util
+
+        if importlib.util.find_spec("numerizer") is None:
+            raise ModuleNotFoundError(f"{cfg.mode}.number_parser=numerizer needs the numerizer package (pip install "
+                                      "numerizer; the reference extra), or set it to rules")
 
 
 GENERATOR = Generator(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_impossible_distillation import CANDS, X1, build_tiny_nli, read_kind, write_replay
+from tests.test_impossible_distillation import CANDS, X1, build_tiny_nli, read_kind
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -55,7 +55,7 @@ def build_tiny_causal(path: Path, texts: list[str], seq2seq: bool = False) -> Pa
     return path
 
 
-VOCAB = [X1, A, B, "It adds 300 buses. It starts in May.",
+VOCAB = [X1, A, B, "It adds 300 buses. It starts in May.", "Given context, paraphrase the last sentence. Context:",
          "Paraphrase the sentence. Sentence: Paraphrase: Shorten Shorter:"] + [s for v in SAMPLES.values() for s in v]
 
 
@@ -91,7 +91,25 @@ def test_fine_tune_learns_the_target_masks_the_prompt_is_seeded_and_reuses(tmp_p
     assert capped["steps"] == 3 and len(capped["losses"]) == 3
 
 
-def test_seq2seq_student_trains_and_is_refused_for_a_causal_backend(tmp_path):
+def build_tiny_t5(path: Path, texts: list[str]) -> Path:
+    """A random-init 1-layer T5 (config-built, no real weights: plumbing only) with a word-level tokenizer."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    words = sorted(set(re.findall(r"\w+|[^\w\s]", " ".join(texts).lower())))
+    vocab = {t: i for i, t in enumerate(["<pad>", "</s>", "<unk>"] + words)}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.normalizer, tk.pre_tokenizer = normalizers.Lowercase(), pre_tokenizers.Whitespace()
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="</s>", pad_token="<pad>",
+                                               unk_token="<unk>")
+    torch.manual_seed(0)
+    cfg = transformers.T5Config(vocab_size=len(vocab), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+                                pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    transformers.T5ForConditionalGeneration(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_seq2seq_student_trains_and_only_vllm_is_refused(tmp_path):
     from flows.config import load_config
     from generators.impossible_distillation import ImpossibleConfig, _preflight
     from generators.student import TrainConfig, fine_tune, model_kind
@@ -99,7 +117,13 @@ def test_seq2seq_student_trains_and_is_refused_for_a_causal_backend(tmp_path):
     base = build_tiny_causal(tmp_path / "bart", VOCAB, seq2seq=True)
     got = fine_tune(base, [("Sentence: " + A, " " + B)], tmp_path / "s", TrainConfig(max_steps=2), log=lambda m: None)
     assert got["kind"] == "seq2seq" == model_kind(tmp_path / "s") and len(got["losses"]) == 2
-    cfg = load_config(ImpossibleConfig, sets=["self_distill.enabled=true", f"self_distill.student={base}"])
+    t5 = build_tiny_t5(tmp_path / "t5", VOCAB)
+    got = fine_tune(t5, [("Sentence: " + A, " " + B)], tmp_path / "s5", TrainConfig(max_steps=2), log=lambda m: None)
+    assert got["kind"] == "seq2seq" and len(got["losses"]) == 2
+    ok = load_config(ImpossibleConfig, sets=["self_distill.enabled=true", f"self_distill.student={t5}"])
+    _preflight(ok)  # the transformers backend runs seq2seq students
+    cfg = load_config(ImpossibleConfig, sets=["self_distill.enabled=true", f"self_distill.student={t5}",
+                                              "generation.backend.kind=vllm"])
     with pytest.raises(ValueError, match="seq2seq"):
         _preflight(cfg)
     missing = load_config(ImpossibleConfig, sets=["self_distill.enabled=true", f"self_distill.student={tmp_path}/x"])
@@ -123,68 +147,137 @@ def test_distill_round_backend():
 
 
 # ---- the flow -------------------------------------------------------------------------------------------------
-def _run(tmp_path: Path, out: str, extra: list[str]):
+PREFIX = "(Test Wire) --"
+C = "Officials said the new line opens in June."
+# the continuation's sentences: X1 (no left context), then A, B, C: three contexts (x_l = the sentences before)
+CONTINUATION = f" {X1} {A} {B} {C} And then"
+SAMPLES[C] = [f" {C}", " It opens.", " Officials said the new line opens in July 2025.", " officials said and",
+              " The new line will open in June, officials said.", " In June the new line is due to open, they said."]
+VOCAB += SAMPLES[C] + [C, "Given context, paraphrase the last sentence. Context: Sentence: And then"]
+
+
+def write_contexts_replay(tmp_path: Path) -> tuple[Path, Path]:
+    """The LM's replay: the continuation, and the same 4 candidates for every context's x_l (stage 0 uses one)."""
+    rows = [{"prompt": PREFIX, "text": CONTINUATION, "model": "replay-lm"}]
+    for x_l in (X1, f"{X1} {A}", f"{X1} {A} {B}"):
+        rows += [{"prompt": x_l, "text": t, "model": "replay-lm", "completion_index": k}
+                 for k, t in enumerate(CANDS[X1])]
+    replay = tmp_path / "replay.jsonl"
+    replay.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    prefixes = tmp_path / "prefixes.jsonl"
+    prefixes.write_text(json.dumps({"id": "p0", "text": PREFIX}) + "\n")
+    return replay, prefixes
+
+
+def _run(tmp_path: Path, out: str, extra: list[str], student: Path | None = None):
     from flows.config import load_config
     from flows.impossible_distillation import ImpossibleConfig, impossible_distillation_flow
 
-    replay, prefixes = write_replay(tmp_path)
+    replay, prefixes = write_contexts_replay(tmp_path)
     nli = build_tiny_nli(tmp_path / "nli", {0: "contradiction", 1: "entailment", 2: "neutral"},
-                         CANDS[X1] + [X1] + [s for v in SAMPLES.values() for s in v], entail_bias=12.0)
-    student = tmp_path / "student-base"
-    if not student.exists():
-        build_tiny_causal(student, VOCAB)
+                         CANDS[X1] + [X1, A, B, C] + [s for v in SAMPLES.values() for s in v], entail_bias=12.0)
+    if student is None:
+        student = tmp_path / "student-base"
+        if not student.exists():
+            build_tiny_causal(student, VOCAB)
     sets = ["generation.backend.kind=replay", f"generation.backend.path={replay}", "contexts_sampling.n=1",
-            "candidates_sampling.n=4", "critic.kind=nli", f"critic.nli_model={nli}", "self_distill.enabled=true",
-            f"self_distill.student={student}", "self_distill.train.max_steps=2"] + extra
+            "candidates_sampling.n=4", "max_contexts=1", "critic.kind=nli", f"critic.nli_model={nli}",
+            "self_distill.enabled=true", f"self_distill.student={student}", "self_distill.train.max_steps=2"] + extra
     cfg = load_config(ImpossibleConfig, inputs=[str(prefixes)], output=str(tmp_path / out), sets=sets)
     return impossible_distillation_flow(cfg), tmp_path / out
 
 
-def test_self_distill_flow_selects_the_most_diverse_survivor_and_reuses_the_student(tmp_path, prefect_harness):
-    from filters.pairs import rouge_l
+def _distill_replay(tmp_path: Path) -> Path:
     from generators.impossible_distillation import STUDENT_PROMPTS
 
+    contexts = {A: X1, B: f"{X1} {A}", C: f"{X1} {A} {B}"}  # y_orig -> its x_l
     dreplay = tmp_path / "distill.jsonl"
-    dreplay.write_text("".join(json.dumps({"prompt": STUDENT_PROMPTS["paraphrase"].format(x=y), "text": t,
-                                           "model": "replay-student", "completion_index": k}) + "\n"
+    dreplay.write_text("".join(json.dumps({"prompt": STUDENT_PROMPTS["paraphrase"].format(x_l=contexts[y], x=y),
+                                           "text": t, "model": "replay-student", "completion_index": k}) + "\n"
                                for y, ts in SAMPLES.items() for k, t in enumerate(ts)))
-    over = ["generation.rounds.distill.backend.kind=replay", f"generation.rounds.distill.backend.path={dreplay}",
-            "self_distill.sampling.n=6"]
+    return dreplay
+
+
+def test_self_distill_on_new_contexts_in_stages_joins_the_data(tmp_path, prefect_harness):
+    from filters.pairs import rouge_l
+
+    over = ["generation.rounds.distill.backend.kind=replay",
+            f"generation.rounds.distill.backend.path={_distill_replay(tmp_path)}", "self_distill.sampling.n=6",
+            "self_distill.stages=2", "self_distill.contexts=1"]
     result, out = _run(tmp_path, "out", over)
-    sd = result["stats"]["impossible-distillation"]["self_distill"]
-    pairs, rows = read_kind(out, "data"), read_kind(out, "distilled")
-    assert len(pairs) == 1 and sd["pairs"] == 1 and sd["backend"] == "replay"
-    pair = pairs[0]
-    assert len(rows) == 6 and all(r["parent_ids"] == [pair["id"]] and r["y_orig"] == pair["y_orig"] for r in rows)
-    reasons = sorted(str(r["reason"]) for r in rows)
-    assert reasons == ["None", "length_ratio", "not_full_sentence", "not_most_diverse", "numbers", "rougeL"]
-    passed = [r for r in rows if r["passed"]]
-    assert len(passed) == 2 and len({r["rougeL"] for r in passed}) == 2
-    recomputed = rouge_l([pair["y_orig"]] + [r["y_new"] for r in passed], [0] * 2, [1, 2])
-    assert [r["rougeL"] for r in passed] == pytest.approx(recomputed.tolist())
-    chosen = [r for r in rows if r["selected"]]
-    assert len(chosen) == 1 and chosen[0]["rougeL"] == pytest.approx(min(recomputed)) and chosen[0]["passed"]
-    assert chosen[0]["nli_fwd"] > 0.99 and chosen[0]["numbers_ok"] and chosen[0]["round"] == "distill"
-    assert chosen[0]["generator_model"] == "replay-student" and chosen[0]["critic_model"].endswith("nli")
-    folder = Path(chosen[0]["student_model"])
+    stats = result["stats"]
+    assert stats["invariant"]["holds"]
+    sd = stats["impossible-distillation"]["self_distill"]
+    contexts, data, rows = read_kind(out, "contexts"), read_kind(out, "data"), read_kind(out, "distilled")
+    assert len(contexts) == 3 and sum(c["selected"] for c in contexts) == 1
+    used0 = next(c for c in contexts if c["selected"])
+    stage0 = [r for r in data if r["stage"] == 0]
+    assert len(stage0) == 1 and stage0[0]["x_l"] == used0["x_l"]
+    # stages 1 and 2 paraphrase the two contexts stage 0 did not use, one each, in the shuffled order
+    new = [c for c in contexts if not c["selected"]]
+    assert [st["stage"] for st in sd["stages"]] == [1, 2] and sd["new_contexts"] == 2
+    by_stage = {k: [r for r in rows if r["stage"] == k] for k in (1, 2)}
+    assert {r["context_id"] for r in by_stage[1]} | {r["context_id"] for r in by_stage[2]} == {c["id"] for c in new}
+    assert all(len({r["context_id"] for r in by_stage[k]}) == 1 for k in (1, 2))
+    assert not {r["y_orig"] for r in rows} & {used0["y_orig"]}  # never its own training pairs' sentences
+    for k in (1, 2):
+        mine = by_stage[k]
+        assert len(mine) == 6
+        assert sorted(str(r["reason"]) for r in mine) == ["None", "length_ratio", "not_full_sentence",
+                                                          "not_most_diverse", "numbers", "rougeL"]
+        passed = [r for r in mine if r["passed"]]
+        recomputed = rouge_l([passed[0]["y_orig"]] + [r["y_new"] for r in passed], [0] * 2, [1, 2])
+        assert [r["rougeL"] for r in passed] == pytest.approx(recomputed.tolist())
+        chosen = [r for r in mine if r["selected"]]
+        assert len(chosen) == 1 and chosen[0]["rougeL"] == pytest.approx(min(recomputed))
+        assert chosen[0]["y_new"] == chosen[0]["completion"].strip()  # the whole output, not its first sentence
+        # the selected sample joins data/ with its stage
+        joined = [r for r in data if r["id"] == chosen[0]["id"]]
+        assert len(joined) == 1 and joined[0]["stage"] == k and joined[0]["y_new"] == chosen[0]["y_new"]
+        assert joined[0]["round"] == ("distill" if k == 1 else "distill#2")
+    assert len(data) == 3
+    # stage 2's student is stage 1's, fine-tuned on stage 1's selected pair
+    s1, s2 = sd["stages"]
+    assert s1["train_pairs"] == 1 and s2["train_pairs"] == 1 and s1["student"] != s2["student"]
+    assert s2["train"]["base"] == s1["student"]
+    folder = Path(s1["student"])
     assert folder.parent == out / "_work" / "student" and (folder / "student.json").is_file()
-    assert sd["train"]["steps"] == 2 and not sd["train"]["reused"] and sd["selected"] == 1
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
-    # rerun: the student folder is reused (not trained again), the samples come from the round's cache
+    # rerun: the students are reused (not trained again), the samples come from the rounds' cache
     again, _ = _run(tmp_path, "out", over)
     sd2 = again["stats"]["impossible-distillation"]["self_distill"]
-    assert sd2["train"]["reused"] and sd2["student"] == str(folder)
+    assert all(st["train"]["reused"] for st in sd2["stages"])
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
-    assert again["stats"]["generation"]["rounds"]["distill"]["generated"] == 0
-    assert sorted(r["id"] for r in read_kind(out, "distilled")) == sorted(r["id"] for r in rows)
+    assert again["stats"]["generation"]["generated"] == 0
+    assert sorted(r["id"] for r in read_kind(out, "data")) == sorted(r["id"] for r in data)
+
+
+def test_self_distill_without_new_contexts_says_so(tmp_path, prefect_harness):
+    result, out = _run(tmp_path, "out", ["max_contexts=3", "self_distill.sampling.n=2"])
+    sd = result["stats"]["impossible-distillation"]["self_distill"]
+    assert sd["stages"][0]["skipped"].startswith("no new contexts") and sd["selected"] == 0
+    assert not read_kind(out, "distilled") and {r["stage"] for r in read_kind(out, "data")} == {0}
 
 
 def test_self_distill_generates_with_the_fine_tuned_folder(tmp_path, prefect_harness):
     """No override for round `distill`: the transformers backend on the student folder writes the samples."""
     result, out = _run(tmp_path, "out", ["self_distill.sampling.n=2", "self_distill.sampling.max_tokens=6"])
     sd = result["stats"]["impossible-distillation"]["self_distill"]
+    st = sd["stages"][0]
     rows = read_kind(out, "distilled")
-    assert sd["backend"] == "transformers" and len(rows) == 2 == sd["samples"]
-    assert {r["model"] for r in rows} == {sd["student"]} and {r["backend"] for r in rows} == {"transformers"}
-    assert sum(r["selected"] for r in rows) == sd["selected"] <= 1
+    assert st["backend"] == "transformers" and len(rows) == 2 * st["contexts"] == st["samples"]
+    assert {r["model"] for r in rows} == {st["student"]} and {r["backend"] for r in rows} == {"transformers"}
+    assert sum(r["selected"] for r in rows) == st["selected"] <= st["contexts"]
     assert json.loads(rows[0]["sampling_params"])["temperature"] == 0.7
+
+
+def test_t5_student_plumbing_through_the_seq2seq_backend(tmp_path, prefect_harness):
+    """A T5 student (tiny, config-built, random weights: plumbing only, no real T5 exists offline) is fine-tuned
+    and generates round `distill` through the transformers backend's seq2seq path."""
+    t5 = build_tiny_t5(tmp_path / "t5", VOCAB)
+    result, out = _run(tmp_path, "out", ["self_distill.sampling.n=2", "self_distill.sampling.max_tokens=6"],
+                       student=t5)
+    st = result["stats"]["impossible-distillation"]["self_distill"]["stages"][0]
+    rows = read_kind(out, "distilled")
+    assert st["train"]["kind"] == "seq2seq" and st["backend"] == "transformers"
+    assert len(rows) == 2 * st["contexts"] and {r["model"] for r in rows} == {st["student"]}
