@@ -10,6 +10,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 from corpora.atomic import atomic_write_json, read_json
 from corpora.hashing import sha256_file, short_hash
@@ -104,6 +105,53 @@ def unique_id(doc_id: str, taken: set[str]) -> str:
         new, n = f"{doc_id}#{n}", n + 1
     taken.add(new)
     return new
+
+
+def rename_duplicate_ids(ids: Sequence[str], metadata: Sequence[Any] | None = None,
+                         taken: set[str] | None = None) -> tuple[list[str], list[Any] | None, int]:
+    """The unique-id rule over one sequence of ids (in order; `taken`: ids earlier inputs already hold, updated
+    in place): the first keeps its id, a later one becomes `<id>#n`. Returns (new ids, new metadata, number
+    renamed). `metadata` (one per id: a JSON object string, a dict or None) gets `original_id` on each renamed
+    row (a JSON string stays a JSON string, a dict a new dict; one that already has `original_id` keeps it).
+    The one policy of `dolma`, `remove`, `unlearning-split` and the generators' seeds; `mix` calls it too."""
+    taken = set() if taken is None else taken
+    new_ids: list[str] = []
+    metas = None if metadata is None else list(metadata)
+    n = 0
+    for i, doc_id in enumerate(ids):
+        doc_id = str(doc_id)
+        new = unique_id(doc_id, taken)
+        new_ids.append(new)
+        if new != doc_id:
+            n += 1
+            if metas is not None:
+                m = metas[i]
+                metas[i] = ({"original_id": doc_id, **m} if "original_id" not in m else dict(m)) \
+                    if isinstance(m, dict) else _with_original_id(m, doc_id)
+    return new_ids, metas, n
+
+
+def rename_duplicate_ids_table(table, id_column: str = "id", metadata_column: str = "metadata",
+                               taken: set[str] | None = None):
+    """`rename_duplicate_ids` on an Arrow table: (table, number renamed). The renamed rows' original id goes into
+    the JSON `metadata_column` (added, null for the other rows, when the table has none); a table without
+    duplicates is returned as it is."""
+    import pyarrow as pa
+
+    ids = [str(x) for x in table.column(id_column).to_pylist()]
+    has_meta = metadata_column in table.column_names
+    metas = table.column(metadata_column).to_pylist() if has_meta else [None] * table.num_rows
+    new_ids, new_metas, n = rename_duplicate_ids(ids, metas, taken)
+    if not n:
+        return table, 0
+    if any(isinstance(m, dict) for m in new_metas):  # a struct metadata column: written back as JSON text
+        new_metas = [m if m is None or isinstance(m, str) else json.dumps(m, ensure_ascii=False, sort_keys=True,
+                                                                           default=str) for m in new_metas]
+    table = table.set_column(table.column_names.index(id_column), id_column, pa.array(new_ids, pa.string()))
+    col = pa.array(new_metas, pa.string())
+    table = (table.set_column(table.column_names.index(metadata_column), metadata_column, col) if has_meta
+             else table.append_column(metadata_column, col))
+    return table, n
 
 
 def _with_original_id(meta: str | None, original: str) -> str:

@@ -1,7 +1,11 @@
 """Which rows of a table a forget / removal rule names, and the near-duplicate clusters that carry a match further.
 
 Rules (any of them; a row is matched by the first that names it, in this order): `ids` (inline, and `ids_file`:
-one id per line with `#` comments, or a .jsonl/.parquet with an `id` column), `url` (the URL as listed, ignoring
+one id per line, every non-blank line taken whole (a `#` inside is part of the id: dolma's renamed duplicates are
+`X#2`, URLs have fragments); only a line starting with `# ` is a comment; or a .jsonl/.parquet with an `id`
+column). An id names the row with exactly that id, and also every row renamed from it (`metadata.original_id`,
+the unique-id rule of `corpora.staging`), as `ids:original_id`: removing `X` takes `X`, `X#2`, `X#3`; removing
+`X#2` takes exactly that row. Rows that share one id (a corpus made without the rule) are all named. `url` (the URL as listed, ignoring
 scheme, `www.`, fragment and a trailing slash: `filters.url_blocklist.normalize_url`), `domain` (the host and its
 subdomains), `author` (the row's `author` column or `metadata.author`, case-insensitive, spaces collapsed),
 `query` (every word of the query appears in the text as a whole word, case-insensitive) and `regex`.
@@ -79,8 +83,9 @@ class MatchSpec(StrictModel):
 
 
 def read_id_list(path: str | Path) -> list[str]:
-    """Ids from a text file (one per line, `#` comments, blank lines skipped), a JSONL file (`id` of each
-    object) or a Parquet file (`id` column). Errors name the file and line."""
+    """Ids from a text file (every non-blank line whole, stripped of surrounding spaces, a BOM and `\r`; a line
+    starting with `# ` is a comment), a JSONL file (`id` of each object) or a Parquet file (`id` column). Errors
+    name the file and line."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(f"{p}: id file does not exist")
@@ -92,7 +97,11 @@ def read_id_list(path: str | Path) -> list[str]:
             raise ValueError(f"{p}: no 'id' column")
         return [str(x) for x in pq.read_table(p, columns=["id"]).column("id").to_pylist() if x is not None]
     out = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        raw = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{p}: not UTF-8 text (byte {e.start})") from None
+    for n, line in enumerate(raw.splitlines(), 1):
         if name.endswith((".jsonl", ".json", ".ndjson")):
             if not line.strip():
                 continue
@@ -104,8 +113,8 @@ def read_id_list(path: str | Path) -> list[str]:
                 raise ValueError(f"{p}: line {n}: expected an object with an 'id'")
             out.append(str(obj["id"]))
         else:
-            entry = line.split("#", 1)[0].strip()
-            if entry:
+            entry = line.strip()
+            if entry and not (entry == "#" or entry.startswith("# ")):
                 out.append(entry)
     return out
 
@@ -133,6 +142,21 @@ def row_authors(table: pa.Table) -> list[str | None]:
     return out
 
 
+def original_ids(table: pa.Table) -> list[str | None]:
+    """`original_id` inside the JSON `metadata` column per row (a row renamed by the unique-id rule), else None."""
+    out: list[str | None] = []
+    for m in table.column("metadata").to_pylist() if "metadata" in table.column_names else [None] * table.num_rows:
+        o = None
+        if m:
+            try:
+                obj = json.loads(m) if isinstance(m, str) else m
+                o = obj.get("original_id") if isinstance(obj, dict) else None
+            except json.JSONDecodeError:
+                o = None
+        out.append(None if o is None else str(o))
+    return out
+
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -151,11 +175,22 @@ def match_rows(table: pa.Table, spec: MatchSpec, extra_ids: Sequence[str] = ()) 
             stats["rows_by_rule"][rule] = stats["rows_by_rule"].get(rule, 0) + 1
 
     if wanted:
-        pos = {x: i for i, x in enumerate(ids)}
+        pos: dict[str, list[int]] = {}
+        for i, x in enumerate(ids):
+            pos.setdefault(x, []).append(i)
+        renamed_from: dict[str, list[int]] = {}
+        if "metadata" in table.column_names:
+            for i, orig in enumerate(original_ids(table)):
+                if orig is not None and orig != ids[i]:
+                    renamed_from.setdefault(orig, []).append(i)
         for x in wanted:
-            if x in pos:
-                hit(pos[x], "ids")
-        missing = [x for x in wanted if x not in pos]
+            for i in pos.get(x, ()):
+                hit(i, "ids")
+        for x in wanted:
+            for i in renamed_from.get(x, ()):
+                hit(i, "ids:original_id")
+        missing = [x for x in wanted if x not in pos and x not in renamed_from]
+        stats["ids_listed"] = len(wanted)
         if missing:
             stats["unmatched"]["ids"] = {"count": len(missing), "examples": missing[:5]}
     urls = table.column("url").to_pylist() if "url" in table.column_names else [None] * n
@@ -269,3 +304,24 @@ def expand_matches(rules: list[str | None], ids: Sequence[str], roots: np.ndarra
         elif unit_of is not None and (m := by_unit.get(int(unit_of[i]))) is not None:
             out_rule[i], out_id[i] = "same_unit", m
     return out_rule, out_id
+
+
+def unmatched_summary(stats: dict, empty_files: Sequence[str] = ()) -> str | None:
+    """One line on what a match named nothing with (ids, rules, QA sets, id files holding no ids), or None when
+    every listed entry named a row. `match_rows` stats in; the flows print it, or refuse the run with `strict`."""
+    parts = [f"id file {f} holds no ids" for f in empty_files]
+    un = stats.get("unmatched", {})
+    if "ids" in un:
+        ex = ", ".join(repr(x) for x in un["ids"]["examples"])
+        parts.append(f"{un['ids']['count']} of {stats.get('ids_listed', un['ids']['count'])} ids named no row "
+                     f"(e.g. {ex})")
+    for rule in ("url", "domain", "author"):
+        if rule in un:
+            parts.append(f"{len(un[rule])} {rule} entr{'y' if len(un[rule]) == 1 else 'ies'} named no row "
+                         f"(e.g. {', '.join(repr(x) for x in un[rule][:3])})")
+    for rule in ("query", "regex"):
+        if rule in un:
+            parts.append(f"{rule} {un[rule]!r} named no row")
+    if "qa_file" in un:
+        parts.append(f"{un['qa_file']['count']} QA pairs of forget.qa_file named no row")
+    return "; ".join(parts) or None

@@ -33,6 +33,7 @@ from pydantic import Field, field_validator, model_validator
 from corpora.config import StrictModel
 from corpora.readers import FieldMap, InputError, read_records
 from corpora.records import BadRecord
+from corpora.staging import rename_duplicate_ids, rename_duplicate_ids_table
 from filters.forget_match import (
     MatchSpec,
     NearDupConfig,
@@ -132,20 +133,35 @@ def _json_items(path: Path) -> list[tuple[str, Any]]:
     return out
 
 
-def detect_kind(paths: Sequence[Path]) -> str:
-    """`qa` when the first input's rows have `question` and `answer` (and no `text`), else `documents`."""
-    p = paths[0]
-    if p.name.endswith(".parquet"):
-        names = set(pq.read_schema(p).names)
-        return "qa" if {"question", "answer"} <= names and "text" not in names else "documents"
-    if p.name.endswith((".json", ".jsonl")):
+def detect_kind(paths: Sequence[Path], text_field: str = "text") -> str:
+    """`qa` or `documents`, decided from every item of every input (never from the first alone): an item is
+    QA-like when it has `question` or `answer` and no text, document-like when it has a text; the corpus is `qa`
+    when QA-like items outnumber document-like ones (a Parquet input counts its rows by its columns). The items
+    that do not fit the kind are quarantined with their reason by the reader (`corpus_kind` forces a kind)."""
+    qa_like = doc_like = 0
+    for p in paths:
+        if p.name.endswith(".parquet"):
+            meta = pq.read_metadata(p)
+            names = set(meta.schema.names)
+            if text_field in names:
+                doc_like += meta.num_rows
+            elif names & {"question", "answer"}:
+                qa_like += meta.num_rows
+            continue
+        if not p.name.endswith((".json", ".jsonl")):
+            return "documents"
         try:
             items = _json_items(p)
         except (InputError, UnicodeDecodeError):
-            return "documents"
-        first = next((o for _, o in items if isinstance(o, dict)), None)
-        return "qa" if _is_qa_obj(first) and "text" not in first else "documents"
-    return "documents"
+            continue  # the reader names the file
+        for _, o in items:
+            if not isinstance(o, dict):
+                continue
+            if text_field in o:
+                doc_like += 1
+            elif "question" in o or "answer" in o:
+                qa_like += 1
+    return "qa" if qa_like > doc_like else "documents"
 
 
 @dataclass
@@ -155,14 +171,7 @@ class Corpus:
     quarantine: list[dict] = field(default_factory=list)
     records_read: int = 0
     inputs: list[dict] = field(default_factory=list)
-
-
-def _check_unique(ids: list[str], where: list[str]) -> None:
-    seen: dict[str, int] = {}
-    for i, x in enumerate(ids):
-        j = seen.setdefault(x, i)
-        if j != i:
-            raise InputError(f"id {x!r} appears twice ({where[j]} and {where[i]}): ids must be unique to split by id")
+    duplicate_ids_renamed: int = 0  # later rows with an id already seen, renamed `<id>#n` (corpora.staging)
 
 
 def read_qa(paths: Sequence[Path], qa: QAInput = QAInput()) -> Corpus:
@@ -195,7 +204,10 @@ def read_qa(paths: Sequence[Path], qa: QAInput = QAInput()) -> Corpus:
                 row["perturbed_answer"] = [str(x) for x in pa_] if isinstance(pa_, list) else [str(pa_)]
             rows.append(row)
             where.append(f"{p} {loc}")
-    _check_unique([r["id"] for r in rows], where)
+    new_ids, metas, renamed = rename_duplicate_ids([r["id"] for r in rows], [r.get("metadata") for r in rows])
+    for r, new, m in zip(rows, new_ids, metas):
+        if new != r["id"]:
+            r["id"], r["metadata"] = new, m
     keys = list(dict.fromkeys(k for r in rows for k in r))
     fields = []
     for k in keys:
@@ -213,7 +225,7 @@ def read_qa(paths: Sequence[Path], qa: QAInput = QAInput()) -> Corpus:
     fields.sort(key=lambda f: order.index(f.name) if f.name in order else len(order))
     schema = pa.schema(fields)
     table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema)
-    return Corpus(table, "qa", bad, pos, inputs)
+    return Corpus(table, "qa", bad, pos, inputs, renamed)
 
 
 def read_documents(paths: Sequence[Path], fields: FieldMap = FieldMap()) -> Corpus:
@@ -255,8 +267,8 @@ def read_documents(paths: Sequence[Path], fields: FieldMap = FieldMap()) -> Corp
         table = pa.table({"id": pa.array([], pa.string()), "text": pa.array([], pa.string())})
     else:
         table = pa.concat_tables(tables, promote_options="permissive")
-    _check_unique([str(x) for x in table.column("id").to_pylist()], where_all)
-    return Corpus(table, "documents", bad, read, inputs)
+    table, renamed = rename_duplicate_ids_table(table)  # the one id policy (corpora.staging)
+    return Corpus(table, "documents", bad, read, inputs, renamed)
 
 
 def read_qa_keys(paths: Sequence[str]) -> set[tuple[str, str]]:

@@ -26,7 +26,7 @@ from corpora.plan import WORK_DIR
 from corpora.readers import FieldMap, expand_inputs, lost_count, read_records
 from corpora.records import QUARANTINE_SCHEMA, BadRecord
 from corpora.shards import write_table_atomic
-from corpora.staging import StagedInput, input_dir, is_done, parts
+from corpora.staging import StagedInput, input_dir, is_done, parts, unique_id
 from filters.dedup.stage import DEDUP_FIELDS
 from filters.document_stage import run_document_stage
 from filters.web_steps import build_filter_steps, score_fields
@@ -57,8 +57,9 @@ def load_seeds(inputs: list[str], cfg: GeneratorConfig) -> tuple[list, list[dict
     log = run_logger()
     fields = FieldMap(text_field=cfg.text_field, id_field=cfg.id_field)
     seeds, bad, per_input = [], [], []
+    taken: set[str] = set()  # seed ids given so far, across the inputs
     for path in expand_inputs(inputs) if inputs else []:
-        n_read = n_bad = lost = lost_unknown = 0
+        n_read = n_bad = lost = lost_unknown = renamed = 0
         for rec in read_records(path, fields):
             n_read += 1
             if isinstance(rec, BadRecord):
@@ -68,15 +69,24 @@ def load_seeds(inputs: list[str], cfg: GeneratorConfig) -> tuple[list, list[dict
                 bad.append(rec.as_row())
                 log.warning("quarantined %s %s: %s", rec.file, rec.location, rec.error)
             else:
+                renamed += _unique_seed_id(rec, taken)
                 seeds.append(rec)
         per_input.append({"path": str(path), "sha256": sha256_file(path), "records": n_read, "quarantined": n_bad,
                           "lost_records": lost, "lost_unknown": lost_unknown})
-    ids = [s.id for s in seeds]
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        dup = next(i for i in ids if i in seen or seen.add(i))
-        raise ValueError(f"seed id {dup!r} appears twice across the inputs: ids must be unique")
+        if renamed:
+            per_input[-1]["duplicate_ids_renamed"] = renamed
     return seeds, bad, per_input
+
+
+def _unique_seed_id(rec, taken: set[str]) -> int:
+    """The one id policy (`corpora.staging.unique_id`): a seed whose id an earlier seed (any input) holds becomes
+    `<id>#n`, its original id in `metadata.original_id`. 1 when renamed."""
+    new = unique_id(rec.id, taken)
+    if new == rec.id:
+        return 0
+    rec.metadata = {"original_id": rec.id, **(rec.metadata or {})}  # a reader-renamed seed keeps its first
+    rec.id = new
+    return 1
 
 
 def apply_demo(cfg: GeneratorConfig, demo: dict[str, Any]) -> tuple[GeneratorConfig, dict[str, Any]]:

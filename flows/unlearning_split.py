@@ -30,7 +30,7 @@ from corpora.sample import sample_corpus_path
 from corpora.shards import write_table_atomic
 from filters import forget_split as fs
 from filters import removal as rm
-from filters.forget_match import MatchSpec, NearDupConfig, read_id_list
+from filters.forget_match import MatchSpec, NearDupConfig, read_id_list, unmatched_summary
 from filters.lineage import DEFAULT_LINKS, follow_lineage
 from flows.config import RunConfig, config_hash
 from flows.registry import Pipeline
@@ -57,6 +57,7 @@ class SplitConfig(RunConfig):
     layouts: list[Literal["tofu", "muse", "verbmem", "knowmem"]] | None = None  # null: every one that applies
     verbmem: fs.ProbeConfig = fs.ProbeConfig()
     knowmem: fs.KnowledgeConfig = fs.KnowledgeConfig()
+    strict: bool = False  # forget ids / rules that name no row (or an id file with none): an error, not a note
 
 
 SEMANTICS = {
@@ -99,7 +100,7 @@ def _split_inputs(cfg: SplitConfig) -> tuple[list[Path], fs.ForgetSpec, bool]:
 
 @task(name="read-corpus", cache_policy=NO_CACHE)
 def read_corpus(cfg: SplitConfig, paths: list[Path]) -> fs.Corpus:
-    kind = fs.detect_kind(paths) if cfg.corpus_kind == "auto" else cfg.corpus_kind
+    kind = fs.detect_kind(paths, cfg.text_field) if cfg.corpus_kind == "auto" else cfg.corpus_kind
     if kind == "qa":
         return fs.read_qa(paths, cfg.qa)
     return fs.read_documents(paths, FieldMap(text_field=cfg.text_field, id_field=cfg.id_field))
@@ -131,6 +132,7 @@ def split_flow(config: SplitConfig) -> dict:
     started = time.monotonic()
     corpus = read_corpus(config, paths)
     res = split_corpus(config, corpus, spec)
+    _say_unmatched("unlearning-split", res.stats["match"], _empty_id_files([spec.ids_file]), config.strict)
     table = res.table
     split_col = table.column("split")
     for s in fs.SPLITS:
@@ -173,7 +175,7 @@ def split_flow(config: SplitConfig) -> dict:
     inv = {"records_read": corpus.records_read, **{f"rows_{s}": n for s, n in rows.items()},
            "rows_quarantine": run.rows("quarantine"),
            "holds": sum(rows.values()) + run.rows("quarantine") == corpus.records_read}
-    stats = {"corpus_kind": corpus.kind, "demo": demo, "forget_spec": spec.model_dump(mode="json"),
+    stats = {"corpus_kind": corpus.kind, "demo": demo, "duplicate_ids_renamed": corpus.duplicate_ids_renamed, "forget_spec": spec.model_dump(mode="json"),
              "split": res.stats, "layouts": layout_stats, "seconds": round(seconds, 3),
              "rows_per_s": round(corpus.records_read / seconds, 1) if seconds else None}
     line = (f"{corpus.kind}: read {corpus.records_read:,}: forget {rows['forget']:,}, retain {rows['retain']:,}, "
@@ -195,15 +197,30 @@ def split_flow(config: SplitConfig) -> dict:
     return {"output": str(run.out_dir), "stats": out}
 
 
+def _empty_id_files(files: list[str | None]) -> list[str]:
+    return [f for f in files if f and not read_id_list(f)]
+
+
+def _say_unmatched(pipeline: str, match_stats: dict, empty_files: list[str], strict: bool) -> None:
+    """What the rules named nothing with: one console line, or (strict) the run's one-line error."""
+    line = unmatched_summary(match_stats, empty_files)
+    if line is None:
+        return
+    if strict:
+        raise InputError(f"{pipeline}: {line} (strict: every listed id and rule must name a row)")
+    console.print(f"{pipeline}: note: {line} (strict=true makes this an error)", markup=False, highlight=False,
+                  soft_wrap=True)
+
+
 def split_preflight(cfg: SplitConfig) -> None:
     paths, spec, _ = _split_inputs(cfg)
-    if spec.ids_file:
-        read_id_list(spec.ids_file)
+    if spec.ids_file and not read_id_list(spec.ids_file) and cfg.strict:
+        raise InputError(f"unlearning-split: id file {spec.ids_file} holds no ids (strict)")
     if spec.qa_file:
         fs.read_qa_keys(spec.qa_file)
     if cfg.knowmem.qa_file and not Path(cfg.knowmem.qa_file).is_file():
         raise InputError(f"knowmem.qa_file: {cfg.knowmem.qa_file} does not exist")
-    kind = fs.detect_kind(paths) if cfg.corpus_kind == "auto" else cfg.corpus_kind
+    kind = fs.detect_kind(paths, cfg.text_field) if cfg.corpus_kind == "auto" else cfg.corpus_kind
     fs.applicable_layouts(kind, cfg.layouts, bool(cfg.knowmem.qa_file))
 
 
@@ -230,6 +247,7 @@ class RemoveConfig(RunConfig):
     near_duplicates: NearDupConfig = NearDupConfig()
     link: list[str] = list(DEFAULT_LINKS)  # link columns followed inside the corpus (slices -> works)
     derived: list[DerivedSpec] = []
+    strict: bool = False  # ids / rules that name no row (or an id file with none): an error, not a note
 
     @field_validator("derived", mode="before")
     @classmethod
@@ -372,6 +390,7 @@ def remove_flow(config: RemoveConfig) -> dict:
         if dp is not None:
             rm.target_state(dp.target, key)
     found = find_removals(config, names)
+    _say_unmatched("remove", found["match"], _empty_id_files([config.ids, config.match.ids_file]), config.strict)
     hits, tables, schemas = found["hits"], found["tables"], found["schemas"]
     ids_path = Path(config.ids).expanduser().resolve() if config.ids else None
     rules = {"ids_file": str(ids_path) if ids_path else None,
@@ -419,10 +438,9 @@ def remove_preflight(cfg: RemoveConfig) -> None:
     for p in [plan, *derived]:  # an unusable target is one line before anything starts
         if p is not None:
             rm.target_state(p.target, key)
-    if cfg.ids:
-        read_id_list(cfg.ids)
-    if cfg.match.ids_file:
-        read_id_list(cfg.match.ids_file)
+    for f in (cfg.ids, cfg.match.ids_file):
+        if f and not read_id_list(f) and cfg.strict:
+            raise InputError(f"remove: id file {f} holds no ids (strict)")
 
 
 REMOVE_PIPELINE = Pipeline(

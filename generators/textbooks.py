@@ -343,6 +343,22 @@ FIELDS = [pa.field(n, pa.string()) for n in ("prompt", "seed_id", "seed_source",
     pa.field("text_token_length", pa.int32()), pa.field("completion_unfiltered", pa.string())]
 
 
+def unique_seed_ids(seeds: list[Seed]) -> tuple[list[Seed], int]:
+    """The one id policy (`corpora.staging.unique_id`): a seed (a topic whose id a web seed or an earlier topic
+    holds) becomes `<id>#n`, in seed order (web seeds first). Returns (seeds, number renamed)."""
+    import dataclasses
+
+    from corpora.staging import unique_id
+
+    taken: set[str] = set()
+    out, n = [], 0
+    for s in seeds:
+        new = unique_id(s.id, taken)
+        n += new != s.id
+        out.append(s if new == s.id else dataclasses.replace(s, id=new))
+    return out, n
+
+
 def run(cfg: TextbooksConfig, records: Sequence[Any], rounds) -> GeneratorResult:
     """Seeds (web records + topics) -> [edu selection] -> one request per seed -> cleaned rows."""
     from generators.backends import token_counter
@@ -350,15 +366,14 @@ def run(cfg: TextbooksConfig, records: Sequence[Any], rounds) -> GeneratorResult
     seeds = web_seeds(records, cfg.max_seed_chars, cfg.topic_field)
     if cfg.topics:
         seeds += load_topics(cfg.topics)
-    ids = [s.id for s in seeds]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise ValueError(f"seed id {dup!r} appears twice (inputs and topic list): ids must be unique")
+    seeds, renamed = unique_seed_ids(seeds)
     stats: dict[str, Any] = {"web_seeds": sum(s.source == "web" for s in seeds),
                              "topic_seeds": sum(s.source == "topic_list" for s in seeds)}
+    if renamed:
+        stats["duplicate_ids_renamed"] = renamed
     artifacts: dict[str, Any] = {}
     if cfg.edu.enabled:
-        texts = {r.id: r.text for r in records}
+        texts = {s.id: r.text for s, r in zip(seeds, records)}  # web seeds first, one per record
         keep, stats["edu_selection"], artifacts = select_educational(
             [(s.id, texts[s.id]) for s in seeds if s.source == "web"], cfg.edu, rounds)
         seeds = [s for s in seeds if s.source != "web" or s.id in keep]

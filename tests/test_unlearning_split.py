@@ -215,8 +215,8 @@ def test_groups_are_never_cut_and_sequential_sets_are_disjoint(tmp_path):
 def test_bad_input_is_named_or_quarantined(tmp_path):
     dup = tmp_path / "dup.jsonl"
     dup.write_text('{"id": "x", "text": "one"}\n{"id": "x", "text": "two"}\n')
-    with pytest.raises(InputError, match=r"id 'x' appears twice .*dup.jsonl record 1 and .*dup.jsonl record 2"):
-        fs.read_documents([dup])
+    renamed = fs.read_documents([dup])  # the one id policy: the later row becomes x#2 (never refused)
+    assert renamed.table.column("id").to_pylist() == ["x", "x#2"] and renamed.duplicate_ids_renamed == 1
     qa = tmp_path / "qa.json"
     qa.write_text(json.dumps([{"question": "Q?", "answer": "A."}, ["not", "an", "object"],
                               {"question": "Q2?", "answer": 3}, {"question": "Q3?", "answer": "B."}]))
