@@ -119,6 +119,9 @@ def rename_duplicate_ids(ids: Sequence[str], metadata: Sequence[Any] | None = No
     metas = None if metadata is None else list(metadata)
     n = 0
     for i, doc_id in enumerate(ids):
+        if doc_id is None:  # no id: left as it is (the reader / stage quarantines such a row)
+            new_ids.append(None)
+            continue
         doc_id = str(doc_id)
         new = unique_id(doc_id, taken)
         new_ids.append(new)
@@ -138,7 +141,7 @@ def rename_duplicate_ids_table(table, id_column: str = "id", metadata_column: st
     duplicates is returned as it is."""
     import pyarrow as pa
 
-    ids = [str(x) for x in table.column(id_column).to_pylist()]
+    ids = [None if x is None else str(x) for x in table.column(id_column).to_pylist()]
     has_meta = metadata_column in table.column_names
     metas = table.column(metadata_column).to_pylist() if has_meta else [None] * table.num_rows
     new_ids, new_metas, n = rename_duplicate_ids(ids, metas, taken)
@@ -152,6 +155,42 @@ def rename_duplicate_ids_table(table, id_column: str = "id", metadata_column: st
     table = (table.set_column(table.column_names.index(metadata_column), metadata_column, col) if has_meta
              else table.append_column(metadata_column, col))
     return table, n
+
+
+def unique_ids_in_files(shards: list[list[Path]], out_root: Path, id_field: str = "id",
+                        metadata_field: str = "metadata") -> tuple[list[list[Path]], int]:
+    """The unique-id rule over Parquet files (shards in order, files in order): a file whose ids are new is used
+    as it is; one with an id seen before (in it or an earlier file) gets a renamed copy under `out_root` (named by
+    its path, size, mtime and its new ids, so a rerun reuses it). Returns (files per shard, rows renamed)."""
+    import pyarrow.parquet as pq
+
+    from corpora.shards import write_table_atomic
+
+    taken: set[str] = set()
+    out: list[list[Path]] = []
+    total = 0
+    for files in shards:
+        new_files = []
+        for f in files:
+            f = Path(f)
+            ids = [None if x is None else str(x) for x in pq.read_table(f, columns=[id_field]).column(id_field)
+                   .to_pylist()]
+            present = [x for x in ids if x is not None]
+            if len(set(present)) == len(present) and not any(x in taken for x in present):
+                taken.update(present)
+                new_files.append(f)
+                continue
+            table, n = rename_duplicate_ids_table(pq.read_table(f), id_field, metadata_field, taken)
+            total += n
+            st = f.stat()
+            key = short_hash(str(f.resolve()), str(st.st_size), str(st.st_mtime_ns),
+                             json.dumps(table.column(id_field).to_pylist()), length=16)
+            dest = Path(out_root) / f"{f.stem[:40]}-{key}.parquet"
+            if not dest.is_file():
+                write_table_atomic(dest, table)
+            new_files.append(dest)
+        out.append(new_files)
+    return out, total
 
 
 def _with_original_id(meta: str | None, original: str) -> str:

@@ -22,7 +22,7 @@ from corpora.plan import WORK_DIR
 from corpora.publish import unified_schema
 from corpora.readers import FieldMap, InputError, expand_inputs
 from corpora.records import QUARANTINE_SCHEMA, REJECT_FIELDS
-from corpora.staging import StagedInput, input_dir, parts, stage_as_parquet
+from corpora.staging import StagedInput, input_dir, parts, stage_as_parquet, unique_ids_in_files
 from filters.dedup.config import DedupConfig
 from filters.dedup.index import INDEX_DIR
 from filters.dedup.stage import DEDUP_FIELDS, DedupStage
@@ -167,6 +167,11 @@ def dedup_flow(config: DedupFlowConfig) -> dict:
     run = Run.start("dedup", config)
     paths = _input_files(config)
     staged = _stage_inputs(config, paths, run.out_dir / WORK_DIR / "inputs")
+    # the one id policy (corpora.staging): a later row with an id already seen becomes `<id>#n`
+    shards, renamed = unique_ids_in_files([s["shard"] for s in staged], run.out_dir / WORK_DIR / "ids",
+                                          config.id_field)
+    for s, files in zip(staged, shards):
+        s["shard"] = files
     schema = _input_schema([p for s in staged for p in s["shard"]], config.text_field, config.id_field)
     cfg_hash = config_hash(config)
     result = dedup_documents([s["shard"] for s in staged], run.out_dir / WORK_DIR / "dedup", config.dedup,
@@ -189,7 +194,7 @@ def dedup_flow(config: DedupFlowConfig) -> dict:
     console.print(dedup_table(f"dedup: {run.out_dir}", result["stats"]))
     line = (f"read {inv['records_read']:,}: data {inv.get('rows_data', 0):,}, rejected {inv.get('rows_rejected', 0):,}, "
             f"quarantine {inv.get('rows_quarantine', 0):,}; invariant holds: {'yes' if inv['holds'] else 'NO'}")
-    stats = run.finish({"dedup": result["stats"], "lost": lost}, invariant=inv, inputs=inputs, cfg_hash=cfg_hash,
+    stats = run.finish({"dedup": result["stats"], "lost": lost, "duplicate_ids_renamed": renamed}, invariant=inv, inputs=inputs, cfg_hash=cfg_hash,
                        summary=line, markdown="```\n" + json.dumps({"dedup": result["stats"], "lost": lost,
                                                                       "invariant": inv}, indent=2) + "\n```")
     return {"output": str(run.out_dir), "stats": stats}

@@ -160,3 +160,24 @@ def test_unlearning_split_says_unmatched_ids_and_strict_refuses(tmp_path, prefec
     r = runner.invoke(app, ["run", "unlearning-split", "--input", str(docs), "--set", "forget.ids=[zzz]",
                             "--set", "strict=true", "--output", str(tmp_path / "o2")])
     assert r.exit_code == 2 and "1 of 1 ids named no row" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_dedup_renames_duplicate_ids_across_inputs(tmp_path, prefect_harness):
+    from flows.config import load_config
+    from flows.dedup import DedupFlowConfig, dedup_flow
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "a.jsonl").write_text('{"id": "d0", "text": "the first text about rivers"}\n'
+                                 '{"id": "d1", "text": "a second text about mountains"}\n')
+    (inp / "b.jsonl").write_text('{"id": "d0", "text": "a third text about deserts and dunes"}\n')
+    pq.write_table(pa.table({"id": ["d1", "e"], "text": ["fourth text on glaciers", "fifth text on reefs"]}),
+                   inp / "c.parquet")
+    out = tmp_path / "out"
+    res = dedup_flow(load_config(DedupFlowConfig, inputs=[str(inp)], output=str(out)))
+    got = [r for f in sorted((out / "data").glob("part-*.parquet")) for r in pq.read_table(f).to_pylist()]
+    assert sorted(r["id"] for r in got) == ["d0", "d0#2", "d1", "d1#2", "e"]
+    by_id = {r["id"]: r for r in got}
+    assert json.loads(by_id["d0#2"]["metadata"])["original_id"] == "d0"
+    assert json.loads(by_id["d1#2"]["metadata"])["original_id"] == "d1"
+    assert res["stats"]["duplicate_ids_renamed"] == 2
