@@ -181,3 +181,19 @@ def test_dedup_renames_duplicate_ids_across_inputs(tmp_path, prefect_harness):
     assert json.loads(by_id["d0#2"]["metadata"])["original_id"] == "d0"
     assert json.loads(by_id["d1#2"]["metadata"])["original_id"] == "d1"
     assert res["stats"]["duplicate_ids_renamed"] == 2
+
+
+def test_lineage_follows_renamed_rows():
+    from filters.lineage import follow_lineage
+
+    meta = [None, json.dumps({"original_id": "g-0"}), None]
+    corpus = {"data": pa.table({"id": ["g-0", "g-0#2", "h"], "text": ["a", "b", "c"], "metadata": meta})}
+    derived = {"data": pa.table({"id": ["t1", "t2", "t3"], "text": ["x", "y", "z"],
+                                 "parent_ids": [["g-0#2"], ["h"], ["g-0"]]})}
+    hits, _ = rm.match_dataset(corpus, MatchSpec(ids=["g-0"]), OFF)
+    hits, levels = follow_lineage({"": corpus, "tb": derived}, hits)
+    assert sorted(hits[""]["data"]) == [0, 1] and hits["tb"]["data"] == {0: ("lineage:parent_ids", "g-0#2"),
+                                                                         2: ("lineage:parent_ids", "g-0")}
+    hits, _ = rm.match_dataset(corpus, MatchSpec(ids=["g-0#2"]), OFF)
+    hits, _ = follow_lineage({"": corpus, "tb": derived}, hits)
+    assert sorted(hits[""]["data"]) == [1] and hits["tb"]["data"] == {0: ("lineage:parent_ids", "g-0#2")}
