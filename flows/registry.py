@@ -18,6 +18,7 @@ PIPELINES: dict[str, str] = {
     "diachronic": "flows.diachronic:PIPELINE", "diachronic-train": "flows.diachronic:TRAIN_PIPELINE",
     "sphinx": "flows.sphinx:PIPELINE",
     "mix": "flows.mix:PIPELINE",
+    "mix-ratios": "flows.mix_ratios:PIPELINE", "tokenize": "flows.tokenize:PIPELINE",
     "unlearning-whp": "flows.unlearning:WHP_PIPELINE", "unlearning-reinforce": "flows.unlearning:REINFORCE_PIPELINE",
     "unlearning-split": "flows.unlearning_split:SPLIT_PIPELINE", "remove": "flows.unlearning_split:REMOVE_PIPELINE",
 }
