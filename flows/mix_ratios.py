@@ -18,7 +18,6 @@ from pydantic import Field
 from corpora.atomic import atomic_write_json
 from corpora.config import StrictModel
 from corpora.plan import WORK_DIR
-from corpora.readers import expand_inputs
 from corpora.records import QUARANTINE_SCHEMA
 from corpora.scaling_law import bootstrap, fit_family, loss_surface, objective, optimal_ratios, read_runs
 from flows.config import RunConfig
@@ -105,7 +104,11 @@ def _figure(rows: list[dict], params: dict, out: Path) -> None:
 def mix_ratios_flow(config: MixRatiosConfig) -> dict:
     run = Run.start("mix-ratios", config, kinds=("data", "fit", "surface", "quarantine"))
     work = run.out_dir / WORK_DIR / "mix-ratios"
-    paths = expand_inputs(config.inputs) if config.inputs else [SAMPLE]
+    paths = [f for i in config.inputs for f in (sorted(Path(i).glob("*.csv")) + sorted(Path(i).glob("*.parquet"))
+                                                 if Path(i).is_dir() else [Path(i)])] or [SAMPLE]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise ValueError(f"mix-ratios: {missing[0]}: no such runs file (CSV or Parquet)")
     rows, bad = [], []
     for p in paths:
         g, b = read_runs(str(p))

@@ -66,8 +66,7 @@ def tokenize_flow(config: TokenizeConfig) -> dict:
         m["plan_delivered_tokens"] = delivered
         m["matches_plan"] = delivered == m["tokens_without_eos"]
     atomic_write_json(run.out_dir / "tokenized.json", m)
-    run.outputs["tokenized"] = [{"path": f"tokenized/{f['file']}", "rows": f["documents"], "tokens": f["tokens"],
-                                 "input": f["input"]} for f in m["files"] if f["file"]]
+    # the token files are listed in tokenized.json, not as manifest outputs (the report kit reads those as Parquet)
     read = m["documents"] + len(m["quarantine"])
     inv = {"records_read": read, "documents": m["documents"], "rows_quarantine": len(m["quarantine"]),
            "rows_token_mismatch": m["rows_token_mismatch"],
