@@ -381,6 +381,10 @@ def make_plan(cfg: MixPlanConfig, index_files: list[Path], source_shares: dict[s
             g.status = "outside_tolerance"
             g.note = (f"delivered {g.delivered_tokens:,} of {g.target_tokens:,} tokens: its documents are too "
                       f"large or too few to land within {cfg.tolerance:.1%}")
+    off = [g for g in groups.values() if g.status == "outside_tolerance"]
+    if off and cfg.on_unmet == "error":  # outside its tolerance is unmet: refuse before anything is written
+        raise PlanError("mix plan cannot be met: " + "; ".join(f"'{g.name}' {g.note}" for g in off)
+                        + " (on_unmet=cap accepts it, or raise tolerance / budget_tokens)")
     return MixPlan(groups, budget, cfg.budget_tokens, seed, dropped, notes, fam, by_source)
 
 

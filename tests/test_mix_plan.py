@@ -190,3 +190,28 @@ def test_source_share_with_shares_by_a_column_is_an_error(tmp_path):
     files, _ = _index(tmp_path, {"de": (10, 10.0)})
     with pytest.raises(PlanError, match="source 'web' sets a share, but shares are by 'lang'"):
         make_plan(MixPlanConfig(by="lang", shares={"de": 1.0}), files, {"web": 0.5}, {}, 0)
+
+
+def _one_large_doc(tmp_path):
+    """Source a: 400 one-token documents; source b: one 200-token document. A 0.9/0.1 plan of 395 tokens needs
+    about 40 tokens of b, which its single document cannot land within 1% of: b would get 0 rows."""
+    rows = pa.table({"row": np.arange(401, dtype=np.int64),
+                     "h": np.arange(1, 802, 2, dtype=np.uint64),
+                     "tokens": np.array([1] * 400 + [200], dtype=np.int32),
+                     "bytes": np.array([4] * 400 + [800], dtype=np.int64),
+                     "group": ["a"] * 400 + ["b"]}, schema=INDEX_SCHEMA)
+    p = tmp_path / "index-0.parquet"
+    pq.write_table(rows, p)
+    return [p]
+
+
+def test_outside_tolerance_is_unmet_and_on_unmet_error_refuses(tmp_path):
+    files = _one_large_doc(tmp_path)
+    with pytest.raises(PlanError, match="mix plan cannot be met: 'b' delivered 0 of 40 tokens"):
+        make_plan(MixPlanConfig(budget_tokens=395), files, {"a": 0.9, "b": 0.1}, {}, 0)
+
+
+def test_outside_tolerance_with_on_unmet_cap_is_flagged_not_refused(tmp_path):
+    files = _one_large_doc(tmp_path)
+    plan = make_plan(MixPlanConfig(budget_tokens=395, on_unmet="cap"), files, {"a": 0.9, "b": 0.1}, {}, 0)
+    assert plan.groups["b"].status == "outside_tolerance" and plan.groups["b"].delivered_tokens == 0
