@@ -72,7 +72,8 @@ class AnchorSettings(StrictModel):
     path: str | None = Field(None, description="JSON {term: translation | [translations]}, JSONL or anchors/ "
                                                "Parquet; None on the bundled sample = its anchors file")
     case_sensitive: bool = True
-    max_chars: int = Field(2000, ge=100, description="llm: characters of each document shown to the model")
+    max_chars: int = Field(2000, ge=100, description="llm: characters per anchor request; each document is shown "
+                           "whole, in chunks of this size")
     max_tokens: int = Field(256, ge=8, description="llm: answer length")
 
 

@@ -506,15 +506,43 @@ _ANCHOR_LINE = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])?\s*\"?(?P<term>[^\n\"]+?)
                           r"\"?(?P<tr>[^\n\"]+?)\"?\s*\.?\s*$")
 
 
+def text_chunks(text: str, max_chars: int) -> list[str]:
+    """`text` cut into consecutive pieces of at most `max_chars` characters that concatenate back to it exactly;
+    each cut falls after the last paragraph break, else the last whitespace, in the second half of the window
+    (a window with neither is cut at `max_chars`), so no word is split where a boundary exists."""
+    if max_chars < 1:
+        raise ValueError(f"max_chars must be >= 1, got {max_chars}")
+    out, start = [], 0
+    while len(text) - start > max_chars:
+        window = text[start:start + max_chars]
+        cut = window.rfind("\n\n") + 2
+        if cut < max_chars // 2 + 2:
+            cut = max((window.rfind(c) for c in (" ", "\n", "\t")), default=-1) + 1
+        if cut < max_chars // 2 + 1:
+            cut = max_chars
+        out.append(window[:cut])
+        start += cut
+    out.append(text[start:])
+    return [c for c in out if c]
+
+
 def anchor_requests(docs: Sequence[TargetDoc], max_chars: int = 2000, sampling=None) -> list:
-    """One request per document (its first `max_chars` characters), greedy by default."""
+    """One request per `max_chars`-character chunk of each document (`text_chunks`: the whole document is shown,
+    piece by piece; `merge_proposed_anchors` merges the chunks' proposals), greedy by default. A document that fits
+    in one chunk keeps its single-request id."""
     from generators.backends.base import GenerationRequest, SamplingParams
 
     sampling = sampling or SamplingParams(temperature=0.0, max_tokens=256)
-    return [GenerationRequest(id="anchors-" + short_hash(d.id, d.text[:max_chars], length=20),
-                              messages=[{"role": "user", "content": ANCHOR_PROMPT.format(text=d.text[:max_chars])}],
-                              sampling=sampling, template_id=ANCHOR_TEMPLATE_ID, parent_ids=[d.id],
-                              meta={"doc_id": d.id}) for d in docs]
+    reqs = []
+    for d in docs:
+        chunks = text_chunks(d.text, max_chars) or [""]
+        for i, chunk in enumerate(chunks):
+            key = (d.id, chunk) if i == 0 else (d.id, str(i), chunk)
+            reqs.append(GenerationRequest(id="anchors-" + short_hash(*key, length=20),
+                                          messages=[{"role": "user", "content": ANCHOR_PROMPT.format(text=chunk)}],
+                                          sampling=sampling, template_id=ANCHOR_TEMPLATE_ID, parent_ids=[d.id],
+                                          meta={"doc_id": d.id, "chunk": i, "chunks": len(chunks)}))
+    return reqs
 
 
 def parse_anchor_answer(text: str | None) -> list[tuple[str, str]]:

@@ -266,3 +266,25 @@ def test_labels_differ_from_the_baseline_exactly_where_the_reinforced_logits_ros
                 changed += lab != a
                 checked += 1
     assert checked > 60 and changed > 0
+
+
+def test_anchor_requests_cover_whole_document_in_chunks():
+    words = [f"w{i}" for i in range(900)]
+    long_text = " ".join(words[:500]) + "\n\nKuwait City " + " ".join(words[500:])  # the anchor sits past 2,000 chars
+    assert long_text.index("Kuwait City") > 2000
+    chunks = whp.text_chunks(long_text, 500)
+    assert "".join(chunks) == long_text and all(0 < len(c) <= 500 for c in chunks)
+    assert all(c.endswith((" ", "\n")) for c in chunks[:-1])  # cut at boundaries: no word split
+    assert whp.text_chunks("x" * 1200, 500) == ["x" * 500, "x" * 500, "x" * 200]  # no boundary: hard cut
+    docs = [whp.TargetDoc("long", long_text, "t"), whp.TargetDoc("short", "Basil was born here.", "t")]
+    reqs = whp.anchor_requests(docs, max_chars=500)
+    long_reqs = [r for r in reqs if r.meta["doc_id"] == "long"]
+    assert len(long_reqs) == len(chunks) and len({r.id for r in reqs}) == len(reqs)
+    assert any("Kuwait City" in r.messages[0]["content"] for r in long_reqs)
+    short = [r for r in reqs if r.meta["doc_id"] == "short"]
+    assert len(short) == 1 and short[0].meta == {"doc_id": "short", "chunk": 0, "chunks": 1}
+    # the chunks' answers merge into one anchor row naming every request that proposed it
+    answers = [{"text": "Kuwait City -> the capital", "request_id": r.id, "model": "m", "doc_id": "long"}
+               for r in long_reqs if "Kuwait City" in r.messages[0]["content"]]
+    rows, dropped = whp.merge_proposed_anchors(answers, [d.text for d in docs])
+    assert not dropped and [r["term"] for r in rows] == ["Kuwait City"] and rows[0]["doc_ids"] == ["long"]
