@@ -231,6 +231,34 @@ def sample_mixtures(families, n: int = 6, seed: int = 1) -> list[dict[str, float
     return out
 
 
+def fit_figure(rows: list[dict], params: dict, out: Path) -> None:
+    """Observed vs predicted loss per family, and each family's loss against its ratio at the largest N, D run."""
+    from matplotlib.figure import Figure  # no pyplot: no backend state changed
+
+    fams = list(params)
+    fig = Figure(figsize=(4 * len(fams), 6.4))
+    axes = fig.subplots(2, len(fams), squeeze=False)
+    for j, f in enumerate(fams):
+        rs = [r for r in rows if r["family"] == f]
+        obs = np.array([r["loss"] for r in rs])
+        pred = params[f].loss([r["params"] for r in rs], [r["tokens"] for r in rs], [r["ratio"] for r in rs])
+        ax = axes[0][j]
+        ax.scatter(pred, obs, s=8)
+        lim = [min(obs.min(), pred.min()), max(obs.max(), pred.max())]
+        ax.plot(lim, lim, "k--", lw=0.8)
+        ax.set(title=f, xlabel="predicted loss", ylabel="observed loss")
+        N, D = max(r["params"] for r in rs), max(r["tokens"] for r in rs)
+        pts = [r for r in rs if r["params"] == N and r["tokens"] == D]
+        grid = np.linspace(0.01, 1, 100)
+        ax = axes[1][j]
+        ax.plot(grid, params[f].loss(N, D, grid), label=f"fit N={N:.2g}, D={D:.2g}")
+        ax.scatter([r["ratio"] for r in pts], [r["loss"] for r in pts], s=12, color="C1", label="runs")
+        ax.set(xscale="log", xlabel="sampling ratio p", ylabel="loss")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, format="svg")
+
+
 # ---- the runs table ----------------------------------------------------------------------------------------------
 RUN_COLUMNS = ("family", "ratio", "params", "tokens", "loss")
 

@@ -19,7 +19,7 @@ from corpora.atomic import atomic_write_json
 from corpora.config import StrictModel
 from corpora.plan import WORK_DIR
 from corpora.records import QUARANTINE_SCHEMA
-from corpora.scaling_law import bootstrap, fit_family, loss_surface, objective, optimal_ratios, read_runs
+from corpora.scaling_law import bootstrap, fit_family, fit_figure, loss_surface, objective, optimal_ratios, read_runs
 from flows.config import RunConfig
 from flows.registry import Pipeline
 from flows.reporting import run_logger
@@ -68,38 +68,6 @@ def _table(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def _figure(rows: list[dict], params: dict, out: Path) -> None:
-    """Observed vs predicted loss per family, and each family's loss against its ratio at the largest N, D run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-    import numpy as np
-
-    fams = list(params)
-    fig = Figure(figsize=(4 * len(fams), 6.4))
-    axes = fig.subplots(2, len(fams), squeeze=False)
-    for j, f in enumerate(fams):
-        rs = [r for r in rows if r["family"] == f]
-        obs = np.array([r["loss"] for r in rs])
-        pred = params[f].loss([r["params"] for r in rs], [r["tokens"] for r in rs], [r["ratio"] for r in rs])
-        ax = axes[0][j]
-        ax.scatter(pred, obs, s=8)
-        lim = [min(obs.min(), pred.min()), max(obs.max(), pred.max())]
-        ax.plot(lim, lim, "k--", lw=0.8)
-        ax.set(title=f, xlabel="predicted loss", ylabel="observed loss")
-        N, D = max(r["params"] for r in rs), max(r["tokens"] for r in rs)
-        pts = [r for r in rs if r["params"] == N and r["tokens"] == D]
-        grid = np.linspace(0.01, 1, 100)
-        ax = axes[1][j]
-        ax.plot(grid, params[f].loss(N, D, grid), label=f"fit N={N:.2g}, D={D:.2g}")
-        ax.scatter([r["ratio"] for r in pts], [r["loss"] for r in pts], s=12, color="C1", label="runs")
-        ax.set(xscale="log", xlabel="sampling ratio p", ylabel="loss")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, format="svg")
-
-
 @flow(name="mix-ratios", log_prints=True)
 def mix_ratios_flow(config: MixRatiosConfig) -> dict:
     run = Run.start("mix-ratios", config, kinds=("data", "fit", "surface", "quarantine"))
@@ -139,7 +107,7 @@ def mix_ratios_flow(config: MixRatiosConfig) -> dict:
                                              t.normalise)}
     atomic_write_json(run.out_dir / "fit.json", result)
     try:
-        _figure(rows, params, run.out_dir / "fit.svg")
+        fit_figure(rows, params, run.out_dir / "fit.svg")
     except Exception as e:  # noqa: BLE001 - a figure is never a reason to fail a fit
         run_logger().warning("fit.svg not drawn: %s: %s", type(e).__name__, e)
     line = ("mix-ratios: " + ", ".join(f"{f} {p:.3f}" for f, p in ratios.items())
