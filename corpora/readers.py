@@ -104,14 +104,25 @@ def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return unique
 
 
+def _only_whitespace(path: Path) -> bool:
+    """An uncompressed file holding nothing but whitespace (read until its first other byte: usually one read)."""
+    if path.suffix.lower() in (".gz", ".zst", ".bz2", ".xz"):
+        return False
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 16):
+            if chunk.strip(b" \t\r\n\x0b\x0c\xef\xbb\xbf"):
+                return False
+    return True
+
+
 def read_records(path: str | os.PathLike, fields: FieldMap = FieldMap(), source: str | None = None
                  ) -> Iterator[Record | BadRecord]:
     path = Path(path)
     fmt = input_format(path)
     # a plain-text file is one document of a collection: the folder names the source
     source = source or (path.parent.name if fmt == "text" else _default_source(path))
-    if path.stat().st_size == 0:
-        yield BadRecord(str(path), "file", "empty file: no records")
+    if path.stat().st_size == 0 or (fmt in ("jsonl", "text") and _only_whitespace(path)):
+        yield BadRecord(str(path), "file", "empty file: no records")  # empty or whitespace-only: one rule
         return
     if fmt == "jsonl":
         yield from _read_jsonl(path, fields, source)

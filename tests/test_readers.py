@@ -102,3 +102,12 @@ def test_warc_html_responses_become_main_text():
     assert all("<html" not in r.text.lower() and len(r.text) > 20 for r in good)
     for b in bad:
         assert b.error  # every skipped record says why
+
+
+@pytest.mark.parametrize("name, body", [("ws.jsonl", b"\n  \n\t\r\n"), ("ws.txt", b"   \n\n"),
+                                        ("bom.jsonl", b"\xef\xbb\xbf\n\n")])
+def test_whitespace_only_file_is_one_empty_file_row_like_an_empty_file(tmp_path, name, body):
+    p = tmp_path / name
+    p.write_bytes(body)
+    got = list(read_records(p))
+    assert [(type(b), b.error) for b in got] == [(BadRecord, "empty file: no records")]
