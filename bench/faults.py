@@ -12,7 +12,9 @@ A script, not a test: it prints tables. Two parts:
    dolma with 2 workers, dolma of another config killed 0-0.5 s into its publishing over a complete older run
    (the moment found by watching the output folder; a killed run must never
    leave a manifest saying `complete` over mixed rows), diachronic (6 shared Gutenberg books), mix and
-   unlearning-split (bundled samples), remove (5 ids of the dolma reference output). Row sets cover
+   unlearning-split (bundled samples), remove (5 ids of the dolma reference output), and the multi-round
+   generators ensemble-instruct, impossible-distillation, sphinx (demo size, replay backend on per-round answer
+   files recorded once from SmolLM2: bench/data/replay/, made by bench/record_replay.py). Row sets cover
    every published Parquet folder (works/, slices/... too), not only data/ and rejected/.
 2. malformed inputs. A hypothesis-driven generator writes >= 1,000 damaged files (JSONL lines of many kinds,
    truncated .gz/.zst, Parquet without the text column, damaged WARC) and feeds each to
@@ -43,7 +45,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/ last, not first: a bench script named like a stdlib module (tokenize.py) must not shadow it
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "bench"))
 FLOWS = ROOT / ".venv" / "bin" / "flows"
 
 
@@ -271,11 +276,27 @@ def kill_suite(args, rng: random.Random, tmp: Path) -> list[Pipeline]:
     ids.write_text("\n".join(some) + "\n")
     pipes.append(Pipeline("remove", ["--corpus", str(dolma.ref_out), "--ids", str(ids)]))
     want(pipes[-1]) and reference(pipes[-1], tmp)
+    # the multi-round generators on replay answers recorded once from SmolLM2 (bench/record_replay.py)
+    for g in ("ensemble-instruct", "impossible-distillation", "sphinx"):
+        if want(Pipeline(g, [])):
+            pipes.append(Pipeline(g, generator_replay(g, tmp)))
+            reference(pipes[-1], tmp)
     for p in pipes:
         if args.pipelines and p.label not in args.pipelines:
             continue
         trials(p, args.dolma_trials if p.label == "dolma" else args.trials, rng, tmp)
     return [p for p in pipes if not args.pipelines or p.label in args.pipelines]
+
+
+def generator_replay(generator: str, tmp: Path) -> list[str]:
+    """`--set` arguments for a replay run of `generator`'s demo: the per-round answer files in
+    bench/data/replay/<generator>/ (SmolLM2's answers; recorded anew into tmp when absent, which needs SmolLM2)."""
+    from record_replay import REPLAY_DIR, record, replay_args
+
+    folder = REPLAY_DIR / generator
+    if not (folder / "rounds.json").is_file():
+        folder = record(generator, tmp / "record", tmp / "replay" / generator)
+    return replay_args(folder)
 
 
 def diachronic_books(tmp: Path, n: int = 6) -> Path | None:
@@ -294,13 +315,14 @@ def diachronic_books(tmp: Path, n: int = 6) -> Path | None:
 def print_kill_table(pipes: list[Pipeline]) -> None:
     print()
     print("kill -9 + rerun vs uninterrupted run (row sets of every published Parquet folder: id + sha256(text or row))")
-    hdr = f"{'pipeline':<15} {'ref s':>6} {'ref rows':>8} {'trials':>6} {'killed':>6} {'rerun ok':>8} " \
+    w = max([15] + [len(p.label) for p in pipes])
+    hdr = f"{'pipeline':<{w}} {'ref s':>6} {'ref rows':>8} {'trials':>6} {'killed':>6} {'rerun ok':>8} " \
           f"{'identical':>9} {'mismatch':>8} {'mixed+complete':>14}"
     print(hdr)
     print("-" * len(hdr))
     for p in pipes:
         s = p.stats
-        print(f"{p.label:<15} {p.ref_wall:6.1f} {sum(p.ref_rows.values()):8d} {s['trials']:6d} {s['killed']:6d} "
+        print(f"{p.label:<{w}} {p.ref_wall:6.1f} {sum(p.ref_rows.values()):8d} {s['trials']:6d} {s['killed']:6d} "
               f"{s['rerun_ok']:8d} {s['identical']:9d} {s['mismatch']:8d} {p.mixed_complete:14d}")
     print("(dolma-w2: execution.workers=2; dolma-over-old: another config killed 0-0.5 s after its publishing "
           "began, over a complete older run; mixed+complete: a killed run left a manifest saying complete over rows of neither "

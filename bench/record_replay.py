@@ -33,8 +33,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/ last, not first: a bench script named like a stdlib module (tokenize.py) must not shadow it
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.append(str(ROOT / "bench"))
 
 GENERATORS = ("ensemble-instruct", "impossible-distillation", "sphinx")
 REPLAY_DIR = ROOT / "bench" / "data" / "replay"
@@ -67,7 +69,7 @@ def round_name(generator: str, dir_name: str) -> str:
     if dir_name in known:
         return dir_name
     base, _, k = dir_name.rpartition("-")
-    if base in known and k.isdigit():
+    if base in known and k:
         return f"{base}#{k}"
     raise SystemExit(f"{generator}: _work/{dir_name} is no round of this generator ({sorted(known)})")
 
@@ -84,7 +86,12 @@ def round_dirs(out: Path) -> list[Path]:
     return sorted(p.parent for p in out.glob("_work/**/requests.parquet"))
 
 
+PREFIX = None  # None: whole prompts; an int: the first PREFIX characters (see record)
+
+
 def content(r: dict) -> tuple:
+    if PREFIX is not None:
+        return (r["template_id"], (r["prompt"] or "")[:PREFIX], (r["messages"] or "")[:PREFIX])
     return (r["template_id"], r["prompt"], r["messages"])
 
 
@@ -161,6 +168,8 @@ def record(generator: str, work: Path, dest: Path, max_steps: int = 12) -> Path:
 
     from faults import run_flow
 
+    globals()["PREFIX"] = None
+    work.mkdir(parents=True, exist_ok=True)
     out = work / f"{generator}-smollm2"
     if manifest_status(out) != "complete":
         state, wall, rc = run_flow(generator, out, SMOLLM2, work / f"{generator}-smollm2-ph",
@@ -199,6 +208,14 @@ def record(generator: str, work: Path, dest: Path, max_steps: int = 12) -> Path:
         print(f"[{generator}] replay run {step}: {wall:.0f}s, {failed} failed; new round files: {new or '-'}",
               flush=True)
         (dest / "rounds.json").write_text(json.dumps(rounds, indent=1) + "\n")
+        if not new and failed and PREFIX is None:
+            # impossible-distillation trims a context by the model's tokenizer (a replay backend has none), so the
+            # candidates' prompts are the same contexts cut elsewhere: match them by their first 40 characters
+            globals()["PREFIX"] = 40
+            answers = recorded(out)
+            print(f"[{generator}] no exact match for {failed} failed requests: matching prompts by their first "
+                  f"{PREFIX} characters", flush=True)
+            continue
         if not new:
             if failed:
                 raise SystemExit(f"{generator}: {failed} requests of replay run {step} fail and no SmolLM2 round "
