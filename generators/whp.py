@@ -280,15 +280,43 @@ def align_positions(orig_offsets: Sequence[tuple[int, int]], trans_offsets: Sequ
     return aligned, reasons
 
 
+def entity_groups(terms: Iterable[str]) -> dict[str, frozenset[str]]:
+    """term -> the terms naming the same entity: a term whose words are all words of a longer term ("Harry" in
+    "Harry Potter") joins it (transitively; case-insensitive). Renaming consistency is judged per entity."""
+    terms = sorted(set(terms))
+    words = {t: set(re.findall(r"\w+", t.lower())) for t in terms}
+    parent = {t: t for t in terms}
+
+    def root(t):
+        while parent[t] != t:
+            parent[t] = parent[parent[t]]
+            t = parent[t]
+        return t
+
+    for a in terms:
+        for b in terms:
+            if a != b and words[a] and words[a] <= words[b]:
+                parent[root(a)] = root(b)
+    members: dict[str, set[str]] = {}
+    for t in terms:
+        members.setdefault(root(t), set()).add(t)
+    return {t: frozenset(members[root(t)]) for t in terms}
+
+
 def renaming_mask(labels: Sequence[int], input_ids: Sequence[int], orig_offsets: Sequence[tuple[int, int]],
-                  spans: Sequence[Span], first_tokens: dict[str, set[int]]) -> list[bool]:
+                  spans: Sequence[Span], first_tokens: dict[str, set[int]],
+                  groups: dict[str, frozenset[str]] | None = None) -> list[bool]:
     """True where the label would teach an inconsistent renaming: an anchored term already occurred (ended) in the
-    original block before position j, and the label is a first token of that term's translation in this block
-    (`first_tokens`: term -> the ids a translation can start with) while the original token is not."""
+    original block before position j, and the label is a first token of the translation of that term or of any
+    term of its entity (`groups`, from `entity_groups`: after "Harry Potter" -> "Jon Smith", a "Harry" -> "Tom"
+    label is masked too) in this block (`first_tokens`: term -> the ids a translation can start with) while the
+    original token is not."""
+    groups = groups or {}
     out = []
     for j, (lab, tok) in enumerate(zip(labels, input_ids)):
         start = orig_offsets[j][0]
         seen = {s.term for s in spans if s.orig_end <= start}
+        seen |= {m for t in seen for m in groups.get(t, ())}
         out.append(any(lab in first_tokens.get(t, ()) for t in seen) and lab != tok)
     return out
 
@@ -479,7 +507,8 @@ class PairScorer:
                     if top_k:
                         topk_ids[j], topk_probs[j] = m["topk_ids"][p], m["topk_probs"][p]
                 if mask_renaming:
-                    ren = renaming_mask(labels, blk.input_ids, blk.offsets, blk.translation.spans, first)
+                    ren = renaming_mask(labels, blk.input_ids, blk.offsets, blk.translation.spans, first,
+                                        entity_groups(blk.translation.used))
                     for j, r in enumerate(ren):
                         if r and reasons[j] is None:
                             reasons[j] = "renaming"

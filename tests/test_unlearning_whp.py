@@ -288,3 +288,22 @@ def test_anchor_requests_cover_whole_document_in_chunks():
                for r in long_reqs if "Kuwait City" in r.messages[0]["content"]]
     rows, dropped = whp.merge_proposed_anchors(answers, [d.text for d in docs])
     assert not dropped and [r["term"] for r in rows] == ["Kuwait City"] and rows[0]["doc_ids"] == ["long"]
+
+
+def test_renaming_is_judged_per_entity():
+    groups = whp.entity_groups(["Harry Potter", "Harry", "Potter", "Hogwarts"])
+    assert groups["Harry"] == groups["Potter"] == groups["Harry Potter"] == {"Harry", "Potter", "Harry Potter"}
+    assert groups["Hogwarts"] == {"Hogwarts"}
+    # "Harry Potter came. Harry left." -> Harry Potter: Jon Smith, Harry: Tom; ids: Harry=1 Potter=2 came=3 .=4
+    # left=5, Jon=9, Tom=8
+    anchors = {"Harry Potter": ["Jon Smith"], "Harry": ["Tom"]}
+    text = "Harry Potter came. Harry left."
+    tr = whp.translate_block(text, anchors, whp.anchor_pattern(anchors))
+    offsets = [(0, 5), (5, 12), (12, 17), (17, 18), (18, 24), (24, 29), (29, 30)]
+    input_ids = [1, 2, 3, 4, 1, 5, 4]
+    first = {"Harry Potter": {9}, "Harry": {8}}
+    labels = [-100, 2, 3, 4, 8, 5, 4]  # position 4 (the later "Harry"): label Tom
+    per_term = whp.renaming_mask(labels, input_ids, offsets, tr.spans, first)
+    per_entity = whp.renaming_mask(labels, input_ids, offsets, tr.spans, first, whp.entity_groups(anchors))
+    assert per_term[4] is False  # the old per-term check let "Tom" through after "Harry Potter"
+    assert per_entity == [False, False, False, False, True, False, False]
