@@ -76,11 +76,42 @@ def input_format(path: Path) -> str:
     raise InputError(f"{path}: unsupported input format (supported: {', '.join(SUPPORTED_SUFFIXES)})")
 
 
+def _is_our_output(p: Path) -> bool:
+    try:
+        m = json.loads((p / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(m, dict) and "pipeline" in m and "outputs" in m
+
+
+def our_output(raw: str | os.PathLike) -> tuple[Path, list[str]]:
+    """`output/dolma` (a folder holding one of our manifests) means its `data/`; `output/dolma:rejected` or
+    `output/dolma:data,rejected` the kinds named. Anything else: (the path, [])."""
+    text = str(raw)
+    p = Path(text).expanduser()
+    if p.is_dir() and _is_our_output(p):
+        return p, ["data"]
+    head, sep, tail = text.rpartition(":")
+    if sep and tail and "/" not in tail:
+        q = Path(head).expanduser()
+        if q.is_dir() and _is_our_output(q):
+            return q, [k.strip() for k in tail.split(",") if k.strip()]
+    return p, []
+
+
 def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files named directly, plus every supported file under named folders (sorted, so runs are reproducible)."""
     out: list[Path] = []
     for raw in paths:
-        p = Path(raw).expanduser()
+        p, kinds = our_output(raw)
+        if kinds:  # one of our outputs (it holds our manifest.json): its published kinds, never _work/ or json files
+            for k in kinds:
+                if not (p / k).is_dir():
+                    raise InputError(f"{p}: this output has no '{k}/' folder (kinds: "
+                                     f"{', '.join(sorted(d.name for d in p.iterdir() if d.is_dir() and not d.name.startswith('_'))) or 'none'})")
+                out.extend(sorted(f for f in (p / k).rglob("*") if f.is_file() and not f.name.startswith(".")
+                                  and f.name.lower().endswith(SUPPORTED_SUFFIXES)))
+            continue
         if not p.exists():
             raise InputError(f"{p}: input does not exist")
         if p.is_dir():
