@@ -119,3 +119,22 @@ def test_render_card_license_size_and_degrades_without_stats():
     bare = header(render_card({}, {}, {}))
     assert bare["license"] == "other" and bare["configs"] == []
     assert [size_category(n) for n in (0, 999, 1000, 10**9)] == ["n<1K", "n<1K", "1K<n<10K", "n>1B"]
+
+
+def test_a_kind_with_zero_rows_gets_no_config_and_every_listed_config_loads(tmp_path):
+    """A run with no rejected rows (an empty rejected/ kind): the card lists no `rejected` config, and every config
+    it does list loads with `datasets.load_dataset` (issue 24)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from corpora.dataset_card import card_configs
+    (tmp_path / "data").mkdir()
+    (tmp_path / "rejected").mkdir()
+    pq.write_table(pa.table({"id": ["a", "b"], "text": ["x", "y"]}), tmp_path / "data" / "part-00000.parquet")
+    kinds = {"data": {"rows": 2, "files": ["data/part-00000.parquet"]}, "rejected": {"rows": 0, "files": []}}
+    configs = card_configs(kinds)
+    assert [c["config_name"] for c in configs] == ["default"]
+    for c in configs:
+        files = {d["split"]: [str(tmp_path / p) for p in d["path"]] for d in c["data_files"]}
+        ds = datasets.load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "hf"))
+        assert ds["train"]["id"] == ["a", "b"]
