@@ -337,12 +337,22 @@ def whp_flow(config: WhpConfig) -> dict:
              "anchors": anchor_report, "baseline_model": baseline, "reinforced_model": reinforced,
              **({"reinforce": {k: v for k, v in reinforce_report.items() if k != "loss_curve"}}
                 if reinforce_report else {}),
-             "labelling": {k: v for k, v in labelled.items() if k not in ("part", "rejected_part")}}
+             "labelling": {k: v for k, v in labelled.items() if k not in ("part", "rejected_part")},
+             "label_convention": LABEL_CONVENTION}
     stats = run.finish(stats, invariant=invariant, inputs=[{"path": p} for p in inputs],
                        summary=_whp_table(run.out_dir, labelled, config),
                        markdown="```\n" + json.dumps({"labelling": stats["labelling"], "invariant": invariant},
                                                      indent=2) + "\n```")
     return {"output": str(run.out_dir), "stats": stats}
+
+
+LABEL_CONVENTION = {
+    "bos_added": False,
+    "label_ids": "aligned with input_ids, Hugging Face causal-LM style: label_ids[j] is the target for token j "
+                 "given tokens < j; pass model(input_ids, labels=label_ids) as is (the model shifts)",
+    "first_position": "masked (-100): nothing precedes it",
+    "if_your_trainer_prepends_bos": "prepend -100 to label_ids as well, or the labels shift by one",
+}
 
 
 def _whp_table(out_dir: Path, lab: dict, cfg: WhpConfig) -> Table:

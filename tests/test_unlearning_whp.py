@@ -213,6 +213,8 @@ def test_whp_blocks_anchors_and_counts(runs):
     rows = pq.read_table(out / "blocks").to_pylist()
     stats = json.loads((out / "stats.json").read_text())
     assert stats["invariant"]["holds"] and stats["labelling"]["blocks"] * 2 == len(rows)
+    # the stated label convention is the one the rows follow: no BOS, labels aligned with input_ids, first masked
+    assert stats["label_convention"]["bos_added"] is False and all(r["label_ids"][0] == -100 for r in rows)
     assert {r["alpha"] for r in rows} == {1.0, 4.0} and len({r["id"] for r in rows}) == len(rows)
     assert {r["doc_id"] for r in rows} == {f"tofu_forget01:{i}" for i in range(N_DOCS)}
     for r in rows:
