@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +29,7 @@ from corpora.config import StrictModel
 from corpora.hashing import short_hash
 from filters.dedup.config import ExactDedup, MinHashDedup
 from filters.langid import LangIdConfig, find_lid_model, load_fasttext
+from filters.short_text_lid import require_lingua
 from filters.protected_spans import Protected, Span, find_spans, has_letters, mask, prose, restore
 from generators.backends.base import GenerationRequest, SamplingParams
 from generators.contract import GeneratedDedup, GeneratedFilters, Generator, GeneratorConfig, GeneratorResult
@@ -52,7 +53,10 @@ class LanguageSpec(StrictModel):
     tier: Tier
     lid: str | None = Field(None, description="lid.176 label when it is not the code")
     prompt: str | None = Field(None, description="this language's prompt ({language}, {text}); None: translation.prompt")
-    len_ratio: tuple[float, float] | None = Field(None, description="None: checks.len_ratio")
+    len_ratio: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]] | None = Field(
+        None, description="None: checks.len_ratio")
+    lid_threshold: float | None = Field(None, ge=0, le=1, description="lid.176 threshold of this language; "
+                                        "None: checks.lid_tier_thresholds of its tier")
 
 
 _DENSE = (0.15, 1.3)  # CJK / Thai: far fewer characters than English
@@ -301,7 +305,7 @@ def assemble(src: Source, lang: str, recs: dict[str, dict], failed: dict[str, di
                 ("restored", "verbatim")] + [f"{m}:unknown" for m in r.unknown]
     fields = [Field_(f, prose(src.masked[f]), prose(out[f]) if f in src.masked and out.get(f) is not None else None,
                      finish.get(f)) for f in ("instruction", "response") if f in src.masked]
-    res = check_row(fields, spec.lid or lang, not bad, bad, cfg.checks, lid, spec.len_ratio)
+    res = check_row(fields, spec.lid or lang, not bad, bad, cfg.checks, lid, spec.len_ratio, lid_threshold(cfg, lang))
     failures += res.failures
     row.update(instruction=texts["instruction"], response=texts["response"], protected_spans=spans_rows,
                lid_instruction=res.lid.get("instruction"), lid_response=res.lid.get("response"),
@@ -311,6 +315,13 @@ def assemble(src: Source, lang: str, recs: dict[str, dict], failed: dict[str, di
     if failures and not cfg.keep_failed:
         return {**row, "reason": "translation_check", "reason_detail": row["reason"]}, "translation_check"
     return row, None
+
+
+def lid_threshold(cfg: SphinxConfig, lang: str) -> float:
+    spec = cfg.languages[lang]
+    if spec.lid_threshold is not None:
+        return spec.lid_threshold
+    return cfg.checks.lid_tier_thresholds.get(spec.tier, cfg.checks.lid_threshold)
 
 
 def _span(f: str, p: Protected, status: str) -> dict:
@@ -468,6 +479,8 @@ def run_stats(cfg, codes, sources, pool, draws, rows, rejected, drawn_by) -> dic
 
 def _preflight(cfg: SphinxConfig) -> None:
     find_lid_model(cfg.checks.lid_model_path)
+    if cfg.checks.lid_checker != "fasttext":
+        require_lingua()
     if cfg.nshot.n:
         if cfg.nshot.model_path:
             if not Path(cfg.nshot.model_path).expanduser().is_dir():
