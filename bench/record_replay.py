@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# bench/ last, not first: a bench script named like a stdlib module (tokenize.py) must not shadow it
+# bench/ last, not first: a bench script named like a stdlib module (bench/tokenize.py was one) must not shadow it
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "bench"))

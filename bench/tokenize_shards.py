@@ -1,7 +1,7 @@
 """Tokenize+write throughput of `tokenize` (corpora/tokenized.py: datatrove DocumentTokenizer, SmolLM2 tokenizer,
 EOS per document) on generated docs, one process; tokens/s per core (RAYON_NUM_THREADS=1) and peak RSS.
 
-    RAYON_NUM_THREADS=1 python bench/tokenize.py --docs 1000000   # the issue's size
+    RAYON_NUM_THREADS=1 python bench/tokenize_shards.py --docs 1000000   # the issue's size
 """
 from __future__ import annotations
 
