@@ -123,38 +123,33 @@ def _norm_author(a: str) -> str:
     return " ".join(str(a).split()).casefold()
 
 
-def row_authors(table: pa.Table) -> list[str | None]:
-    """The `author` column, else `author` inside the JSON `metadata` column, else None per row."""
-    if "author" in table.column_names:
-        return [None if a is None else str(a) for a in table.column("author").to_pylist()]
+def metadata_values(table: pa.Table, key: str) -> list[str | None]:
+    """`key` inside the JSON (or struct) `metadata` column per row, as a string, else None."""
     if "metadata" not in table.column_names:
         return [None] * table.num_rows
     out: list[str | None] = []
     for m in table.column("metadata").to_pylist():
-        a = None
+        v = None
         if m:
             try:
                 obj = json.loads(m) if isinstance(m, str) else m
-                a = obj.get("author") if isinstance(obj, dict) else None
+                v = obj.get(key) if isinstance(obj, dict) else None
             except json.JSONDecodeError:
-                a = None
-        out.append(None if a is None else str(a))
+                v = None
+        out.append(None if v is None else str(v))
     return out
+
+
+def row_authors(table: pa.Table) -> list[str | None]:
+    """The `author` column, else `author` inside the JSON `metadata` column, else None per row."""
+    if "author" in table.column_names:
+        return [None if a is None else str(a) for a in table.column("author").to_pylist()]
+    return metadata_values(table, "author")
 
 
 def original_ids(table: pa.Table) -> list[str | None]:
     """`original_id` inside the JSON `metadata` column per row (a row renamed by the unique-id rule), else None."""
-    out: list[str | None] = []
-    for m in table.column("metadata").to_pylist() if "metadata" in table.column_names else [None] * table.num_rows:
-        o = None
-        if m:
-            try:
-                obj = json.loads(m) if isinstance(m, str) else m
-                o = obj.get("original_id") if isinstance(obj, dict) else None
-            except json.JSONDecodeError:
-                o = None
-        out.append(None if o is None else str(o))
-    return out
+    return metadata_values(table, "original_id")
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
