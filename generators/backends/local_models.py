@@ -6,7 +6,9 @@ load 2.4 s instead of 20-28 s, 3x the tokens/s, identical logits).
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -64,16 +66,23 @@ def dequantise_gguf(gguf_file: str | os.PathLike, target: str | os.PathLike) -> 
     folder is built beside `target` and renamed into place; a concurrent builder that loses the race discards its
     copy."""
     import torch
+    import transformers.utils.logging as hf_logging
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf_file, target = Path(gguf_file), Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    # a one-time cache build: transformers' dtype advice and its de-quantising progress bars are noise on the
+    # console of the run that happens to build it (the first `flows run mix` on a fresh machine printed them)
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name,
-                                                     dtype=torch.bfloat16)
+        with contextlib.redirect_stderr(io.StringIO()):  # the GGUF loader's own tqdm bar ignores the switch above
+            tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name,
+                                                         dtype=torch.bfloat16)
         state = {k: v.detach().to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()}
         if getattr(model.config, "tie_word_embeddings", False):
             state.pop("lm_head.weight", None)  # tied to embed_tokens; safetensors refuses shared tensors
@@ -96,6 +105,10 @@ def dequantise_gguf(gguf_file: str | os.PathLike, target: str | os.PathLike) -> 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     return target
 
 
