@@ -9,7 +9,9 @@ process workers of the work pools `cpu` (curation, dedup, dating) and `gpu` (gen
   is registered, checks pools, schedules and GPU job variables; `apply_specs(...)` registers them on the server
   (work pools created as `process` pools if missing; the `gpu` pool declares a `gpus` job variable).
 - `trigger(...)` starts a registered deployment (with overrides merged over its stored config and validated
-  here first) and follows its state until it is final.
+  here first) and follows its state until it is final. It first asks the server for the pool's workers
+  (`read_workers_for_work_pool`): with none ONLINE and heartbeating, it says so at once (NoWorker, no run created)
+  instead of leaving a run Scheduled until it is Late.
 """
 from __future__ import annotations
 
@@ -319,8 +321,58 @@ def trigger_config(stored: dict[str, Any], pipeline: str, *, config_file: str | 
     return validate_config(pipeline, raw).model_dump(mode="json")
 
 
+class NoWorker(DeployError):
+    """No worker polls the deployment's work pool: a run would wait (Scheduled, then Late) for nothing."""
+
+
+# Prefect's foreman marks a worker OFFLINE after `heartbeat_interval_seconds` x 3 without a heartbeat
+# (PREFECT_API_SERVICES_FOREMAN_INACTIVITY_HEARTBEAT_MULTIPLE); the same rule here, in case that service is late
+HEARTBEAT_MULTIPLE = 3
+DEFAULT_HEARTBEAT_S = 30  # PREFECT_WORKER_HEARTBEAT_SECONDS
+
+
+def live_workers(workers: list, now=None) -> list:
+    """The workers that poll a pool now: status ONLINE and a heartbeat within 3 heartbeat intervals."""
+    from datetime import datetime, timezone
+
+    now = now or datetime.now(timezone.utc)
+    out = []
+    for w in workers:
+        status = getattr(w.status, "value", w.status)
+        hb = w.last_heartbeat_time
+        if status != "ONLINE" or hb is None:
+            continue
+        hb = hb if hb.tzinfo else hb.replace(tzinfo=timezone.utc)
+        limit = HEARTBEAT_MULTIPLE * (w.heartbeat_interval_seconds or DEFAULT_HEARTBEAT_S)
+        if (now - hb).total_seconds() <= limit:
+            out.append(w)
+    return out
+
+
+def worker_command(pool: str, api_url: str | None) -> str:
+    return (f"PREFECT_API_URL={api_url} " if api_url else "") + f"prefect worker start --pool {pool}"
+
+
+async def check_worker(client, pool: str) -> None:
+    """Raise NoWorker (one line: the pool, and the exact command that starts a worker for it) when no worker
+    polls `pool` now or the pool is paused."""
+    from prefect.exceptions import ObjectNotFound
+
+    url = str(getattr(client, "api_url", "") or "").rstrip("/") or None
+    try:
+        wp = await client.read_work_pool(pool)
+    except ObjectNotFound:
+        raise NoWorker(f"work pool '{pool}' does not exist on the server: `flows deploy` creates it, then start a "
+                       f"worker with `{worker_command(pool, url)}`") from None
+    if wp.is_paused:
+        raise NoWorker(f"work pool '{pool}' is paused: resume it with `prefect work-pool resume {pool}`")
+    if not live_workers(await client.read_workers_for_work_pool(pool)):
+        raise NoWorker(f"no worker polls pool '{pool}': start one with `{worker_command(pool, url)}` "
+                       f"(no run was created)")
+
+
 async def _trigger(name: str, pipeline: str, overrides: dict, on_state: Callable[[str, str | None], None],
-                   poll_s: float, timeout_s: float | None) -> TriggeredRun:
+                   poll_s: float, timeout_s: float | None, require_worker: bool = True) -> TriggeredRun:
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
@@ -334,6 +386,8 @@ async def _trigger(name: str, pipeline: str, overrides: dict, on_state: Callable
             raise DeployError(f"deployment '{ENTRY_FLOW}/{name}' runs pipeline {params.get('pipeline')!r}, "
                               f"not {pipeline!r}")
         config = trigger_config(params.get("config") or {}, pipeline, **overrides)
+        if require_worker and dep.work_pool_name:
+            await check_worker(client, dep.work_pool_name)
         run = await client.create_flow_run_from_deployment(dep.id, parameters={"pipeline": pipeline,
                                                                                "config": config})
         last, t0 = None, time.monotonic()
@@ -352,7 +406,10 @@ async def _trigger(name: str, pipeline: str, overrides: dict, on_state: Callable
 
 
 def trigger(pipeline: str, *, name: str | None = None, on_state: Callable[[str, str | None], None] = print,
-            poll_s: float = 1.0, timeout_s: float | None = None, **overrides) -> TriggeredRun:
+            poll_s: float = 1.0, timeout_s: float | None = None, require_worker: bool = True,
+            **overrides) -> TriggeredRun:
     """Start deployment `pipeline/<name or pipeline>` with `overrides` (config_file, inputs, output, sets) merged
-    over its stored config, and follow its state until final (Completed, Failed, Crashed, Cancelled)."""
-    return asyncio.run(_trigger(name or pipeline, pipeline, overrides, on_state, poll_s, timeout_s))
+    over its stored config, and follow its state until final (Completed, Failed, Crashed, Cancelled).
+    `require_worker`: first check that a worker polls the deployment's pool (NoWorker at once, no run created)."""
+    return asyncio.run(_trigger(name or pipeline, pipeline, overrides, on_state, poll_s, timeout_s,
+                                require_worker))

@@ -129,7 +129,27 @@ def live(tmp_path_factory):
         with api(state["url"]):
             asyncio.run(pools())
         with worker("cpu", state["url"], base / "worker_home", base / "worker.log") as proc:
+            with api(state["url"]):
+                wait_for_worker("cpu", base / "worker.log")
             yield {"url": state["url"], "base": base, "worker": proc, "log": base / "worker.log"}
+
+
+def wait_for_worker(pool: str, log: Path, timeout_s: float = 120) -> None:
+    """Until the worker's first heartbeat reached the server (`flows run --deployment` refuses a pool without)."""
+    from prefect.client.orchestration import get_client
+
+    from flows.deployments import live_workers
+
+    async def poll() -> bool:
+        async with get_client() as client:
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < timeout_s:
+                if live_workers(await client.read_workers_for_work_pool(pool)):
+                    return True
+                await asyncio.sleep(0.5)
+        return False
+
+    assert asyncio.run(poll()), f"no {pool} worker heartbeat in {timeout_s} s: " + log.read_text()[-2000:]
 
 
 def _deploy_cli(url: str, monkeypatch, *args) -> str:
@@ -247,3 +267,70 @@ def test_deployment_commands_without_a_server_are_one_line_errors(tmp_path, monk
     monkeypatch.setenv("FLOWS_SERVER_DIR", str(tmp_path / "no-server"))
     r = runner.invoke(app, ["run", "dolma", "--deployment"])
     assert r.exit_code == 2 and "no Prefect server: start one with `flows server start`" in r.output
+
+
+def test_live_workers_need_online_and_a_recent_heartbeat():
+    from datetime import datetime, timedelta, timezone
+    from uuid import uuid4
+
+    from prefect.client.schemas.objects import Worker
+
+    from flows.deployments import live_workers
+
+    now = datetime.now(timezone.utc)
+
+    def w(name, status, age_s, interval=30):
+        return Worker(name=name, work_pool_id=uuid4(), status=status, heartbeat_interval_seconds=interval,
+                      last_heartbeat_time=None if age_s is None else now - timedelta(seconds=age_s))
+
+    workers = [w("fresh", "ONLINE", 5), w("stale", "ONLINE", 91), w("off", "OFFLINE", 1), w("never", "ONLINE", None),
+               w("slow-interval", "ONLINE", 250, interval=90)]
+    assert [x.name for x in live_workers(workers, now)] == ["fresh", "slow-interval"]
+    assert live_workers([], now) == []
+
+
+@needs_prefect_cli
+def test_deployment_without_a_worker_fails_at_once(live, monkeypatch):
+    """A deployment in the `gpu` pool, which no worker of this module polls: one line naming the pool and the
+    command that starts a worker, exit 2, in seconds (not a run left Scheduled until Late), and no run created."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolUpdate
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    from flows.cli import app
+
+    base = live["base"]
+    data = tiny_input(base / "tiny3.jsonl", 10)
+    f = _write_yaml(base / "prefect-gpu.yaml", [_dep("dedup", pipeline="dedup", pool="gpu",
+                                                     config={"inputs": [str(data)]})])
+    _deploy_cli(live["url"], monkeypatch, "dedup", "--file", str(f), "--workdir", str(ROOT))
+    t0 = time.perf_counter()
+    r = runner.invoke(app, ["run", "dedup", "--deployment", "--output", str(base / "never")])
+    took = time.perf_counter() - t0
+    assert r.exit_code == 2, r.output
+    assert r.output.strip() == (f"error: no worker polls pool 'gpu': start one with `PREFECT_API_URL={live['url']} "
+                                f"prefect worker start --pool gpu` (no run was created)")
+    assert took < 30, took  # no waiting for the run to turn Late
+    assert not (base / "never").exists()
+
+    async def runs_and_pause() -> int:
+        async with get_client() as client:
+            dep = await client.read_deployment_by_name("pipeline/dedup")
+            runs = await client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(
+                any_=[dep.id])))
+            await client.update_work_pool("gpu", WorkPoolUpdate(is_paused=True))
+            return len(runs)
+
+    with api(live["url"]):
+        assert asyncio.run(runs_and_pause()) == 0
+    try:  # a paused pool (a worker would get nothing from it): said at once too
+        r = runner.invoke(app, ["run", "dedup", "--deployment"])
+        assert r.exit_code == 2 and r.output.strip() == ("error: work pool 'gpu' is paused: resume it with "
+                                                         "`prefect work-pool resume gpu`"), r.output
+    finally:
+        async def resume() -> None:
+            async with get_client() as client:
+                await client.update_work_pool("gpu", WorkPoolUpdate(is_paused=False))
+
+        with api(live["url"]):
+            asyncio.run(resume())
