@@ -1,7 +1,7 @@
 """Count stage of a mix: per source file, the rules applied and the tokens of every kept document counted.
 
-Writes, per file, `index.parquet` (row, h, tokens, bytes, group: one row per kept document; `h` = 64-bit hash of
-source name + id, from which the seeded sampling and shuffle keys derive), `excluded.parquet` (source, id, file,
+Writes, per file, `index.parquet` (row, h, tokens, bytes, group, id: one row per kept document; `h` = 64-bit hash
+of source name + id, from which the seeded sampling and shuffle keys derive), `excluded.parquet` (source, id, file,
 row, kind, rule: the first rule that left the row out) and `quarantine.parquet` (a row without text), then
 `done.json` (its key and counts), written last. A file whose key (its bytes, rules, tokenizer, fields) is
 unchanged is not read again: the tokens are what costs, and the seed, shares and budget are not in the key.
@@ -27,7 +27,9 @@ from corpora.records import QUARANTINE_SCHEMA
 from corpora.staging import reset_dir
 
 INDEX_SCHEMA = pa.schema([("row", pa.int64()), ("h", pa.uint64()), ("tokens", pa.int32()), ("bytes", pa.int64()),
-                          ("group", pa.string())])
+                          ("group", pa.string())])  # what the plan reads
+INDEX_FILE_SCHEMA = INDEX_SCHEMA.append(pa.field("id", pa.string()))  # + the id (the unique-id step, the scatter)
+INDEX_VERSION = "2"  # in the count key: an index without the `id` column (version 1) is counted again
 EXCLUDED_SCHEMA = pa.schema([("source", pa.string()), ("id", pa.string()), ("file", pa.string()),
                              ("row", pa.int64()), ("kind", pa.string()), ("rule", pa.string())])
 
@@ -104,11 +106,52 @@ class SourceRules:
         return first < 0, first
 
 
+def doc_hashes(source: str, ids: list[str]) -> np.ndarray:
+    """The 64-bit hash of (source name, id) that the seeded sampling and shuffle keys derive from."""
+    return np.fromiter((xxhash.xxh3_64_intdigest(f"{source}\x1f{i}") for i in ids), dtype=np.uint64,
+                       count=len(ids))
+
+
+def unique_kept_ids(files: list[tuple[str, Path, str]], out_root: Path) -> tuple[list[tuple[Path, str]], dict]:
+    """The one id policy (corpora/staging.py:rename_duplicate_ids) over the documents a mixture keeps: in source
+    order, then file order, then row order, the first kept document with an id keeps it; a later one (the same id
+    in another file or source, or the same row kept by two sources) becomes `<id>#n`. `files`: (source name,
+    index file, count key) in that order. A file with no renamed row keeps its index; one with renamed rows gets
+    a copy under `out_root` with the new `id`, its `h` from the new id, and `original_id` (null elsewhere).
+    Returns ((index file, key) per file, renamed rows per source); the key changes when the file's ids do."""
+    from corpora.staging import rename_duplicate_ids
+
+    taken: set[str] = set()
+    out: list[tuple[Path, str]] = []
+    renamed: dict[str, int] = {}
+    for source, index_file, key in files:
+        renamed.setdefault(source, 0)
+        ids = pq.read_table(index_file, columns=["id"]).column("id").to_pylist()
+        new_ids, _, n = rename_duplicate_ids(ids, None, taken)
+        if not n:
+            out.append((index_file, key))
+            continue
+        renamed[source] += n
+        new_key = short_hash(key, *new_ids, length=16)
+        dest = Path(out_root) / source / f"{index_file.parent.name}-{new_key}.parquet"
+        if not dest.is_file():
+            t = pq.read_table(index_file)
+            original = [o if o != x else None for o, x in zip(ids, new_ids)]
+            t = t.set_column(t.column_names.index("id"), "id", pa.array(new_ids, pa.string()))
+            t = t.set_column(t.column_names.index("h"), "h", pa.array(doc_hashes(source, new_ids), pa.uint64()))
+            t = t.append_column("original_id", pa.array(original, pa.string()))
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(dest) as tmp:
+                pq.write_table(t, tmp, compression="zstd")
+        out.append((dest, new_key))
+    return out, renamed
+
+
 def count_key(src: ResolvedSource, sf: SourceFile, rules: SourceRules, counter: TokenCounter,
               group_column: str | None) -> str:
     s = src.spec
     return short_hash(sf.identity, src.identity if s.attributes else "", s.name, s.text_field, s.id_field,
-                      *rules.texts, "|", counter.identity, group_column or "", length=16)
+                      *rules.texts, "|", counter.identity, group_column or "", INDEX_VERSION, length=16)
 
 
 def count_file(src: ResolvedSource, sf: SourceFile, rules: SourceRules, counter: TokenCounter, out_dir: Path,
@@ -131,7 +174,7 @@ def count_file(src: ResolvedSource, sf: SourceFile, rules: SourceRules, counter:
     counts = {"records": 0, "kept": 0, "excluded": 0, "quarantined": 0, "tokens": 0, "bytes": 0}
     with atomic_path(out_dir / "index.parquet") as ip, atomic_path(out_dir / "excluded.parquet") as xp, \
             atomic_path(out_dir / "quarantine.parquet") as qp:
-        iw, xw, qw = (pq.ParquetWriter(ip, INDEX_SCHEMA, compression="zstd"),
+        iw, xw, qw = (pq.ParquetWriter(ip, INDEX_FILE_SCHEMA, compression="zstd"),
                       pq.ParquetWriter(xp, EXCLUDED_SCHEMA, compression="zstd"),
                       pq.ParquetWriter(qp, QUARANTINE_SCHEMA, compression="zstd"))
         row0 = 0
@@ -168,14 +211,13 @@ def count_file(src: ResolvedSource, sf: SourceFile, rules: SourceRules, counter:
             if len(kept):
                 kept_texts = [text_list[r] for r in kept]
                 tokens = counter.count(kept_texts)
-                h = np.fromiter((xxhash.xxh3_64_intdigest(f"{s.name}\x1f{ids[r]}") for r in kept),
-                                dtype=np.uint64, count=len(kept))
+                h = doc_hashes(s.name, [ids[r] for r in kept])
                 if group_column:
                     g = t.column(group_column).take(pa.array(kept)).cast(pa.string())
                 else:
                     g = pa.array([s.name] * len(kept), pa.string())
                 iw.write_table(pa.table({"row": rows[kept], "h": h, "tokens": tokens, "bytes": nbytes[kept],
-                                         "group": g}, schema=INDEX_SCHEMA))
+                                         "group": g, "id": [ids[r] for r in kept]}, schema=INDEX_FILE_SCHEMA))
                 counts["tokens"] += int(tokens.sum())
                 counts["bytes"] += int(nbytes[kept].sum())
             counts["records"] += n

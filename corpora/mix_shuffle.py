@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from corpora.atomic import atomic_path, atomic_write_json, read_json
 from corpora.config import StrictModel
-from corpora.hashing import content_id, short_hash
+from corpora.hashing import short_hash
 from corpora.mix_plan import MixPlan, seed_word, splitmix64
 from corpora.mix_sources import ResolvedSource, SourceFile
 from pydantic import Field
@@ -50,9 +50,10 @@ def output_columns(src: ResolvedSource) -> list[tuple[str, str]]:
     return [(n, RENAMED.get(n, n)) for n in names]
 
 
-def output_schema(sources: list[ResolvedSource]) -> pa.Schema:
+def output_schema(sources: list[ResolvedSource], renamed: bool = False) -> pa.Schema:
     """id, text, source, epoch, tokens + every carried column of every source (types unified; a column whose
-    types cannot be unified names the two sources)."""
+    types cannot be unified names the two sources). `renamed` (some kept ids were renamed `<id>#n`): a JSON
+    `metadata` column for their `original_id` when no source carries one (`original_id` when it is a struct)."""
     fields: dict[str, tuple[pa.Field, str]] = {}
     for src in sources:
         for col, out in output_columns(src):
@@ -67,6 +68,11 @@ def output_schema(sources: list[ResolvedSource]) -> pa.Schema:
                 fields[out] = (merged.field(0), fields[out][1])
             else:
                 fields[out] = (f, src.name)
+    if renamed and "metadata" not in fields:
+        fields["metadata"] = (pa.field("metadata", pa.string()), "")
+    elif renamed and not (pa.types.is_string(fields["metadata"][0].type)
+                          or pa.types.is_large_string(fields["metadata"][0].type)) and "original_id" not in fields:
+        fields["original_id"] = (pa.field("original_id", pa.string()), "")
     return pa.schema(OUT_FIRST + [f for f, _ in fields.values()])
 
 
@@ -86,9 +92,23 @@ def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _index_rows(index_file: Path):
-    """(row, h, tokens, group) batches of one file's index, in row order."""
-    for b in pq.ParquetFile(index_file).iter_batches(batch_size=65536, columns=["row", "h", "tokens", "group"]):
-        yield b.column(0).to_numpy(), b.column(1).to_numpy(), b.column(2).to_numpy(), b.column(3).to_pylist()
+    """(row, h, tokens, group, id, original id) batches of one file's index, in row order (original id: None
+    for a document that kept its id; a list when unique_kept_ids renamed some)."""
+    pf = pq.ParquetFile(index_file)
+    renamed = "original_id" in pf.schema_arrow.names
+    cols = ["row", "h", "tokens", "group", "id"] + (["original_id"] if renamed else [])
+    for b in pf.iter_batches(batch_size=65536, columns=cols):
+        n = b.num_rows
+        yield (b.column(0).to_numpy(), b.column(1).to_numpy(), b.column(2).to_numpy(), b.column(3).to_pylist(),
+               b.column(4).to_pylist(), b.column(5).to_pylist() if renamed else [None] * n)
+
+
+def _with_original_ids(meta: pa.Array, original: list, typ: pa.DataType) -> pa.Array:
+    """The JSON `metadata` column with `original_id` on each renamed row (the one id policy)."""
+    from corpora.staging import _with_original_id
+
+    vals = meta.to_pylist()
+    return pa.array([_with_original_id(m, o) if o is not None else m for m, o in zip(vals, original)], typ)
 
 
 def scatter_file(src: ResolvedSource, sf: SourceFile, index_file: Path, count_key: str, plan: MixPlan,
@@ -101,8 +121,7 @@ def scatter_file(src: ResolvedSource, sf: SourceFile, index_file: Path, count_ke
     (out_dir / "done.json").unlink(missing_ok=True)
     s = src.spec
     carried = output_columns(src)
-    has_id = s.id_field in src.data_names
-    cols = list(dict.fromkeys(([s.id_field] if has_id else []) + [s.text_field] + [c for c, _ in carried]))
+    cols = list(dict.fromkeys([s.text_field] + [c for c, _ in carried]))  # ids: from the index
     wschema = schema.append(pa.field(KEY, pa.uint64()))
     buckets: dict[int, list[int]] = {}
     buf: list[pa.Table] = []
@@ -138,13 +157,13 @@ def scatter_file(src: ResolvedSource, sf: SourceFile, index_file: Path, count_ke
                     pending = next(idx, None)
                     if pending is None:
                         break
-                r, h, tok, g = pending
+                r, h, tok, g, di, do = pending
                 inside = r < row0 + n
                 k = int(inside.sum())
                 if k:
-                    parts.append((r[:k], h[:k], tok[:k], g[:k]))
+                    parts.append((r[:k], h[:k], tok[:k], g[:k], di[:k], do[:k]))
                 if k < len(r):
-                    pending = (r[k:], h[k:], tok[k:], g[k:])
+                    pending = (r[k:], h[k:], tok[k:], g[k:], di[k:], do[k:])
                     break
                 pending = None
             if parts:
@@ -152,26 +171,33 @@ def scatter_file(src: ResolvedSource, sf: SourceFile, index_file: Path, count_ke
                 h = np.concatenate([p[1] for p in parts])
                 tok = np.concatenate([p[2] for p in parts])
                 g = [x for p in parts for x in p[3]]
+                doc_ids = np.asarray([x for p in parts for x in p[4]], dtype=object)
+                originals = np.asarray([x for p in parts for x in p[5]], dtype=object)
                 c = plan.copies(h, g)
                 sel = c > 0
                 if sel.any():
                     c, r, h, tok = c[sel], r[sel], h[sel], tok[sel]
+                    doc_ids, originals = doc_ids[sel], originals[sel]
                     rep = np.repeat(np.arange(len(c)), c)
                     starts = np.repeat(np.cumsum(c) - c, c)
                     epoch = (np.arange(len(rep)) - starts).astype(np.int32)
                     take = pa.array(r[rep])
                     texts = t.column(s.text_field).take(take)
-                    if has_id:
-                        ids = t.column(s.id_field).take(take).cast(pa.string())
-                        if ids.null_count or pc.any(pc.equal(ids, "")).as_py():
-                            ids = pa.array([i if i else content_id(x, s.name) for i, x in
-                                            zip(ids.to_pylist(), texts.to_pylist())], pa.string())
-                    else:
-                        ids = pa.array([content_id(x, s.name) for x in texts.to_pylist()], pa.string())
+                    # the count stage's ids (a content id for a row without one; renamed by unique_kept_ids)
+                    ids = pa.array(list(doc_ids[rep]), pa.string())
                     out = {"id": ids, "text": texts, "source": pa.array([s.name] * len(rep), pa.string()),
                            "epoch": pa.array(epoch), "tokens": pa.array(tok[rep].astype(np.int32))}
                     for col, name in carried:
                         out[name] = t.column(col).take(take)
+                    orig = list(originals[rep])
+                    if any(o is not None for o in orig):
+                        meta = out.get("metadata")
+                        mtype = schema.field("metadata").type if "metadata" in schema.names else None
+                        if mtype is not None and (pa.types.is_string(mtype) or pa.types.is_large_string(mtype)):
+                            base = meta.cast(mtype) if meta is not None else pa.nulls(len(rep), mtype)
+                            out["metadata"] = _with_original_ids(base, orig, mtype)
+                        else:  # a struct metadata column cannot take a new key: its own column
+                            out["original_id"] = pa.array(orig, pa.string())
                     ot = _conform(pa.table(out), schema)
                     ot = ot.append_column(KEY, pa.array(shuffle_keys(h[rep], epoch, plan.seed), pa.uint64()))
                     buf.append(ot)

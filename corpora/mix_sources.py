@@ -27,7 +27,7 @@ from pydantic import Field, field_validator
 
 from corpora.config import StrictModel
 from corpora.hashing import short_hash
-from corpora.readers import FieldMap, InputError, expand_inputs
+from corpora.readers import FieldMap, InputError, expand_inputs, our_output
 from corpora.records import CORE_FIELDS
 from corpora.staging import StagedInput, input_dir, parts, stage_as_parquet
 
@@ -261,16 +261,84 @@ def _partitions(path: Path, root: Path, names: list[str] = ()) -> tuple[tuple[st
     return tuple(out)
 
 
-def _parquet_files(paths: list[str]) -> list[Path]:
-    files = []
+EMPTY_FILE = "empty file: no records"  # the readers' reason (corpora/readers.py:read_records), one rule
+
+
+def _empty(path: Path) -> bool:
+    """0 bytes, or nothing but whitespace (the readers' rule for an empty file)."""
+    from corpora.readers import _only_whitespace
+
+    return path.stat().st_size == 0 or _only_whitespace(path)
+
+
+def _parquet_files(paths: list[str]) -> tuple[list[Path], list[Path]]:
+    """(attribute Parquet files, empty ones to quarantine). One of our outputs (a folder holding our manifest)
+    means its `attributes/` (what `dolma attributes_only` publishes), `out:kind` the kinds named; never `_work/`."""
+    files, empty = [], []
     for raw in paths:
-        p = Path(raw).expanduser()
-        if not p.exists():
-            raise InputError(f"{p}: attributes do not exist")
-        files.extend(sorted(f for f in p.rglob("*.parquet") if not f.name.startswith(".")) if p.is_dir() else [p])
-    if not files:
+        p, kinds = our_output(raw)
+        if kinds:
+            if Path(str(raw)).expanduser().is_dir():  # the bare folder: its attributes, not its data
+                kinds = ["attributes"]
+            dirs = []
+            for k in kinds:
+                if not (p / k).is_dir():
+                    have = sorted(d.name for d in p.iterdir() if d.is_dir() and not d.name.startswith("_"))
+                    raise InputError(f"{p}: this output has no '{k}/' folder for attributes (kinds: "
+                                     f"{', '.join(have) or 'none'})")
+                dirs.append(p / k)
+        else:
+            if not p.exists():
+                raise InputError(f"{p}: attributes do not exist")
+            dirs = [p]
+        for d in dirs:
+            found = sorted(f for f in d.rglob("*.parquet") if not f.name.startswith(".")) if d.is_dir() else [d]
+            for f in found:
+                (empty if _empty(f) else files).append(f)
+    if not files and not empty:
         raise InputError(f"{paths[0]}: no attribute Parquet files")
-    return files
+    for f in files:
+        try:
+            pq.read_schema(f)
+        except Exception as e:  # noqa: BLE001 - pyarrow raises several kinds
+            raise InputError(f"{f}: attributes: not a readable Parquet file ({str(e).splitlines()[0]})") from None
+    return files, empty
+
+
+def _quarantine_empty(files: list[Path], dest: Path) -> tuple[list[Path], list[dict]]:
+    """A quarantine row `empty file: no records` per file (counted as one record read and one quarantined, as
+    the readers count it); returns (quarantine parts, staged-like counts)."""
+    from corpora.records import QUARANTINE_SCHEMA
+    from corpora.shards import write_table_atomic
+
+    if not files:
+        return [], []
+    out = Path(dest) / f"empty-files-{short_hash(*map(str, files), length=12)}.parquet"
+    if not out.is_file():
+        write_table_atomic(out, pa.table({"file": [str(f.resolve()) for f in files], "location": ["file"] * len(files),
+                                          "error": [EMPTY_FILE] * len(files), "raw": [None] * len(files)},
+                                         schema=QUARANTINE_SCHEMA))
+    return [out], [{"path": str(f.resolve()), "records": 1, "quarantined": 1, "lost_records": 0, "lost_unknown": 0,
+                    "duplicate_ids_renamed": 0} for f in files]
+
+
+def _readable_parquet(p: Path) -> bool:
+    if _empty(p):
+        return False
+    try:
+        pq.ParquetFile(p)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+def _partition_root(p: Path, root: Path) -> Path:
+    """The folder that partition columns are counted from: for one of our outputs, its kind folder (data/)."""
+    base, kinds = our_output(root)
+    for k in kinds:
+        if p.is_relative_to(base / k):
+            return base / k
+    return root
 
 
 def resolve_source(spec: MixSource, work_dir: Path | None = None, stage: bool = True) -> ResolvedSource:
@@ -285,9 +353,12 @@ def resolve_source(spec: MixSource, work_dir: Path | None = None, stage: bool = 
     for raw in spec.paths:
         root = source_path(raw).resolve()
         for p in expand_inputs([root]):
-            parts_ = _partitions(p, root, spec.folder_columns) if root.is_dir() else ()
-            if p.name.endswith(".parquet"):
+            proot = _partition_root(p, root)
+            parts_ = _partitions(p, proot, spec.folder_columns) if proot.is_dir() else ()
+            if p.name.endswith(".parquet") and _readable_parquet(p):
                 targets = [p]
+            elif p.name.endswith(".parquet") and not stage:  # empty/unreadable: quarantined by the flow's staging
+                continue
             elif not stage:  # preflight: a staged input's columns, without staging it
                 rename = {"id": spec.id_field, "text": spec.text_field}
                 schemas.append((p, pa.schema([f.with_name(rename.get(f.name, f.name)) for f in CORE_FIELDS])))
@@ -296,8 +367,8 @@ def resolve_source(spec: MixSource, work_dir: Path | None = None, stage: bool = 
                 item = StagedInput.from_path(p)
                 dest = input_dir(Path(work_dir) / spec.name, item)
                 done = stage_as_parquet(item, dest, fields)
-                staged.append({"path": str(p), **{k: done[k] for k in ("records", "quarantined", "lost_records",
-                                                                      "lost_unknown")}})
+                staged.append({"path": str(p), **{k: done.get(k, 0) for k in (
+                    "records", "quarantined", "lost_records", "lost_unknown", "duplicate_ids_renamed")}})
                 targets = parts(dest, "kept")
                 quarantine += parts(dest, "quarantine")
             for t in targets:
@@ -330,7 +401,13 @@ def resolve_source(spec: MixSource, work_dir: Path | None = None, stage: bool = 
             merged = merged.append(pa.field(k, pa.string()))
     src = ResolvedSource(spec, files, merged, data_names, pnames, quarantine_parts=quarantine, staged=staged)
     if spec.attributes:
-        afiles = _parquet_files(spec.attributes)
+        afiles, empty = _parquet_files(spec.attributes)
+        if empty and stage:
+            qparts, counts = _quarantine_empty(empty, Path(work_dir) / spec.name)
+            src.quarantine_parts += qparts
+            src.staged += counts
+        if not afiles:
+            raise InputError(f"{empty[0]}: source '{spec.name}': every attribute file is empty")
         aschema = pa.unify_schemas([pq.read_schema(f) for f in afiles], promote_options="permissive")
         if "id" not in aschema.names:
             raise InputError(f"{afiles[0]}: attributes have no 'id' column")

@@ -1,7 +1,7 @@
 """`flows run mix`: build a training mixture from any document sources with per-source rules and token shares.
 
 resolve sources (stage non-Parquet inputs) -> count (rules + tokens per kept document, per file, resumable)
--> plan (targets, epochs, seeded samples; an unmet share stops the run before anything is written)
+-> unique ids (a kept id seen before becomes `<id>#n`, as everywhere) -> plan (targets, epochs, seeded samples; an unmet share stops the run before anything is written)
 -> scatter (copies into hashed buckets) -> gather (each bucket sorted by its seeded key) -> publish -> report
 Logic: corpora/mix_rules.py, mix_sources.py, mix_count.py, mix_plan.py, mix_shuffle.py.
 """
@@ -18,7 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from corpora.atomic import atomic_write_json
-from corpora.mix_count import EXCLUDED_SCHEMA, SourceRules, TokenCounter, TokenizerConfig, count_file
+from corpora.mix_count import (EXCLUDED_SCHEMA, SourceRules, TokenCounter, TokenizerConfig, count_file,
+                               unique_kept_ids)
 from corpora.mix_plan import MixPlan, MixPlanConfig, make_plan, resolve_shares
 from corpora.mix_shuffle import ShuffleConfig, gather_bucket, output_schema, scatter_file
 from corpora.mix_sources import MixSource, ResolvedSource, resolve_source
@@ -102,7 +103,7 @@ def scatter(src: ResolvedSource, counts: list[dict], plan: MixPlan, work: Path, 
     out = []
     for sf, c in zip(src.files, counts):
         d = work / "shuffle" / src.name / sf.key
-        out.append((d, scatter_file(src, sf, Path(c["dir"]) / "index.parquet", c["key"], plan, d, nbuckets,
+        out.append((d, scatter_file(src, sf, Path(c["index"]), c["index_key"], plan, d, nbuckets,
                                     schema, cfg.shuffle, cfg.batch_docs)))
     return out
 
@@ -147,7 +148,7 @@ def rules_table(sources: list[ResolvedSource], counts: dict[str, list[dict]]) ->
     return t
 
 
-def _source_stats(src: ResolvedSource, counts: list[dict]) -> dict:
+def _source_stats(src: ResolvedSource, counts: list[dict], renamed: int = 0) -> dict:
     staged_q = sum(s["quarantined"] for s in src.staged)
     read = sum(d["records"] for d in counts) + staged_q
     rules: dict[str, dict] = {}
@@ -160,6 +161,8 @@ def _source_stats(src: ResolvedSource, counts: list[dict]) -> dict:
             "excluded": sum(d["excluded"] for d in counts),
             "quarantined": staged_q + sum(d["quarantined"] for d in counts),
             "tokens_kept": sum(d["tokens"] for d in counts), "rules": rules,
+            # the reader's renames within a staged file + unique_kept_ids' across files and sources
+            "duplicate_ids_renamed": renamed + sum(s.get("duplicate_ids_renamed", 0) for s in src.staged),
             "attributes_join": (None if not src.attribute_files else
                                 "streamed (aligned ids)" if src.attributes_aligned else "in memory (hash join)")}
 
@@ -181,14 +184,21 @@ def mix_flow(config: MixConfig) -> dict:
     seconds["resolve"], t0 = time.perf_counter() - t0, time.perf_counter()
     counts = {s.name: count_tokens(s, config, counter, work) for s in sources}
     seconds["count"], t0 = time.perf_counter() - t0, time.perf_counter()
-    index_files = [Path(d["dir"]) / "index.parquet" for s in sources for d in counts[s.name]]
+    # the one id policy over the kept documents: a repeated id becomes `<id>#n` (metadata.original_id)
+    unique, renamed = unique_kept_ids([(s.name, Path(d["dir"]) / "index.parquet", d["key"]) for s in sources
+                                       for d in counts[s.name]], work / "ids")
+    it = iter(unique)
+    for s in sources:
+        counts[s.name] = [{**d, "index": str(f), "index_key": k} for d, (f, k) in zip(counts[s.name], it)]
+    index_files = [Path(d["index"]) for s in sources for d in counts[s.name]]
+    seconds["ids"], t0 = time.perf_counter() - t0, time.perf_counter()
     plan = make_plan(config, index_files, {s.name: s.spec.share for s in sources},
                      {s.name: s.spec.max_epochs for s in sources}, config.seed)  # PlanError: nothing written
     seconds["plan"], t0 = time.perf_counter() - t0, time.perf_counter()
     console.print(plan_table(plan))
     console.print(rules_table(sources, counts))
     run = Run.start("mix", config, kinds=KINDS, clear=False)
-    schema = output_schema(sources)
+    schema = output_schema(sources, renamed=any(renamed.values()))
     est = sum(g.available_bytes * (g.delivered_tokens / g.available_tokens) for g in plan.groups.values()
               if g.available_tokens)
     nbuckets = max(1, math.ceil(est * 1.25 / (config.shuffle.bucket_mb * 2 ** 20)))
@@ -203,7 +213,7 @@ def mix_flow(config: MixConfig) -> dict:
                 + [Path(d["dir"]) / "quarantine.parquet" for s in sources for d in counts[s.name]],
                 QUARANTINE_SCHEMA)
     seconds["publish"] = time.perf_counter() - t0
-    per_source = {s.name: _source_stats(s, counts[s.name]) for s in sources}
+    per_source = {s.name: _source_stats(s, counts[s.name], renamed[s.name]) for s in sources}
     planned_rows = sum(g.rows for g in plan.groups.values())
     data_rows = run.rows("data")
     delivered = sum(d["tokens"] for _, d in gathered)
@@ -220,6 +230,7 @@ def mix_flow(config: MixConfig) -> dict:
     atomic_write_json(out_dir / "plan.json", {**summary, "sources": per_source})
     dup = sum(d["duplicate_keys"] for _, d in gathered)
     stats = {"plan": summary, "sources": per_source, "buckets": nbuckets, "duplicate_rows": dup,
+             "duplicate_ids_renamed": sum(v["duplicate_ids_renamed"] for v in per_source.values()),
              "tokenizer": str(counter.file), "seconds": {k: round(v, 3) for k, v in seconds.items()}}
     if dup:
         run_logger().warning("%d output rows repeat a (source, id, epoch) of another row: ids repeat within a "

@@ -279,3 +279,78 @@ def test_a_row_without_text_is_quarantined_and_a_row_without_id_gets_a_content_i
     idx = pq.read_table(tmp_path / "c" / "index.parquet").to_pylist()
     assert [r["row"] for r in idx] == [0, 1]
     assert idx[1]["h"] == xxhash.xxh3_64_intdigest("s\x1f" + content_id("three", "s"))
+
+
+def test_duplicate_ids_are_renamed_and_empty_files_quarantined(tmp_path, prefect_harness, tokenizer):
+    """Issue 24: the one id policy in mix (a kept id seen before, in any file or source, becomes `<id>#n` with
+    `metadata.original_id`, counted as `duplicate_ids_renamed`), and an empty or whitespace-only input file (data
+    or attributes, JSONL or Parquet) is a quarantine row `empty file: no records` counted as one record read."""
+    d = tmp_path / "in"
+    (d / "p").mkdir(parents=True)
+    (d / "attr").mkdir()
+    texts = {"p1": ["alpha river text", "beta mountain text", "gamma desert text"],
+             "p2": ["delta glacier text", "epsilon reef text"],
+             "j": ["zeta forest text", "eta canyon text", "theta island text"]}
+    pq.write_table(pa.table({"id": ["a", "b", "a"], "text": texts["p1"]}), d / "p" / "p1.parquet")
+    pq.write_table(pa.table({"id": ["b", "c"], "text": texts["p2"]}), d / "p" / "p2.parquet")
+    (d / "p" / "p3.parquet").write_bytes(b"")  # an empty Parquet file
+    pq.write_table(pa.table({"id": ["a", "b", "a", "b", "c"], "score": [1, 2, 3, 4, 5]}), d / "attr" / "a1.parquet")
+    (d / "attr" / "a0.parquet").write_bytes(b"")  # an empty attribute file
+    (d / "j.jsonl").write_text("".join(json.dumps({"id": i, "text": t, "metadata": {"k": n}}) + "\n"
+                                       for n, (i, t) in enumerate(zip(["a", "d", "d"], texts["j"]))))
+    (d / "e.jsonl").write_text("")
+    (d / "w.jsonl").write_text("  \n\n\t \n")
+    counter = TokenCounter(tokenizer)
+    tok = {k: int(counter.count(v).sum()) for k, v in texts.items()}
+    tok_p, tok_j = tok["p1"] + tok["p2"], tok["j"]
+    out = tmp_path / "out"
+    # shares = each source's tokens, budget = all tokens: exactly one copy of every kept document
+    res = mix_flow(MixConfig(output=str(out), tokenizer={"path": tokenizer}, budget_tokens=tok_p + tok_j, sources=[
+        MixSource(name="p", paths=[str(d / "p")], attributes=[str(d / "attr")], include=["score >= 1"],
+                  share=tok_p),
+        MixSource(name="j", paths=[str(d / "j.jsonl"), str(d / "e.jsonl"), str(d / "w.jsonl")], share=tok_j)]))
+    data = rows(out)
+    got = sorted((r["source"], r["id"], r["epoch"]) for r in data)
+    assert got == [("j", "a#3", 0), ("j", "d", 0), ("j", "d#2", 0),
+                   ("p", "a", 0), ("p", "a#2", 0), ("p", "b", 0), ("p", "b#2", 0), ("p", "c", 0)]
+    by = {r["id"]: r for r in data}
+    for renamed, original in (("a#2", "a"), ("b#2", "b"), ("a#3", "a"), ("d#2", "d")):
+        assert json.loads(by[renamed]["metadata"])["original_id"] == original, renamed
+    assert by["a#2"]["text"] == "gamma desert text" and by["b#2"]["text"] == "delta glacier text"
+    assert json.loads(by["a#3"]["metadata"]) == {"k": 0, "original_id": "a"}
+    assert by["a"]["metadata"] is None and json.loads(by["d"]["metadata"]) == {"k": 1}
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["duplicate_ids_renamed"] == 4 == res["stats"]["duplicate_ids_renamed"]
+    assert {n: s["duplicate_ids_renamed"] for n, s in stats["sources"].items()} == {"p": 2, "j": 2}
+    assert stats["duplicate_rows"] == 0
+    # empty files: one quarantine row each, counted as one record read and one quarantined
+    q = sorted((Path(r["file"]).name, r["error"]) for r in rows(out, "quarantine"))
+    assert q == [(n, "empty file: no records") for n in ("a0.parquet", "e.jsonl", "p3.parquet", "w.jsonl")]
+    src = stats["sources"]
+    assert (src["p"]["records_read"], src["p"]["kept"], src["p"]["quarantined"]) == (7, 5, 2)
+    assert (src["j"]["records_read"], src["j"]["kept"], src["j"]["quarantined"]) == (5, 3, 2)
+    assert stats["invariant"]["holds"] and stats["invariant"]["rows_quarantine"] == 4
+
+
+def test_our_output_folder_as_attributes(tmp_path):
+    """`attributes: [output/dolma]` (a folder holding our manifest) means its published `attributes/`, never
+    `_work/`; `output/dolma:attributes` names it explicitly; a kind it lacks is one line."""
+    from corpora.manifest import write_manifest
+    from corpora.mix_sources import resolve_source
+    from corpora.readers import InputError
+
+    out = tmp_path / "dolma"
+    for kind, table in (("data", pa.table({"id": ["x", "y"], "text": ["one", "two"]})),
+                        ("attributes", pa.table({"id": ["x", "y"], "quality": [0.1, 0.9]}))):
+        (out / kind).mkdir(parents=True)
+        pq.write_table(table, out / kind / "part-00000.parquet")
+    (out / "_work" / "assign").mkdir(parents=True)
+    pq.write_table(pa.table({"h": [1, 2]}), out / "_work" / "assign" / "x.parquet")
+    write_manifest(out, pipeline="dolma", config={}, config_hash="x", inputs=[], outputs={"data": []},
+                   started="now", status="completed")
+    for attrs in ([str(out)], [f"{out}:attributes"]):
+        src = resolve_source(MixSource(name="web", paths=[str(out)], attributes=attrs, share=1.0), tmp_path / "w")
+        assert [f.parent.name for f in src.attribute_files] == ["attributes"] and src.attribute_names == ["quality"]
+        assert [f.path.parent.name for f in src.files] == ["data"] and src.attributes_aligned
+    with pytest.raises(InputError, match="this output has no 'rejected/' folder for attributes"):
+        resolve_source(MixSource(name="web", paths=[str(out)], attributes=[f"{out}:rejected"], share=1.0))
