@@ -2,10 +2,14 @@
 (sample rows of an output in the terminal: text cut to width, the scores beside it)."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from corpora.report_kit import RunOutputs
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -30,6 +34,59 @@ def report_cmd(out_dir: Path = typer.Argument(..., help="a run's output folder")
         typer.echo(f"warning: section not drawn: {e}", err=True)
     if card_path:
         typer.echo(f"card: {card_path}")
+
+
+WIDE_COLUMNS = {"text", "metadata", "prompt", "completion_unfiltered", "sampling_params", "evidence", "raw",
+                "candidates", "pairwise_rougeL", "x_l", "y_orig", "completion", "token_logprobs"}
+
+
+def reason_names(reason: Any) -> list[str]:
+    """"spans:<s1>:missing; lid=en" -> ["spans", "lid"] (several failed checks in one reason, as sphinx writes
+    them); a plain reason is its own name."""
+    if reason is None:
+        return []
+    return [p.split("=")[0].split(":")[0].strip() for p in str(reason).split("; ") if p.strip()]
+
+
+def sample_rows(run: RunOutputs, kind: str, *, reason: str | None = None, limit: int = 5,
+                columns: list[str] | None = None) -> tuple[list[dict], Counter]:
+    """Up to `limit` rows of `kind` (first ones in shard order) whose `reason` or `reason_detail` is `reason`
+    (also `reason:detail`), and the reasons seen while looking. Reads row group by row group: the reason columns
+    first, the whole row only for a row group with a match."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    seen: Counter = Counter()
+    out: list[dict] = []
+    for f in run.kinds.get(kind, []):
+        pf = pq.ParquetFile(f)
+        names = pf.schema_arrow.names
+        want = [c for c in (columns or names) if c in names]
+        for c in ("id", "reason", "reason_detail"):
+            if c in names and c not in want:
+                want.insert(0, c)
+        rcols = [c for c in ("reason", "reason_detail") if c in names]
+        for g in range(pf.num_row_groups):
+            if reason is not None:
+                if not rcols:
+                    return [], seen
+                rt = pf.read_row_group(g, columns=rcols).to_pydict()
+                rs = rt.get("reason") or [None] * pf.metadata.row_group(g).num_rows
+                ds = rt.get("reason_detail") or [None] * len(rs)
+                checks = [reason_names(r) for r in rs]
+                for names in checks:
+                    seen.update(names)
+                idx = [i for i, (r, d, names) in enumerate(zip(rs, ds, checks))
+                       if reason in (r, d, f"{r}:{d}") or reason in names]
+                if not idx:
+                    continue
+                table = pf.read_row_group(g, columns=want).take(pa.array(idx[:limit - len(out)]))
+            else:
+                table = pf.read_row_group(g, columns=want).slice(0, limit - len(out))
+            out += table.to_pylist()
+            if len(out) >= limit:
+                return out, seen
+    return out, seen
 
 
 # beside the text: the decision, the scores (numbers, flags) and these short labels; not the provenance ids
@@ -64,7 +121,7 @@ def inspect_cmd(out_dir: Path = typer.Argument(..., help="a run's output folder"
     from rich.console import Console
     from rich.table import Table
 
-    from flows.run_report import WIDE_COLUMNS, load_outputs, sample_rows
+    from corpora.report_kit import load_outputs
 
     try:
         run = load_outputs(out_dir)

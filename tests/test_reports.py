@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 pytest.importorskip("matplotlib", reason="matplotlib not installed (pip install matplotlib): no figures to test")
 
-from flows.run_report import build_report, load_outputs, write_report  # noqa: E402
+from corpora.report_kit import ReportSection, Section, load_outputs  # noqa: E402
+from flows.run_report import build_report, write_report  # noqa: E402
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install -y "
@@ -339,7 +340,7 @@ def test_sphinx_run_report_matches_its_stats(runs):
 
 
 def test_without_a_manifest_every_parquet_folder_is_an_output(runs, tmp_path):
-    from flows.run_report import find_kinds
+    from corpora.report_kit import find_kinds
 
     copy = tmp_path / "copy"
     shutil.copytree(runs["sphinx"], copy)
@@ -360,6 +361,50 @@ def test_unknown_layout_degrades_to_a_generic_report(runs, tmp_path):
     assert len(report.errors) == 1 and report.errors[0].startswith("generation: AttributeError")
     glance = dom.split("<h2>Outputs at a glance</h2>")[1].split("</section>")[0]
     assert figures(glance) == 3 and "things: colour" in glance and "score.accuracy" in glance
+
+
+def test_sections_are_declared_beside_what_they_describe():
+    """The registry resolves to ReportSection declarations that live outside flows/ (beside their pipeline or
+    generator), each name once; the kit knows no pipeline (imports nothing from flows/, filters/ or generators/)."""
+    import ast
+
+    from flows.run_report import GENERIC_SECTION, REPORT_SECTIONS, report_section
+
+    decls = [report_section(t) for t in (*REPORT_SECTIONS, GENERIC_SECTION)]
+    assert all(isinstance(d, ReportSection) for d in decls)
+    assert len({d.name for d in decls}) == len(decls)
+    assert not any(t.startswith("flows.") for t in (*REPORT_SECTIONS, GENERIC_SECTION))
+    root = Path(__file__).resolve().parents[1]
+    for kit in ("corpora/report_kit.py", "corpora/report_figures.py", "corpora/report_sections.py"):
+        tree = ast.parse((root / kit).read_text())
+        mods = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + \
+               [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert not [m for m in mods if m and m.split(".")[0] in ("flows", "filters", "generators")], kit
+
+
+def _probe(run) -> Section:
+    s = Section("Probe section")
+    s.text(f"{run.pipeline}: {sorted(run.kinds)}")
+    return s
+
+
+PROBE = ReportSection("probe", _probe, explains_layout=True)
+
+
+def test_a_new_section_is_one_registry_line(tmp_path, monkeypatch):
+    """A section added to REPORT_SECTIONS is drawn in its place; one that explains the layout replaces the generic
+    "Outputs at a glance"; the others stay as they were."""
+    import flows.run_report as rr
+
+    out = unknown_layout(tmp_path)
+    before = build_report(out)
+    assert [s.title for s in before.sections][:2] == ["Outputs", "Outputs at a glance"]
+    monkeypatch.setattr(rr, "REPORT_SECTIONS", (*rr.REPORT_SECTIONS, "tests.test_reports:PROBE"))
+    after = build_report(out)
+    titles = [s.title for s in after.sections]
+    assert "Outputs at a glance" not in titles and titles[-1] == "Probe section"
+    assert titles[:-1] == [t for t in (s.title for s in before.sections) if t != "Outputs at a glance"]
+    assert "mystery: [&#x27;things&#x27;]" in after.html and after.errors == before.errors
 
 
 def test_reports_read_only_what_they_need(runs):
