@@ -6,7 +6,10 @@
 """
 from __future__ import annotations
 
-from typing import Literal
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Literal
 
 from pydantic import Field
 
@@ -84,3 +87,41 @@ def sbatch_script(pipeline: list, tasks: int, cfg: ExecutorConfig, logging_dir: 
     run = (f"srun {srun_args} -l -n {ex.nodes_per_task} launch_pickled_pipeline {pik}" if ex.with_srun
            else f"launch_pickled_pipeline {pik}")
     return ex.get_launch_file_contents(ex.get_sbatch_args(max_array), run)
+
+
+def run_and_wait(pipeline: list, tasks: int, cfg: ExecutorConfig, logging_dir: str | Path, *,
+                 outstanding: Callable[[], list[str]], on_progress: Callable[[int], None] | None = None,
+                 timeout_s: float | None = None, name: str = "datatrove-executor") -> list[str]:
+    """THE one "run a datatrove executor and wait for it" loop (filter stage, dedup stage, dating).
+
+    `executor.run()` runs in a thread: local and Ray block in it until every task ended; Slurm returns once the
+    array is submitted, so the tasks' outputs are awaited. `outstanding()` names the outputs not written yet;
+    `on_progress(done)` is called whenever the count of written ones changes. An executor error is raised; the
+    outputs still outstanding at the end are returned (the caller names them in its own error)."""
+    executor = make_executor(pipeline, tasks=tasks, cfg=cfg, logging_dir=str(logging_dir))
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            executor.run()
+        except BaseException as e:  # noqa: BLE001 - raised below, after the wait loop
+            errors.append(e)
+
+    th = threading.Thread(target=target, name=name, daemon=True)
+    th.start()
+    reported, started = -1, time.monotonic()
+    while True:
+        alive = th.is_alive()
+        left = outstanding()
+        if on_progress and tasks - len(left) != reported:
+            reported = tasks - len(left)
+            on_progress(reported)
+        if errors or (not alive and (cfg.executor != "slurm" or not left)):
+            break
+        if timeout_s and time.monotonic() - started > timeout_s:
+            break
+        time.sleep(0.2 if alive else 5)
+    th.join(timeout=0 if errors or alive else None)
+    if errors:
+        raise errors[0]
+    return outstanding()

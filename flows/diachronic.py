@@ -225,10 +225,9 @@ def _is_dated(item: StagedInput, staging: Path, cfg_hash: str) -> bool:
 def date_works(items: list[StagedInput], ctx: DatingContext, cfg: DiachronicConfig, staging: Path) -> dict:
     """One executor task per input file (`execution.executor`: local processes, Ray or Slurm); files already
     dated with the same bytes and config are reused."""
-    import threading
     import time
 
-    from filters.execution import make_executor
+    from filters.execution import run_and_wait
 
     log = run_logger()
     cfg_hash = _dating_hash(cfg)
@@ -238,28 +237,9 @@ def date_works(items: list[StagedInput], ctx: DatingContext, cfg: DiachronicConf
         bar.update(reused, reused)
         if pending:
             logs = staging.parent / "datatrove" / f"dating-{time.strftime('%Y%m%dT%H%M%S')}"
-            executor = make_executor([DateFilesStep(pending, staging, ctx, _fields(cfg), cfg_hash)],
-                                     tasks=len(pending), cfg=cfg.execution, logging_dir=str(logs))
-            errors: list[BaseException] = []
-
-            def target() -> None:
-                try:
-                    executor.run()
-                except BaseException as e:  # noqa: BLE001 - raised below
-                    errors.append(e)
-
-            th = threading.Thread(target=target, name="dating-executor", daemon=True)
-            th.start()
-            while True:  # Slurm returns once submitted: wait for the done markers
-                alive = th.is_alive()
-                done = sum(_is_dated(i, staging, cfg_hash) for i in pending)
-                bar.update(reused + done, reused + done)
-                if (not alive and (cfg.execution.executor != "slurm" or done == len(pending))) or errors:
-                    break
-                time.sleep(0.2 if alive else 5)
-            th.join(timeout=0 if errors else None)
-            if errors:
-                raise errors[0]
+            run_and_wait([DateFilesStep(pending, staging, ctx, _fields(cfg), cfg_hash)], len(pending), cfg.execution,
+                         logs, outstanding=lambda: [i.path for i in pending if not _is_dated(i, staging, cfg_hash)],
+                         on_progress=lambda n: bar.update(reused + n, reused + n), name="dating-executor")
             missing = [i.path for i in pending if not _is_dated(i, staging, cfg_hash)]
             if missing:
                 raise RuntimeError(f"{len(missing)} input(s) were not dated (see logs in {logs}): "

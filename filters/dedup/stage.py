@@ -38,7 +38,7 @@ from filters.dedup.config import DedupConfig
 from filters.dedup.outofcore import cluster_summary
 from filters.dedup.steps import (DecontamFilter, DedupApply, DedupBuckets, DedupClusters, DedupSignatures,
                                  ParagraphBloomBuild, ParagraphDedupFilter)
-from filters.execution import ExecutorConfig, make_executor
+from filters.execution import ExecutorConfig, run_and_wait
 
 # columns the dedup stage adds to every row
 DEDUP_FIELDS: list[pa.Field] = [
@@ -238,13 +238,9 @@ class DedupStage:
 
     def _execute(self, pipeline: list, tasks: int, name: str, outputs: list[Path]) -> None:
         """Run one executor job; for Slurm (which returns once submitted) wait for its outputs."""
-        executor = make_executor(pipeline, tasks=tasks, cfg=self.exec_cfg,
-                                 logging_dir=str(self._dir("logs", f"{time.strftime('%H%M%S')}-{name}")))
         t0 = time.perf_counter()
-        executor.run()
-        while self.exec_cfg.executor == "slurm" and not all(p.exists() for p in outputs):
-            time.sleep(10)
-        missing = [str(p) for p in outputs if not p.exists()]
+        missing = run_and_wait(pipeline, tasks, self.exec_cfg, self._dir("logs", f"{time.strftime('%H%M%S')}-{name}"),
+                               outstanding=lambda: [str(p) for p in outputs if not p.exists()], name=f"dedup-{name}")
         if missing:
             raise RuntimeError(f"dedup {name}: tasks finished without writing {missing[:3]} (see the logs in "
                                f"{self._dir('logs')})")
