@@ -6,12 +6,14 @@ English sources (Self-Instruct-shaped seed tasks, or `ensemble-instruct` rows) -
 draw of its tier's count from the translatable pool -> protected spans masked (`filters.protected_spans`) ->
 round `translate#<lang>` (any backend, a per-language prompt; instruction and response separately or together)
 -> spans restored and checked by hash, language ID / length ratio / finish reason / refusal
-(`generators.sphinx_checks`; failing rows are kept with `status=fail` and the reasons) -> N same-language
-neighbours by embedding similarity (never the row itself or its own source) -> `data/lang=<xx>/` and
-`sources/` (every English source with its rule and the languages that drew it). `flows/sphinx.py` wires it.
+(`generators.sphinx_checks`; failing rows go to `rejected/` with `status=fail` and their reasons, or stay in
+`data/` with `keep_failed`) -> every usable English source as a `lang=en` row (`english_rows`) -> N
+same-language neighbours by embedding similarity (never the row itself or its own source) -> `data/lang=<xx>/`
+and `sources/` (every English source with its rule and the languages that drew it). `flows/sphinx.py` wires it.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import random
 import re
@@ -23,7 +25,7 @@ from typing import Annotated, Any, Literal, Sequence
 
 import numpy as np
 import pyarrow as pa
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from corpora.config import StrictModel
 from corpora.hashing import short_hash
@@ -108,22 +110,37 @@ class NShotConfig(StrictModel):
 
 class SphinxConfig(GeneratorConfig):
     text_field: str = "instruction"
-    targets: list[str] | None = Field(None, description="language codes to build; None: every language in the table")
     languages: dict[str, LanguageSpec] = Field(default_factory=default_languages)
+    english_rows: bool = Field(True, description="every usable English source is also a row of data/lang=en/ "
+                               "(sPhinX's mixture keeps English), code/math-heavy and language-bound ones included")
+    targets: list[str] | None = Field(None, description="language codes to build; None: every language in the table")
     selection: SelectionConfig = SelectionConfig()
     rules: RulesConfig = RulesConfig()
     translation: TranslationConfig = TranslationConfig()
     checks: ChecksConfig = ChecksConfig()
     nshot: NShotConfig = NShotConfig()
-    keep_failed: bool = Field(True, description="failing rows in data/ with status=fail (false: in rejected/)")
+    keep_failed: bool = Field(False, description="false: rows failing a check go to rejected/ with their reasons "
+                              "(data/ means kept); true: they stay in data/ with status=fail")
     filters: GeneratedFilters = GeneratedFilters(langid=LangIdConfig(enabled=False))  # our own LID, per field
     dedup: GeneratedDedup = GeneratedDedup(exact=ExactDedup(enabled=False), minhash=MinHashDedup(enabled=False))
 
+    @field_validator("targets")
+    @classmethod
+    def _known_targets(cls, targets: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        table = info.data.get("languages")
+        if targets is None or table is None:  # no table: its own error is reported
+            return targets
+        for code in targets:
+            if code == "en" and info.data.get("english_rows", True):
+                raise ValueError("'en' is the source language: english_rows writes data/lang=en/ from the sources")
+            if code not in table:
+                raise ValueError(f"{code!r} is not in the language table (languages.<code>){_did_you_mean(code, table)}")
+        return targets
+
     @model_validator(mode="after")
     def _known(self) -> "SphinxConfig":
-        for code in self.targets or []:
-            if code not in self.languages:
-                raise ValueError(f"targets: {code!r} is not in the language table (languages.{code})")
+        if self.english_rows and "en" in self.target_codes():
+            raise ValueError("targets: 'en' is the source language (english_rows writes data/lang=en/)")
         for code, spec in self.languages.items():
             if not re.fullmatch(r"[A-Za-z0-9_-]+", code):
                 raise ValueError(f"languages: {code!r} is not a usable language code (letters, digits, '_', '-')")
@@ -135,6 +152,18 @@ class SphinxConfig(GeneratorConfig):
 
     def target_codes(self) -> list[str]:
         return list(self.targets) if self.targets is not None else list(self.languages)
+
+
+def _did_you_mean(code: str, table: dict[str, LanguageSpec]) -> str:
+    """"; did you mean 'de' (German)?": by language name ("german", "Germn") or by a close code ("dee")."""
+    names = {spec.name.lower(): c for c, spec in table.items()}
+    names.update({spec.name.split(" (")[0].lower(): c for c, spec in table.items()})
+    close = difflib.get_close_matches(code.lower(), list(names), n=1, cutoff=0.75)
+    hit = names.get(code.lower()) or (names[close[0]] if close else None)
+    if hit is None:
+        close = difflib.get_close_matches(code.lower(), list(table), n=1, cutoff=0.5)
+        hit = close[0] if close else None
+    return f"; did you mean {hit!r} ({table[hit].name})?" if hit else ""
 
 
 # ---- English sources -----------------------------------------------------------------------------------------
@@ -312,9 +341,19 @@ def assemble(src: Source, lang: str, recs: dict[str, dict], failed: dict[str, di
                lid_score=res.lid_score, len_ratio=res.len_ratio, status="fail" if failures else "pass",
                reason="; ".join(failures) or None,
                text="\n\n".join(t for t in (texts["instruction"], texts["response"]) if t))
-    if failures and not cfg.keep_failed:
-        return {**row, "reason": "translation_check", "reason_detail": row["reason"]}, "translation_check"
+    if failures and not cfg.keep_failed:  # rejected/, its reasons as they are
+        return row, "translation_check"
     return row, None
+
+
+def english_row(src: Source) -> dict:
+    """The English source as a row of its own language (`lang=en`): the same trace columns, nothing translated."""
+    return {"id": f"sphinx-en-{src.id}", "source": "sphinx", "parent_ids": [src.id], "src_id": src.id,
+            "src_origin": src.origin, "lang": "en", "tier": "source", "instruction": src.instruction,
+            "response": src.response, "instruction_en": src.instruction, "response_en": src.response,
+            "protected_spans": [], "rule": src.rule.label, "nshot_ids": [], "status": "pass", "reason": None,
+            "text": "\n\n".join(t for t in (src.instruction, src.response) if t),
+            "metadata": json.dumps({"code_math_share": round(src.rule.code_math_share, 4)}, sort_keys=True)}
 
 
 def lid_threshold(cfg: SphinxConfig, lang: str) -> float:
@@ -409,6 +448,8 @@ def run(cfg: SphinxConfig, records: Sequence[Any], rounds) -> GeneratorResult:
         for s in draws[lang]:
             row, why = assemble(s, lang, ok.get(s.id, {}), bad.get(s.id, {}), cfg, lid)
             (rejected if why else rows).append(row)
+    english = [english_row(s) for s in sources if s.rule is not None] if cfg.english_rows else []
+    rows += english
     t1 = time.perf_counter()
     if cfg.nshot.n or cfg.nshot.render_messages:
         needs = cfg.nshot.n and any(cfg.nshot.pool == "all" or r["status"] == "pass" for r in rows)
@@ -425,7 +466,9 @@ def run(cfg: SphinxConfig, records: Sequence[Any], rounds) -> GeneratorResult:
         "drawn_by": drawn_by.get(s.id, []), "spans": sum(len(v) for v in s.spans.values())} for s in sources],
         schema=SOURCE_SCHEMA)
     wall = time.perf_counter() - t0
-    stats = run_stats(cfg, codes, sources, pool, draws, rows, rejected, drawn_by)
+    stats = run_stats(cfg, codes, sources, pool, draws, [r for r in rows if r["lang"] in codes], rejected, drawn_by)
+    stats["english"] = {"rows": len(english), "rules": dict(Counter(r["rule"] for r in english)),
+                        "english_only": sum(r["rule"] == "english_only" for r in english)}
     stats["timing"] = {"wall_s": round(wall, 3), "generation_s": round(gen_s, 3), "prepare_s": round(prep_s, 3),
                        "nshot_s": round(nshot_s, 3), "rows_per_s": round((len(rows) + len(rejected)) / wall, 2)
                        if wall else None,

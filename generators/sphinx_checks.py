@@ -6,6 +6,7 @@
   of its tier), `lingua` (`filters.short_text_lid`, good on one sentence; languages lingua lacks fall back to
   fasttext) or `either` (a field passes when one of the two passes). A field with fewer letters of prose than
   `lid_min_letters` (fasttext) / `lingua_min_letters` (lingua, either) is not judged (null).
+- a field too short to identify (not judged) fails `untranslated_<field>` when it came back as its English words.
 - English left inside a translation: a clause of >= `english_segment_words` words that lid.176 calls English
   (p >= `english_segment_threshold`) fails the field (`english_in_<field>`), unless the target is English.
 - length ratio: prose characters of the translated fields / of the same English fields, within the language's
@@ -109,6 +110,12 @@ def lid_field(text: str, target: str, cfg: ChecksConfig, model, threshold: float
     return False, li[1], max(li[2], ft[2]), f"{ft[3]} lingua:{li[3]}"
 
 
+def _same_words(a: str, b: str) -> bool:
+    """The translation is the English itself (words compared case-blind, punctuation ignored), and has words."""
+    wa, wb = re.findall(r"\w+", a.casefold()), re.findall(r"\w+", b.casefold())
+    return bool(wa) and any(c.isalpha() for w in wa for c in w) and wa == wb
+
+
 def check_row(fields: list[Field_], target: str, spans_intact: bool, bad_spans: list[str], cfg: ChecksConfig,
               model, len_bounds: tuple[float, float] | None = None, threshold: float | None = None) -> CheckResult:
     """`threshold`: the target's lid.176 threshold (its language's or its tier's); None: `cfg.lid_threshold`."""
@@ -119,7 +126,9 @@ def check_row(fields: list[Field_], target: str, spans_intact: bool, bad_spans: 
         if f.translated_prose is None:
             continue
         ok, top, p, shown = lid_field(f.translated_prose, target, cfg, model, threshold)
-        if ok is None:
+        if ok is None:  # too short to identify: still no part sent for translation may come back as its English
+            if target != "en" and _same_words(f.translated_prose, f.english_prose):
+                res.failures.append(f"untranslated_{f.name}")
             continue
         res.lid[f.name] = top
         scores.append(p)

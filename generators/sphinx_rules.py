@@ -22,21 +22,84 @@ from filters.protected_spans import Span, code_math_share
 
 Action = Literal["skip", "wrapper_only", "labels", "translate"]
 
-TASKS: list[tuple[str, re.Pattern]] = [
-    ("anagram", re.compile(r"\banagrams?\b|\bpalindrom\w*|\bunscrambl\w*|\bscrambled\b|\bspell\w* (?:it |\w+ )?backwards?\b",
-                           re.I)),
-    ("rhyme", re.compile(r"\brhym\w*|\bhaiku\b|\blimerick\b|\balliterat\w*|\btongue[- ]twister|\bacrostic\b|\bpuns?\b",
-                         re.I)),
-    ("counting", re.compile(r"\bhow many (?:letters|characters|words|syllables|vowels|consonants|times)\b"
-                            r"|\bcount (?:the )?(?:number of )?(?:letters|characters|words|syllables|vowels)\b"
-                            r"|\b(?:number of|word|letter|character|syllable) count\b"
-                            r"|\b(?:starts?|begins?|ends?) with (?:the )?letter\b"
-                            r"|\bletters? [\"'“‘][A-Za-z][\"'”’]|\bthe letter [A-Za-z]\b",
-                            re.I)),
-    ("translate_this", re.compile(r"\btranslat\w*\b", re.I)),
-    ("grammar", re.compile(r"\b(?:grammar|grammatical\w*|spelling|misspell\w*|typos?|proofread\w*|punctuation)\b", re.I)),
-    ("multiple_choice", re.compile(r"\bmultiple[- ]choice\b|\bchoose (?:the )?(?:correct|right|best) (?:answer|option)\b"
-                                   r"|\boptions?:", re.I)),
+# Language names a task can name as its source or target ("into French", "the Spanish word for"): the 50 of the
+# language table, English, and others seen in instruction data.
+LANGUAGE_NAMES = (
+    "English|French|German|Spanish|Italian|Portuguese|Dutch|Russian|Chinese|Mandarin|Cantonese|Japanese|Korean|"
+    "Arabic|Hindi|Urdu|Bengali|Bangla|Punjabi|Gujarati|Marathi|Tamil|Telugu|Kannada|Malayalam|Odia|Oriya|Assamese|"
+    "Persian|Farsi|Hebrew|Turkish|Greek|Latin|Polish|Czech|Slovak|Slovenian|Croatian|Serbian|Bosnian|Bulgarian|"
+    "Romanian|Hungarian|Finnish|Swedish|Norwegian|Danish|Icelandic|Ukrainian|Lithuanian|Latvian|Estonian|Catalan|"
+    "Basque|Galician|Irish|Welsh|Afrikaans|Swahili|Zulu|Xhosa|Yoruba|Igbo|Hausa|Amharic|Somali|Malay|Indonesian|"
+    "Tagalog|Filipino|Vietnamese|Thai|Khmer|Lao|Burmese|Nepali|Sinhala|Esperanto|Klingon|Pig Latin|Morse code|"
+    "(?:another|a different|other|a foreign|foreign|any other) languages?")
+_LANG = rf"(?:{LANGUAGE_NAMES})\b"
+# the text a task works on: "the sentence", "this paragraph", "the following", a quoted string
+_TEXT = (r"(?:the|this|that|these|those|following|given|each|every|its|my|your)\s+(?:\w+\s+){0,2}?"
+         r"(?:sentences?|text|phrases?|words?|paragraphs?|passages?|statements?|lines?|quotes?|titles?|names?|"
+         r"e-?mails?|letters?|essays?|messages?|paragraph|following|tweets?|excerpts?|sayings?|expressions?|"
+         r"idioms?|poems?|lyrics|dialogues?|questions?|answers?)\b")
+_QUOTE = r"(?:\"[^\"\n]+\"|“[^”\n]+”|«[^»\n]+»|'[^'\n]{2,}'(?!\w))"
+_ASK = r"^(?:(?:please|kindly|now|then|also|and|otherwise|if not|else|finally|first|next),?\s+|(?:can|could|would|will) you\s+(?:please\s+)?|i (?:want|need) you to\s+)*"
+_MAKE = (r"(?:write|compose|create|generate|make|come up with|give|tell|suggest|list|name|find|think of|provide|"
+         r"produce|brainstorm|invent|craft|complete|finish|rewrite|turn|convert)")
+_I = re.I
+
+# Each task: patterns tried on every sentence of the instruction (sentence-start anchors `^` mean the task verb
+# is the sentence's own imperative, "Describe the process of translation" is no translate task).
+TASKS: list[tuple[str, list[re.Pattern]]] = [
+    ("anagram", [re.compile(p, _I) for p in (
+        r"\banagrams?\b", r"\bunscrambl\w*", r"\bscrambled (?:words?|letters?|sentences?)\b",
+        r"\bspell\w*\b[^.?!\n]{0,40}\bbackwards?\b", r"\b(?:reverse|backwards?)\b[^.?!\n]{0,20}\bletters\b",
+        # a palindrome of words (a palindromic number or DNA sequence is no language-bound task)
+        rf"\bpalindrom\w*\b(?=[^.?!\n]*(?:\b(?:words?|phrases?|sentences?|names?)\b|{_QUOTE}))",
+        rf"(?:\b(?:words?|phrases?|sentences?|names?)\b|{_QUOTE})[^.?!\n]*\bpalindrom\w*")]),
+    ("rhyme", [re.compile(p, _I) for p in (
+        r"\brhym\w* (?:with|for)\b", r"\b(?:that|which|to) rhymes?\b", r"\brhyming\b",
+        rf"{_ASK}{_MAKE}\b[^.?!\n]*\b(?:rhym\w*|haikus?|limericks?|alliterat\w*|tongue[- ]twisters?|acrostics?|puns?|"
+        r"spoonerisms?|homophones?|homonyms?|onomatopoeias?)\b",
+        r"\b(?:in|with|using) (?:an? )?(?:alliteration|rhyme|acrostic)\b", r"\bas an? (?:haiku|limerick|acrostic)\b")]),
+    ("counting", [re.compile(p, _I) for p in (
+        r"\bhow many (?:letters|syllables|vowels|consonants)\b",
+        rf"\bhow many (?:characters|words|sentences)\b[^?\n]*\b(?:in|of|does|do|are|has|have)\b[^?\n]*(?:{_TEXT}|{_QUOTE})",
+        rf"\bhow many times does\b[^?\n]*(?:\bletter\b|\bword\b|{_QUOTE})",
+        r"(?:^|\b(?:and|then)\s+)count (?:the )?(?:number of )?(?:letters|characters|words|syllables|vowels|consonants|"
+        r"sentences)\b",
+        rf"\b(?:word|letter|character|syllable) count of\b", r"\b(?:number of|count the) (?:letters|characters|"
+        rf"syllables|vowels|consonants) (?:in|of)\b",
+        r"\b(?:starts?|begins?|ends?|starting|beginning|ending) with (?:the )?(?:letter|letters|syllable)\b",
+        rf"\bletters? {_QUOTE}", r"\bthe letter [A-Za-z]\b(?! (?:grade|size|paper|bomb)s?\b)",
+        r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten)[- ](?:letter|syllable) words?\b")]),
+    ("translate_this", [re.compile(p, _I) for p in (
+        rf"\btranslat\w*\b[^.?!\n]{{0,80}}?\b(?:into|to|from|in)\s+(?:the\s+)?{_LANG}",
+        rf"{_ASK}translat\w*\s+(?:{_TEXT}|{_QUOTE}|it\b|this\b|these\b|that\b|the above\b|below\b|:|$)",
+        rf"\b{_LANG}\s+(?:translation|equivalent|version|word|words|term|phrase|expression|name|spelling|"
+        r"pronunciation|meaning)s?\s+(?:of|for)\b",
+        rf"\bhow (?:do|would|can|could|does|did) (?:you|i|we|one|someone|people) (?:say|write|spell|pronounce)\b"
+        rf"[^?\n]*\bin {_LANG}",
+        rf"\b(?:mean|means|meaning)\b[^.?!\n]{{0,40}}\bin {_LANG}",
+        rf"{_ASK}(?:write|respond|reply|answer|rewrite|say|explain|describe|summari[sz]e|tell)\b[^.?!\n]{{0,60}}"
+        rf"\b(?:in|into) {_LANG}",
+        rf"\b(?:from|of) {_LANG}\s+(?:in)?to\s+{_LANG}")]),
+    ("grammar", [re.compile(p, _I) for p in (
+        r"\bproofread\w*\b",
+        rf"{_ASK}(?:correct|fix|check|edit|improve|identify|find|spot|locate|detect|highlight|rewrite|revise|review|"
+        r"clean up|point out|underline|list|mark|remove)\b[^.?!\n]{0,80}?\b(?:grammar|grammatical\w*|spelling|"
+        r"misspell\w*|typos?|typographical|punctuation|capitali[sz]ation|tenses?|verb forms?|subject[- ]verb)\b",
+        rf"{_ASK}(?:correct|fix|check|edit|improve|identify|find|spot|locate|detect|highlight|point out|underline|list|"
+        r"mark|remove)\b[^.?!\n]{0,40}?\b(?:errors?|mistakes?)\b[^.?!\n]{0,30}\b(?:in|of) (?:the|this|these|that|"
+        r"following|given|my) (?:\w+ )?(?:sentences?|text|paragraphs?|passages?|phrases?|essays?|letters?|e-?mails?|"
+        r"statements?)\b",
+        r"^(?:is|are|was|were|does|do)\b[^.?!\n]{0,80}\b(?:grammatical(?:ly)? (?:correct|incorrect|right|"
+        r"wrong|sound|accurate)|(?:spelt|spelled) (?:correctly|right|wrong)|(?:grammar|grammatical|spelling|"
+        r"punctuation) (?:errors?|mistakes?))\b",
+        r"\b(?:if|whether)\b[^.?!\n]{0,60}\b(?:grammatical(?:ly (?:correct|incorrect))?|(?:spelt|spelled) "
+        r"(?:correctly|right))\b",
+        r"\bhow (?:do|would|should) (?:you|i|we|one) spell\b", rf"{_ASK}spell (?:out )?(?:{_TEXT}|{_QUOTE}|\w+\b\s*[.?]?$)",
+        r"\b(?:in|with) (?:the )?correct (?:grammar|spelling|punctuation)\b",
+        rf"\b(?:part of speech|parts of speech|tense|plural|singular|past tense|past participle|synonyms?|antonyms?)"
+        rf"\b[^.?!\n]{{0,40}}(?:{_QUOTE}|\bof (?:the )?(?:word|verb|noun|adjective)s?\b|{_TEXT})")]),
+    ("multiple_choice", [re.compile(p, _I) for p in (
+        r"\bmultiple[- ]choice\b", r"\bchoose (?:the )?(?:correct|right|best) (?:answer|option)\b", r"\boptions?:")]),
 ]
 TASK_NAMES = tuple(n for n, _ in TASKS)
 _OPTION = re.compile(r"^[ \t]*(\(?[A-Ha-h1-8][\).:])[ \t]+\S", re.M)
@@ -68,9 +131,22 @@ class Rule:
         return self.name not in ("english_only", "skip")
 
 
+_SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
+
+
+def sentences(instruction: str) -> list[str]:
+    """The instruction's sentences (a task verb begins one of them: "Read the text. Then correct its grammar.")."""
+    return [s.strip() for s in _SENTENCE.split(instruction or "") if s.strip()]
+
+
 def language_bound_task(instruction: str, inp: str) -> str | None:
-    for name, pat in TASKS:
-        if pat.search(instruction):
+    """The language-bound task the instruction asks for (first in `TASKS` order), None: none. Patterns match the
+    task (translate X into/from a language, correct this text's grammar, a rhyme / pun / anagram / letter count
+    about the English text itself), not a keyword: "the process of translation in protein synthesis" and "the
+    basic grammar rules of Spanish" are no such task."""
+    sents = sentences(instruction)
+    for name, pats in TASKS:
+        if any(p.search(s) for p in pats for s in sents):
             return name
     if len(_OPTION.findall(inp or "")) >= 2:  # an input that lists options: multiple choice
         return "multiple_choice"

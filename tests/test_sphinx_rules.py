@@ -38,6 +38,89 @@ def test_rules(instruction, inp, output, label):
     assert source(instruction, inp, output).rule.label == label
 
 
+# the task, not a keyword: what each language-bound rule must catch, and what only mentions its word
+TRUE_TASKS = [
+    ("Translate the following English text to French:", "translate_this"),
+    ("How do you say 'thank you' in Japanese?", "translate_this"),
+    ("What is the Spanish word for apple?", "translate_this"),
+    ("Translate this paragraph.", "translate_this"),
+    ("What does 'carpe diem' mean in English?", "translate_this"),
+    ("Write a short story in French about a cat.", "translate_this"),
+    ("Give the German translation of the phrase.", "translate_this"),
+    ("Correct the grammar of the sentence.", "grammar"),
+    ("Proofread the email below.", "grammar"),
+    ("Is this sentence grammatically correct?", "grammar"),
+    ("Are there any spelling errors in the text?", "grammar"),
+    ("Find the mistakes in the following sentence.", "grammar"),
+    ("Read the text. Then correct its punctuation.", "grammar"),
+    ("Tell me if the sentence is grammatical. If it is, output yes. Otherwise, correct the grammar errors.", "grammar"),
+    ("How do you spell necessary?", "grammar"),
+    ("Make a pun about cheese.", "rhyme"),
+    ("Come up with a tongue twister about snakes.", "rhyme"),
+    ("Count the vowels in the word.", "counting"),
+    ("Name five 3-letter words.", "counting"),
+    ("Unscramble the letters to form a word.", "anagram"),
+    ("Spell the word 'cat' backwards.", "anagram"),
+]
+NEAR_MISSES = [
+    "Describe the process of translation in protein synthesis.",
+    "Explain the basic grammar rules of Spanish.",
+    "What is the role of mRNA translation in cells?",
+    "Explain how machine translation works.",
+    "Translate your passion into a career plan.",
+    "Translate 5 km to miles.",
+    "Explain how to translate a business plan into action.",
+    "Why do people make spelling mistakes?",
+    "Explain why learning grammar helps children read.",
+    "Find the errors in this code.",
+    "Who invented the spelling bee?",
+    "What is a haiku?",
+    "Describe the history of the limerick.",
+    "Describe the rhyme scheme of a Shakespearean sonnet.",
+    "Explain palindromic sequences in DNA.",
+    "Is 12321 a palindrome number?",
+    "How many times did Brazil win the World Cup?",
+    "How many words does the average person know?",
+    "How many countries are in Europe?",
+    "Explain plan B to your team.",
+    "Give three tips for learning French vocabulary.",
+    "Summarize the article about language learning apps.",
+]
+
+
+@pytest.mark.parametrize("instruction,task", TRUE_TASKS)
+def test_language_bound_tasks_are_caught(instruction, task):
+    from generators.sphinx_rules import language_bound_task
+
+    assert language_bound_task(instruction, "") == task
+
+
+@pytest.mark.parametrize("instruction", NEAR_MISSES)
+def test_a_keyword_alone_is_no_language_bound_task(instruction):
+    s = source(instruction, "", "A plain answer in English that a translator would translate, word by word.")
+    assert s.rule.label == "translate" and set(s.masked) == {"instruction", "response"}
+
+
+def test_english_rows_and_untranslated_short_fields(lid):
+    from generators.sphinx import english_row
+
+    s = source("Write a Python function that adds two numbers.", "", "```python\ndef add(a, b):\n    return a + b\n```",
+               rid="c9")
+    row = english_row(s)
+    assert (row["lang"], row["rule"], row["status"], row["instruction"], row["parent_ids"]) == (
+        "en", "english_only", "pass", s.instruction, ["c9"])
+    assert row["instruction_en"] == row["instruction"] and row["response_en"] == row["response"]
+    # a wrapper_only instruction too short for LID that came back in English fails; a translated one passes
+    w = source("Translate into German.", "Good night.", "Gute Nacht.", rid="w1")
+    assert w.rule.label == "wrapper_only:translate_this" and set(w.masked) == {"instruction"}
+    cfg = SphinxConfig(targets=["de"])
+    rec = {"finish_reason": "stop", "model": "m", "backend": "replay", "completion_tokens": 3}
+    row, why = assemble(w, "de", {"instruction": {**rec, "text": "Translate into German.\n\n⟦1⟧"}}, {}, cfg, lid)
+    assert why == "translation_check" and row["reason"] == "untranslated_instruction"
+    row, why = assemble(w, "de", {"instruction": {**rec, "text": "Übersetze ins Deutsche.\n\n⟦1⟧"}}, {}, cfg, lid)
+    assert why is None and row["status"] == "pass", row["reason"]
+
+
 def test_rule_actions_are_config_and_wrapper_only_keeps_payload_and_answer():
     cfg = RulesConfig(actions={"rhyme": "translate", "grammar": "skip"})
     assert classify("Write a limerick about a cat.", "", "There once was a cat...", cfg).label == "translate"
@@ -74,8 +157,22 @@ def test_draw_is_seeded_per_language_and_sized_by_tier():
         k: [s.id for s in v] for k, v in d.items()}  # input order does not matter
     other = SphinxConfig(**{**cfg.model_dump(), "selection": {**cfg.selection.model_dump(), "seed": 1}})
     assert [s.id for s in draw(pool, ["de"], other)["de"]] != [s.id for s in d["de"]]
-    with pytest.raises(ValueError, match="targets: 'xx'"):
+    with pytest.raises(ValueError, match="'xx' is not in the language table"):
         SphinxConfig(targets=["xx"])
+
+
+def test_unknown_target_is_one_line_at_targets_with_a_did_you_mean():
+    from flows.config import ConfigError, load_config
+
+    for given, hint in [("german", "did you mean 'de' (German)?"), ("Swahli", "did you mean 'sw' (Swahili)?"),
+                        ("dee", "did you mean 'de' (German)?")]:
+        with pytest.raises(ConfigError) as e:
+            load_config(SphinxConfig, sets=[f"targets=[fr,{given}]"])
+        msg = str(e.value)
+        assert msg.startswith("config key 'targets': ") and hint in msg and "\n" not in msg, msg
+        assert "languages" not in msg.split("(got")[1]  # the value given, never the whole config
+    with pytest.raises(ConfigError, match="'en' is the source language"):
+        load_config(SphinxConfig, sets=["targets=[en]"])
 
 
 @pytest.fixture(scope="module")
@@ -175,12 +272,11 @@ def test_failed_generation_and_keep_failed_false_go_to_rejected(lid):
     assert why == "generation_failed" and "instruction: replay: 0 of 1" in row["error"]
     english = {p: {"text": getattr(s, p), "finish_reason": "stop", "model": "m", "backend": "replay",
                    "completion_tokens": 5} for p in ("instruction", "response")}
-    row, why = assemble(s, "de", english, {}, cfg, lid)
+    row, why = assemble(s, "de", english, {}, cfg, lid)  # the default: rejected/, the reasons as they are
+    assert why == "translation_check" and row["status"] == "fail" and row["reason"].startswith("lid_instruction=en")
+    kept = SphinxConfig(targets=["de"], keep_failed=True)
+    row, why = assemble(s, "de", english, {}, kept, lid)
     assert why is None and row["status"] == "fail" and row["reason"].startswith("lid_instruction=en")
-    strict = SphinxConfig(targets=["de"], keep_failed=False)
-    row, why = assemble(s, "de", english, {}, strict, lid)
-    assert why == "translation_check" and row["reason"] == "translation_check"
-    assert row["reason_detail"].startswith("lid_instruction=en")
 
 
 def test_blocked_nearest_equals_brute_force_with_ties():
