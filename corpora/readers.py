@@ -235,6 +235,12 @@ class _ZstdFrames(io.RawIOBase):
         super().close()
 
 
+# An input's `reason` / `reason_detail` (our `rejected/` kind read back: `--input output/dolma:rejected`, or any data
+# with such a field) is kept as `upstream_reason` / `upstream_reason_detail`: in a run, `reason` marks a row that run
+# rejected, and the steps pass such rows through untouched, so every row would come out rejected, unexamined.
+UPSTREAM_KEYS = ("reason", "reason_detail")
+
+
 def record_from_mapping(obj: Any, fields: FieldMap, source: str, file: str, location: str) -> Record | BadRecord:
     """Map one parsed JSON object / Parquet row onto the record model."""
     if not isinstance(obj, dict):
@@ -252,6 +258,9 @@ def record_from_mapping(obj: Any, fields: FieldMap, source: str, file: str, loca
         meta = {**nested, **meta}
     elif nested is not None:
         meta["metadata"] = nested
+    for key in UPSTREAM_KEYS:  # `reason` in a document's metadata means "rejected by this run" to the steps
+        if key in meta:
+            meta.setdefault(f"upstream_{key}", meta.pop(key))
     url = obj.get(fields.url_field)
     if url is None and isinstance(nested, dict):
         url = nested.get("url")
