@@ -1,7 +1,8 @@
-"""Tokenize+write throughput of `tokenize` (corpora/tokenized.py: datatrove DocumentTokenizer, SmolLM2 tokenizer,
-EOS per document) on generated docs, one process; tokens/s per core (RAYON_NUM_THREADS=1) and peak RSS.
+"""Tokenize+write throughput of `tokenize` (corpora/tokenized.py: datatrove DocumentTokenizer, or megatron-core's
+IndexedDatasetBuilder with `--format megatron`; SmolLM2 tokenizer, EOS per document) on generated docs, one process;
+tokens/s per core (RAYON_NUM_THREADS=1) and peak RSS (of the whole process: generation of the docs included).
 
-    RAYON_NUM_THREADS=1 python bench/tokenize_shards.py --docs 1000000   # the issue's size
+    RAYON_NUM_THREADS=1 python bench/tokenize_shards.py --docs 1000000 --format datatrove   # the issue's size
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=50_000)
     ap.add_argument("--words", type=int, default=120, help="mean words per document")
+    ap.add_argument("--format", choices=("datatrove", "megatron"), default="datatrove")
     args = ap.parse_args()
     from generators.backends.local_models import dequantised_smollm2_dir
 
@@ -48,12 +50,15 @@ def main() -> None:
             pq.write_table(pa.table({"text": texts, "source": ["gen"] * k}), f)
             files.append(f)
             n += k
-        t0 = time.perf_counter()
-        m = tokenize_files(files, d / "out", tok, TokenizedConfig())
-        dt = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), time.process_time()
+        m = tokenize_files(files, d / "out", tok, TokenizedConfig(format=args.format))
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        size = sum(f.stat().st_size for f in (d / "out").iterdir())
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"docs={m['documents']:,} tokens={m['tokens']:,} seconds={dt:.2f} tokens/s/core={m['tokens'] / dt:,.0f} "
-          f"docs/s={m['documents'] / dt:,.0f} peak_rss_mb={rss:.0f} (RAYON_NUM_THREADS={os.environ['RAYON_NUM_THREADS']})")
+    print(f"format={args.format} docs={m['documents']:,} tokens={m['tokens']:,} seconds={dt:.2f} cpu_s={cpu:.2f} "
+          f"tokens/s/core={m['tokens'] / dt:,.0f} tokens/cpu_s={m['tokens'] / cpu:,.0f} "
+          f"docs/s={m['documents'] / dt:,.0f} output_mb={size / 2**20:,.0f} peak_rss_mb={rss:.0f} "
+          f"(RAYON_NUM_THREADS={os.environ['RAYON_NUM_THREADS']}; load average {os.getloadavg()[0]:.1f} at the end)")
 
 
 if __name__ == "__main__":

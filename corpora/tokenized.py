@@ -1,6 +1,8 @@
-"""Token-id shards for trainers: Parquet documents (a `mix` output's data/, or any of our outputs) -> datatrove's
-tokenized format, written by datatrove's own `DocumentTokenizer` (datatrove/pipeline/tokens/tokenizer.py), read
-by nanotron and by datatrove's `DatatroveFolderDataset`.
+"""Token-id shards for trainers: Parquet documents (a `mix` output's data/, or any of our outputs) -> `format:
+datatrove` (below) or `format: megatron` (Megatron-LM's .bin/.idx through megatron-core: corpora/tokenized_megatron.py).
+
+datatrove's tokenized format is written by datatrove's own `DocumentTokenizer` (datatrove/pipeline/tokens/
+tokenizer.py), read by nanotron and by datatrove's `DatatroveFolderDataset`.
 
 Per input shard `part-NNNNN.parquet`, one `NNNNN_unshuffled.ds` (token ids, uint16 when the vocabulary fits, else
 uint32), `.ds.index` (uint64 end offset of every document) and `.ds.metadata` (tokenizer, token count), written
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -22,6 +25,10 @@ from corpora.config import StrictModel
 
 
 class TokenizedConfig(StrictModel):
+    # datatrove: DocumentTokenizer's .ds files; megatron: megatron-core's indexed dataset (extra `megatron`). MosaicML
+    # MDS is not offered: mosaicml-streaming 0.13 does not install next to our CPU torch (it pulls torch 2.14 + CUDA)
+    format: Literal["datatrove", "megatron"] = "datatrove"
+    megatron_prefix: str = "text_document"  # format megatron: <prefix>.bin/.idx (preprocess_data.py's naming)
     eos_token: str | None = "<|endoftext|>"  # appended after every document; null: none (tokenizer's own)
     text_field: str = "text"
     source_field: str = "source"  # tokens per value of this column in the manifest (absent column: one group)
@@ -60,10 +67,14 @@ def _documents(file: Path, cfg: TokenizedConfig, sources: list, row_tokens: list
 
 
 def tokenize_files(files: list[Path], out: Path, tokenizer: str | Path, cfg: TokenizedConfig) -> dict:
-    """Tokenize each Parquet file (in order) into `out` with datatrove's DocumentTokenizer; returns the manifest."""
+    """Tokenize each Parquet file (in order) into `out` in `cfg.format`; returns the manifest."""
     from datatrove.pipeline.tokens.tokenizer import DocumentTokenizer
 
     tok_file = tokenizer_file(tokenizer)
+    if cfg.format == "megatron":
+        from corpora.tokenized_megatron import write_megatron
+
+        return write_megatron(files, out, tok_file, cfg, _documents)
     out.mkdir(parents=True, exist_ok=True)
     per_file, per_source = [], defaultdict(lambda: {"documents": 0, "tokens": 0})
     bad: list[dict] = []
@@ -103,10 +114,16 @@ def tokenize_files(files: list[Path], out: Path, tokenizer: str | Path, cfg: Tok
 
 
 def read_documents(folder: Path, token_size: int = 2) -> list[list[int]]:
-    """Read every document back with datatrove's own reader (DatatroveFileDataset, positions from the index), in
-    file order; for tests and checks (all tokens in memory)."""
+    """Read every document back with the format's own reader, in file order; for tests and checks (all tokens in
+    memory). A folder with Megatron .idx files: megatron-core's IndexedDataset; else datatrove's
+    DatatroveFileDataset (positions from the index)."""
     from datatrove.utils.dataset import DatatroveFileDataset
 
+    idx_files = sorted(Path(folder).glob("*.idx"))
+    if idx_files:
+        from corpora.tokenized_megatron import read_megatron_documents
+
+        return [d for f in idx_files for d in read_megatron_documents(f.with_suffix(""))]
     docs: list[list[int]] = []
     for f in sorted(Path(folder).glob("*.ds")):
         n = f.stat().st_size // token_size

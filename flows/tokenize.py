@@ -1,5 +1,6 @@
-"""`flows run tokenize --input <mix output>`: token-id shards a trainer reads without re-tokenizing (datatrove's
-tokenized format, written by datatrove's DocumentTokenizer; see corpora/tokenized.py). The input is a run's
+"""`flows run tokenize --input <mix output>`: token-id shards a trainer reads without re-tokenizing (`tokenized.format`:
+datatrove's tokenized format, written by datatrove's DocumentTokenizer, or Megatron-LM's .bin/.idx, written by
+megatron-core's IndexedDatasetBuilder; see corpora/tokenized.py). The input is a run's
 output folder (its data/ shards) or Parquet files/folders; the tokenizer is the mix's (SmolLM2-135M's unless
 `tokenizer.path`), so the tokens equal the plan's delivered tokens plus one EOS per document."""
 from __future__ import annotations
@@ -75,7 +76,7 @@ def tokenize_flow(config: TokenizeConfig) -> dict:
         run_logger().warning("%d rows without text were not tokenized (tokenized.json: quarantine)",
                              len(m["quarantine"]))
     line = (f"tokenize: {m['documents']:,} documents, {m['tokens']:,} tokens ({m['tokens_without_eos']:,} without "
-            f"EOS) in {sum(1 for f in m['files'] if f['file'])} datatrove file(s) at {out}"
+            f"EOS) in {len({f['file'] for f in m['files'] if f['file']})} {m['format']} file(s) at {out}"
             + (f"; plan delivered {m['plan_delivered_tokens']:,}: {'equal' if m['matches_plan'] else 'DIFFERENT'}"
                if plan is not None else ""))
     stats = run.finish({"tokenized": {k: v for k, v in m.items() if k not in ("files", "quarantine")}},
@@ -86,12 +87,18 @@ def tokenize_flow(config: TokenizeConfig) -> dict:
 
 def _preflight(cfg: TokenizeConfig) -> None:
     input_files(cfg.inputs)
+    if cfg.tokenized.format == "megatron":
+        import importlib.util
+
+        if importlib.util.find_spec("megatron") is None:
+            raise ValueError("tokenized.format=megatron needs megatron-core (the optional extra `megatron`: "
+                             "pip install megatron-core)")
 
 
 PIPELINE = Pipeline(
     name="tokenize",
-    description="Token-id shards for trainers (datatrove tokenized format, the mix's tokenizer, EOS per document, "
-                "row order kept)",
+    description="Token-id shards for trainers (datatrove tokenized format or Megatron .bin/.idx; the mix's "
+                "tokenizer, EOS per document, row order kept)",
     config_model=TokenizeConfig,
     flow=tokenize_flow,
     preflight=_preflight,
