@@ -9,7 +9,9 @@ extends); uncertainty by a bootstrap over the family's runs (refits started from
 
 Optimal ratios: minimise sum_i w_i * L_i(N, D, p_i) / norm_i subject to sum p_i = 1 and floor_i <= p_i <= cap_i.
 `normalise: p1` divides by the family's loss at p_i = 1 (L_i(N, D, 1)), so the objective is sum_i w_i p_i^-gamma_i,
-the same for every N and D (the paper's ratios found at 85M hold at 1.2B); `none` sums the raw losses.
+the same for every N and D (the paper's ratios found at 85M hold at 1.2B); `none` sums the raw losses. `p1` is our
+reading of the paper's "normalised" sum (its section 4 could not be read through the search tool; README, mix-ratios:
+it is the normalisation under which both the 85M -> 1.2B transfer and "emphasises high-gamma families" hold).
 
 Pure functions on arrays and dicts: the flow (flows/mix_ratios.py) reads tables and writes outputs. Here rather
 than filters/ because it maps a table of runs to a share table for the mix plan (corpora/mix_plan.py)."""

@@ -151,3 +151,14 @@ def test_read_runs_takes_ratio_and_tokens_from_a_plan(tmp_path):
 def test_law_is_the_papers_formula():
     p = LawParams(E=1.5, A=100.0, alpha=0.3, B=200.0, beta=0.25, gamma=0.1)
     assert p.loss(1e8, 1e10, 0.25) == pytest.approx((1.5 + 100 / 1e8 ** 0.3 + 200 / 1e10 ** 0.25) * 0.25 ** -0.1)
+
+
+def test_only_the_p1_normalisation_makes_ratios_independent_of_scale():
+    """Why `p1` is our reading of the paper's normalised objective (README): dividing by L_i(N, D, 1) leaves
+    sum_i w_i p_i^-gamma_i, so the optimum is the same at 85M/2B and 1.2B/100B; the raw sum (`none`) moves with N and D
+    through each family's E_i + A_i/N^alpha_i + B_i/D^beta_i."""
+    small, big = (85e6, 2e9), (1.2e9, 100e9)
+    p1 = [optimal_ratios(PAPER_LIKE, *s) for s in (small, big)]
+    raw = [optimal_ratios(PAPER_LIKE, *s, normalise="none") for s in (small, big)]
+    assert max(abs(p1[0][f] - p1[1][f]) for f in PAPER_LIKE) < 1e-9
+    assert max(abs(raw[0][f] - raw[1][f]) for f in PAPER_LIKE) > 1e-3, raw
