@@ -1,7 +1,7 @@
 """`flows run dolma`: Dolma-style curation of web documents.
 
 plan inputs (resume) -> filter stage (datatrove executor, one task per input) -> dedup stage (url, exact,
-paragraph, minhash, decontam; `flows/dedup.py`) -> publish shards -> report
+paragraph, minhash, decontam): the documents engine (`filters/documents.py`) -> publish shards -> report
 """
 from __future__ import annotations
 
@@ -13,21 +13,16 @@ import pyarrow as pa
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from corpora.manifest import aggregate_step_stats, check_invariant
+from corpora.manifest import check_invariant
 from corpora.plan import RunPlan, plan_run
 from corpora.readers import FieldMap
 from corpora.records import CORE_FIELDS, QUARANTINE_SCHEMA, document_schema
-from corpora.atomic import read_json
 from corpora.sample import sample_corpus_path
-from corpora.plan import WORK_DIR
-from corpora.staging import input_dir, parts, unique_ids_across_inputs
 from filters.dedup.config import DedupConfig
-from filters.dedup.stage import DEDUP_FIELDS
-from filters.document_stage import run_document_stage
+from filters.documents import DocumentParts, ReaderInputs, dedup_table, process_documents
 from filters.execution import ExecutorConfig
-from filters.web_steps import WebFilters, build_filter_steps, score_fields
+from filters.web_steps import WebFilters, build_filter_steps
 from flows.config import RunConfig, config_hash
-from flows.dedup import dedup_after_filters, dedup_table
 from flows.registry import Pipeline
 from flows.reporting import console, run_logger, stage_progress, summary_markdown, summary_table
 from flows.scaffold import Run
@@ -56,62 +51,38 @@ def plan_inputs(cfg: DolmaConfig, out_dir: Path) -> RunPlan:
     return plan
 
 
-@task(name="filter-documents", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def filter_documents(plan: RunPlan, cfg: DolmaConfig) -> None:
-    fields = FieldMap(text_field=cfg.text_field, id_field=cfg.id_field)
+@task(name="documents", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def documents(plan: RunPlan, cfg: DolmaConfig) -> DocumentParts:
+    """The documents engine: the filter stage (one datatrove task per pending input), ids unique across inputs,
+    the dedup stage (its own resume key: its config; the filter stage's hash leaves `dedup` out)."""
+    source = ReaderInputs(plan, FieldMap(text_field=cfg.text_field, id_field=cfg.id_field),
+                          dedup_key=f"{plan.config_hash}:{config_hash(cfg.dedup, exclude=set())}")
     with stage_progress("filter", total=len(plan.items)) as bar:
         bar.update(len(plan.finished), 0)
-        run_document_stage(
-            plan.pending, plan.staging, plan.config_hash,
-            lambda layout: build_filter_steps(cfg.filters, layout=layout, tag_only=cfg.attributes_only),
-            cfg.execution, fields,
-            shard_rows=cfg.shard_rows,
-            on_progress=lambda n, docs: bar.update(len(plan.finished) + n, docs),
-        )
-
-
-@task(name="unique-ids", cache_policy=NO_CACHE)
-def unique_ids(plan: RunPlan) -> dict:
-    """Ids unique across inputs (the reader made them unique within each): the staged folder to use per input
-    from here on, and how many rows were renamed."""
-    dirs, renamed = unique_ids_across_inputs([input_dir(plan.staging, i) for i in plan.items],
-                                             plan.out_dir / WORK_DIR / "unique_ids")
-    if renamed:
-        run_logger().info("%d row(s) renamed: their id was used by an earlier input", renamed)
-    return {"dirs": dirs, "renamed": renamed}
+        return process_documents(source, cfg.filters, None if cfg.attributes_only else cfg.dedup, cfg.execution,
+                                 cfg.shard_rows, tag_only=cfg.attributes_only, log=run_logger().info,
+                                 on_progress=lambda n, docs: bar.update(len(plan.finished) + n, docs))
 
 
 @task(name="publish-shards", cache_policy=NO_CACHE)
-def publish_shards(plan: RunPlan, cfg: DolmaConfig, run: Run, ids: dict, dedup: dict | None = None) -> None:
-    dirs = ids["dirs"]
-    fields = filter_fields(cfg) + (DEDUP_FIELDS if dedup else [])
+def publish_shards(cfg: DolmaConfig, run: Run, out: DocumentParts) -> None:
+    fields = out.added
     if cfg.attributes_only:
-        kept = [p for d in dirs for p in parts(d, "kept")]
-        run.publish("attributes", kept, pa.schema([CORE_FIELDS[0], *fields]),
+        run.publish("attributes", [p for s in out.kept for p in s], pa.schema([CORE_FIELDS[0], *fields]),
                     columns=["id", *[f.name for f in fields]])
         fields = []  # data/: the documents as read
     elif (run.out_dir / "attributes").exists():  # an earlier attributes_only run's, not this run's
         shutil.rmtree(run.out_dir / "attributes")
-    for kind, stage_kind, schema in (
-        ("data", "kept", document_schema(fields)),
-        ("rejected", "rejected", document_schema(fields, rejected=True)),
-        ("quarantine", "quarantine", QUARANTINE_SCHEMA),
+    for kind, files, schema in (
+        ("data", out.kept, document_schema(fields)),
+        ("rejected", out.rejected, document_schema(fields, rejected=True)),
+        ("quarantine", out.quarantine, QUARANTINE_SCHEMA),
     ):
-        files = [p for d, item in zip(dirs, plan.items)
-                 for p in parts(input_dir(plan.staging, item) if kind == "quarantine" else d, stage_kind)]
-        if dedup and kind == "data":  # the dedup stage's kept rows replace the filter stage's
-            files = [Path(p) for shard in dedup["kept"] for p in shard]
-        elif dedup and kind == "rejected":
-            files += [Path(p) for shard in dedup["rejected"] for p in shard]
         with stage_progress(f"publish {kind}", total=1, unit="folders") as bar:
-            shards = run.publish(kind, files, schema, columns=[f.name for f in CORE_FIELDS] if kind == "data" and cfg.attributes_only
+            shards = run.publish(kind, [p for s in files for p in s], schema,
+                                 columns=[f.name for f in CORE_FIELDS] if kind == "data" and cfg.attributes_only
                                  else None)
             bar.update(1, sum(s["rows"] for s in shards))
-
-
-def filter_fields(cfg: DolmaConfig) -> list:
-    """The columns the filter stage adds (scores; in attributes mode also the decisions)."""
-    return score_fields(build_filter_steps(cfg.filters, tag_only=cfg.attributes_only))
 
 
 def lost_records(dones: list[dict]) -> dict:
@@ -123,14 +94,14 @@ def lost_records(dones: list[dict]) -> dict:
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
-def write_report(plan: RunPlan, run: Run, ids: dict, dedup: dict | None = None) -> dict:
-    dones = [read_json(input_dir(plan.staging, i) / "done.json") for i in plan.items]
-    stats = {"filters": aggregate_step_stats([d["steps"] for d in dones]), "lost": lost_records(dones),
+def write_report(plan: RunPlan, run: Run, out: DocumentParts) -> dict:
+    dones = out.dones
+    stats = {"filters": out.stats["filters"], "lost": lost_records(dones),
              # same id, later record: renamed `<id>#n` (within an input by the reader, across inputs after it)
-             "duplicate_ids_renamed": sum(d.get("duplicate_ids_renamed", 0) for d in dones) + ids["renamed"]}
-    if dedup:
-        stats["dedup"] = dedup["stats"]
-        console.print(dedup_table("dolma: dedup", dedup["stats"]))
+             "duplicate_ids_renamed": sum(d.get("duplicate_ids_renamed", 0) for d in dones) + out.renamed}
+    if out.dedup:
+        stats["dedup"] = out.dedup["stats"]
+        console.print(dedup_table("dolma: dedup", out.dedup["stats"]))
     inputs = [{"path": d["path"], "sha256": d["sha256"], "records": d["records"], "kept": d["kept"],
                "rejected": d["rejected"], "quarantined": d["quarantined"], "lost_records": d.get("lost_records", 0),
                "lost_unknown": d.get("lost_unknown", 0)} for d in dones]
@@ -145,11 +116,9 @@ def write_report(plan: RunPlan, run: Run, ids: dict, dedup: dict | None = None) 
 def dolma_flow(config: DolmaConfig) -> dict:
     run = Run.start("dolma", config, clear=False)  # plan_run clears on overwrite (and knows the staging)
     plan = plan_inputs(config, run.out_dir)
-    filter_documents(plan, config)
-    ids = unique_ids(plan)
-    dedup = None if config.attributes_only else dedup_after_filters(plan, config, filter_fields(config), ids["dirs"])
-    publish_shards(plan, config, run, ids, dedup)
-    stats = write_report(plan, run, ids, dedup)
+    out = documents(plan, config)
+    publish_shards(config, run, out)
+    stats = write_report(plan, run, out)
     return {"output": str(run.out_dir), "stats": stats}
 
 

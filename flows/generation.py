@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from rich.table import Table
@@ -21,17 +20,14 @@ from rich.table import Table
 from corpora.atomic import atomic_write_json
 from corpora.generated import generated_schema, partition_rows, to_table
 from corpora.hashing import sha256_file
-from corpora.manifest import aggregate_step_stats
 from corpora.plan import WORK_DIR
 from corpora.readers import FieldMap, expand_inputs, lost_count, read_records
 from corpora.records import QUARANTINE_SCHEMA, BadRecord
 from corpora.shards import write_table_atomic
-from corpora.staging import StagedInput, input_dir, is_done, parts, unique_id
-from filters.dedup.stage import DEDUP_FIELDS
-from filters.document_stage import run_document_stage
-from filters.web_steps import build_filter_steps, score_fields
+from corpora.staging import unique_id
+from filters.documents import GeneratedRows, dedup_table, merge_generated, process_documents
+from filters.web_steps import build_filter_steps
 from flows.config import config_hash
-from flows.dedup import dedup_documents, dedup_table
 from flows.registry import Pipeline
 from flows.reporting import console, run_logger
 from flows.scaffold import Run
@@ -149,78 +145,18 @@ def shards_as_tasks(requests: Sequence, bcfg, store: Path, s: GenerationSettings
     return report
 
 
-# ---- post-processing through the document steps ---------------------------------------------------------------
-def _write_if_changed(path: Path, table: pa.Table) -> Path:
-    """Keep the file (and its mtime, part of the dedup stage's key) when its rows are the same: a rerun reuses the
-    stages after it."""
-    if path.is_file():
-        try:
-            if pq.read_table(path).equals(table):
-                return path
-        except Exception:  # noqa: BLE001 - an unreadable file is rewritten
-            pass
-    return Path(write_table_atomic(path, table).path)
-
-
-def _read(files: Sequence[Path | str]) -> list[dict]:
-    return [r for f in files for r in pq.read_table(f).to_pylist()]
-
-
+# ---- post-processing: the documents engine ---------------------------------------------------------------------
 @task(name="postprocess-generated", cache_policy=NO_CACHE)
 def postprocess(rows: list[dict], gen: Generator, cfg: GeneratorConfig, work: Path
                 ) -> tuple[list[dict], list[dict], list[pa.Field], dict]:
-    """Generated rows through the dolma filter steps (`filters`) and the dedup stage (`dedup`), each resumable
-    with its own key. Returns (kept rows, rejected rows with reason, the columns the steps added, stats)."""
-    staged = _write_if_changed(work / "generated.parquet", to_table(rows, generated_schema(gen.fields)))
-    steps = build_filter_steps(cfg.filters)
-    extra = score_fields(steps)
-    stats: dict[str, Any] = {"in": len(rows)}
-    kept_files, rejected_files = [Path(staged)], []
-    if steps and rows:
-        item = StagedInput.from_path(Path(staged))
-        staging = work / "filters"
-        fhash = config_hash(cfg.filters, exclude=set())
-        if not is_done(staging, item, fhash):
-            run_document_stage([item], staging, fhash, lambda layout: build_filter_steps(cfg.filters, layout=layout),
-                               cfg.execution, FieldMap(), shard_rows=cfg.shard_rows,
-                               logging_dir=work / "datatrove" / time.strftime("%Y%m%dT%H%M%S"))
-        d = input_dir(staging, item)
-        kept_files, rejected_files = parts(d, "kept"), parts(d, "rejected")
-        from corpora.atomic import read_json
-
-        done = read_json(d / "done.json")
-        stats["filters"] = aggregate_step_stats([done["steps"]])
-        if done["quarantined"]:
-            raise RuntimeError(f"{staged}: {done['quarantined']} generated rows could not be read back")
-    kept_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in kept_files)
-    if cfg.dedup.enabled() and kept_rows:
-        from corpora.publish import unified_schema
-
-        result = dedup_documents([kept_files], work / "dedup", cfg.dedup, cfg.execution,
-                                 unified_schema(kept_files, pa.schema([])), config_hash(cfg.dedup, exclude=set()),
-                                 "text", "id", cfg.shard_rows)
-        kept_files = [Path(p) for s in result["kept"] for p in s]
-        rejected_files += [Path(p) for s in result["rejected"] for p in s]
-        extra += DEDUP_FIELDS
-        stats["dedup"] = result["stats"]
-    by_id = {r["id"]: r for r in rows}
-    step_names = {f.name for f in extra} | {"text", "reason", "reason_detail"}
-
-    def merged(processed: dict) -> dict:
-        return {**by_id[processed["id"]], **{k: v for k, v in processed.items() if k in step_names}}
-
-    kept = [merged(r) for r in _read(kept_files)]
-    rejected = [merged(r) for r in _read(rejected_files)]
-    if len(kept) + len(rejected) != len(rows):
-        raise RuntimeError(f"post-processing: {len(rows)} rows in, {len(kept)} kept + {len(rejected)} rejected out")
-    order = {r["id"]: i for i, r in enumerate(rows)}
-    kept.sort(key=lambda r: order[r["id"]])
-    rejected.sort(key=lambda r: order[r["id"]])
-    stats["out"] = len(kept)
-    stats["removed"] = {}
-    for r in rejected:
-        stats["removed"][r["reason"]] = stats["removed"].get(r["reason"], 0) + 1
-    return kept, rejected, extra, stats
+    """Generated rows through the documents engine: the dolma filter steps (`filters`) and the dedup stage
+    (`dedup`), each resumable with its own key. Returns (kept rows, rejected rows with reason, the columns the steps
+    added, stats)."""
+    source = GeneratedRows(rows, generated_schema(gen.fields), work, filter_key=config_hash(cfg.filters, exclude=set()),
+                           dedup_key=config_hash(cfg.dedup, exclude=set()))
+    out = process_documents(source, cfg.filters, cfg.dedup, cfg.execution, cfg.shard_rows, log=run_logger().info)
+    kept, rejected, stats = merge_generated(rows, out)
+    return kept, rejected, out.added, stats
 
 
 # ---- the flow --------------------------------------------------------------------------------------------------
