@@ -96,7 +96,8 @@ def main() -> None:
 
         cfg = load_config(SphinxConfig, inputs=[str(seeds)], output=str(tmp / "out"), sets=sets + [
             "generation.backend.kind=replay", f"generation.backend.path={replay}",
-            "nshot.pool=all"])  # every row fails LID here: let all rows be neighbours, so MiniLM runs
+            "nshot.pool=all", "keep_failed=true", "english_rows=false"])  # every row fails LID here: keep them
+        # in data/ and let all rows be neighbours, so MiniLM runs on the translated rows as before
         t = time.perf_counter()
         res = sphinx_flow(cfg)
         wall = time.perf_counter() - t

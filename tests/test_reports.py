@@ -171,7 +171,7 @@ def sphinx_output(base: Path) -> Path:
         inputs.mkdir(parents=True, exist_ok=True)
         sphinx_flow(load_config(SphinxConfig, output=str(out), sets=THREE + [
             "generation.backend.kind=replay", f"generation.backend.path={replay_file(inputs)}",
-            "generation.max_retries=0", "generation.backoff_s=0"]))
+            "generation.max_retries=0", "generation.backoff_s=0", "keep_failed=true"]))
     return _once(base, "sphinx", build)
 
 
