@@ -134,7 +134,8 @@ class SphinxConfig(GeneratorConfig):
             if code == "en" and info.data.get("english_rows", True):
                 raise ValueError("'en' is the source language: english_rows writes data/lang=en/ from the sources")
             if code not in table:
-                raise ValueError(f"{code!r} is not in the language table (languages.<code>){_did_you_mean(code, table)}")
+                raise ValueError(f"{code!r} is not in the language table (languages.<code>)"
+                                 + _did_you_mean(code, table))
         return targets
 
     @model_validator(mode="after")

@@ -39,7 +39,8 @@ _TEXT = (r"(?:the|this|that|these|those|following|given|each|every|its|my|your)\
          r"e-?mails?|letters?|essays?|messages?|paragraph|following|tweets?|excerpts?|sayings?|expressions?|"
          r"idioms?|poems?|lyrics|dialogues?|questions?|answers?)\b")
 _QUOTE = r"(?:\"[^\"\n]+\"|“[^”\n]+”|«[^»\n]+»|'[^'\n]{2,}'(?!\w))"
-_ASK = r"^(?:(?:please|kindly|now|then|also|and|otherwise|if not|else|finally|first|next),?\s+|(?:can|could|would|will) you\s+(?:please\s+)?|i (?:want|need) you to\s+)*"
+_ASK = (r"^(?:(?:please|kindly|now|then|also|and|otherwise|if not|else|finally|first|next),?\s+"
+        r"|(?:can|could|would|will) you\s+(?:please\s+)?|i (?:want|need) you to\s+)*")
 _MAKE = (r"(?:write|compose|create|generate|make|come up with|give|tell|suggest|list|name|find|think of|provide|"
          r"produce|brainstorm|invent|craft|complete|finish|rewrite|turn|convert)")
 _I = re.I
@@ -60,7 +61,8 @@ TASKS: list[tuple[str, list[re.Pattern]]] = [
         r"\b(?:in|with|using) (?:an? )?(?:alliteration|rhyme|acrostic)\b", r"\bas an? (?:haiku|limerick|acrostic)\b")]),
     ("counting", [re.compile(p, _I) for p in (
         r"\bhow many (?:letters|syllables|vowels|consonants)\b",
-        rf"\bhow many (?:characters|words|sentences)\b[^?\n]*\b(?:in|of|does|do|are|has|have)\b[^?\n]*(?:{_TEXT}|{_QUOTE})",
+        rf"\bhow many (?:characters|words|sentences)\b[^?\n]*\b(?:in|of|does|do|are|has|have)\b[^?\n]*"
+        rf"(?:{_TEXT}|{_QUOTE})",
         rf"\bhow many times does\b[^?\n]*(?:\bletter\b|\bword\b|{_QUOTE})",
         r"(?:^|\b(?:and|then)\s+)count (?:the )?(?:number of )?(?:letters|characters|words|syllables|vowels|consonants|"
         r"sentences)\b",
@@ -94,7 +96,8 @@ TASKS: list[tuple[str, list[re.Pattern]]] = [
         r"punctuation) (?:errors?|mistakes?))\b",
         r"\b(?:if|whether)\b[^.?!\n]{0,60}\b(?:grammatical(?:ly (?:correct|incorrect))?|(?:spelt|spelled) "
         r"(?:correctly|right))\b",
-        r"\bhow (?:do|would|should) (?:you|i|we|one) spell\b", rf"{_ASK}spell (?:out )?(?:{_TEXT}|{_QUOTE}|\w+\b\s*[.?]?$)",
+        r"\bhow (?:do|would|should) (?:you|i|we|one) spell\b",
+        rf"{_ASK}spell (?:out )?(?:{_TEXT}|{_QUOTE}|\w+\b\s*[.?]?$)",
         r"\b(?:in|with) (?:the )?correct (?:grammar|spelling|punctuation)\b",
         rf"\b(?:part of speech|parts of speech|tense|plural|singular|past tense|past participle|synonyms?|antonyms?)"
         rf"\b[^.?!\n]{{0,40}}(?:{_QUOTE}|\bof (?:the )?(?:word|verb|noun|adjective)s?\b|{_TEXT})")]),
