@@ -44,6 +44,7 @@ GOLDEN = HERE / "data" / "golden_outputs.json"
 GOLDEN_INPUTS = HERE / "data" / "golden"
 SHARED = HERE.parents[1] / "shared"
 DIGEST_VERSION = 1
+FILE_TEXT_CHARS = 16_000  # a published text file up to this size is kept whole (a failure shows its diff)
 ROW_HASH_CHARS = 12  # per-row hashes kept (so a failure can show the rows that are new), the first 12 hex digits
 
 # Row / manifest fields that legitimately differ between two runs of the same code on the same inputs. Keep this
@@ -334,18 +335,22 @@ def digest_output(out: Path, tmp: Path, root: Path, keep_rows: bool = False, run
             t = pat.sub(sub, t)
         return t
 
-    files = {}
+    files, texts = {}, {}
     for f in sorted(out.rglob("*")):
         rel = f.relative_to(out)
         if (not f.is_file() or f.suffix == ".parquet" or rel.parts[0] in SKIP_DIRS or str(rel) in NOT_DIGESTED
                 or any(p.startswith(".") for p in rel.parts)):
             continue
         try:
-            files[str(rel)] = sha(text_of(f))
+            t = text_of(f)
+            files[str(rel)] = sha(t)
+            if len(t) <= FILE_TEXT_CHARS:
+                texts[str(rel)] = t
         except UnicodeDecodeError:
             files[str(rel)] = hashlib.sha256(f.read_bytes()).hexdigest()
     card = text_of(out / "README.md") if (out / "README.md").is_file() else ""
-    return {"kinds": kinds, "manifest": manifest, "files": files, "card_sha256": sha(card), "card": card}
+    return {"kinds": kinds, "manifest": manifest, "files": files, "file_texts": texts, "card_sha256": sha(card),
+            "card": card}
 
 
 # ---------------------------------------------------------------------------------------------------- compare
@@ -373,7 +378,8 @@ def compare(name: str, want: dict, got: dict, max_rows: int = 3) -> list[str]:
     for f in sorted(set(wf) | set(gf)):
         if wf.get(f) != gf.get(f):
             state = "is gone" if f not in gf else "is new" if f not in wf else "differs"
-            msgs.append(f"{name}: published file {f} {state}")
+            msgs.append(f"{name}: published file {f} {state}" + _text_diff(want.get("file_texts", {}).get(f),
+                                                                            got.get("file_texts", {}).get(f)))
     if want["manifest"] != got["manifest"]:
         msgs.append(f"{name}: manifest differs: recorded {json.dumps(want['manifest'], sort_keys=True)[:600]} "
                     f"now {json.dumps(got['manifest'], sort_keys=True)[:600]}")
@@ -384,6 +390,16 @@ def compare(name: str, want: dict, got: dict, max_rows: int = 3) -> list[str]:
                                                       "recorded", "now", n=0, lineterm="")][2:]
         msgs.append(f"{name}: dataset card differs ({len(diff)} diff lines):\n    " + "\n    ".join(diff[:12]))
     return msgs
+
+
+def _text_diff(a: str | None, b: str | None, n: int = 12) -> str:
+    if a is None or b is None:
+        return ""
+    import difflib
+
+    diff = [line for line in difflib.unified_diff(a.splitlines(), b.splitlines(), "recorded", "now", n=0,
+                                                  lineterm="")][2:]
+    return ":\n    " + "\n    ".join(diff[:n]) if diff else ""
 
 
 def public(d: dict) -> dict:
