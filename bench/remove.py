@@ -103,7 +103,7 @@ def main() -> None:
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.config import load_config
-    from flows.unlearning_split import RemoveConfig, remove_flow
+    from flows.remove import RemoveConfig, remove_flow
 
     cfg = load_config(RemoveConfig, sets=[f"corpus={corpus}", f"ids={ids_file}", "match.domain=site7.example.org",
                                           f"derived=[{d1},{d2}]"])

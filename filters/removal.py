@@ -18,23 +18,28 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from corpora.atomic import read_json
+from corpora.atomic import atomic_write_json, atomic_write_text, read_json
+from corpora.config import StrictModel
+from corpora.readers import InputError
+from corpora.shards import write_table_atomic
 from filters.forget_match import (
     MatchSpec,
     NearDupConfig,
     cluster_roots,
     expand_matches,
     match_rows,
+    read_id_list,
 )
-from filters.lineage import Hits
+from filters.lineage import DEFAULT_LINKS, Hits, follow_lineage
 
 TOMBSTONES = "tombstones"
 REGENERATE = "regenerate"
@@ -268,3 +273,162 @@ def changelog_markdown(entries: list[dict]) -> str:
             lines.append(f"- copied unchecked (no id column): {', '.join(e['unchecked_kinds'])}")
         lines.append("")
     return "\n".join(lines)
+
+
+# ---- one removal, as `flows run remove` runs it ----------------------------------------------------------------
+class DerivedSpec(StrictModel):
+    path: str  # a derived dataset's output folder (e.g. a textbooks run on the corpus)
+    action: Literal["remove", "list"] = "remove"  # remove: write <path>@vN; list: list rows for regeneration
+    name: str | None = None  # default: the folder's name without its version (qa@v2 -> qa)
+    link: list[str] = list(DEFAULT_LINKS)
+    output: str | None = None  # the derived dataset's new version; default <path>@v(N+1)
+
+
+def derived_names(derived: Sequence[DerivedSpec]) -> list[str]:
+    names = [d.name or version_of(Path(d.path).resolve())[0] for d in derived]  # qa@v2 -> qa
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"derived: two datasets are named {dup!r}: give each a distinct name")
+    return names
+
+
+def removal_plans(corpus: str | None, ids: str | None, match: MatchSpec, derived: Sequence[DerivedSpec],
+                  target: str | None) -> tuple[VersionPlan, list[VersionPlan | None]]:
+    """The corpus's new version and each derived dataset's (None: `action: list`); one-line errors first."""
+    if not corpus:
+        raise InputError("remove: give the corpus to remove from: flows run remove --corpus DIR --ids FILE "
+                         "(or --set match.url=... / match.domain=... / match.author=... / match.query=...)")
+    if ids is None and match.is_empty():
+        raise InputError("remove: give what to remove: --ids FILE, or --set match.ids / match.url / match.domain / "
+                         "match.author / match.query / match.regex")
+    plan = plan_version(Path(corpus), target)
+    plans = []
+    for d in derived:
+        src = Path(d.path).expanduser().resolve()
+        if src == plan.source:
+            raise ValueError(f"derived: {d.path} is the corpus itself")
+        plans.append(plan_version(src, d.output) if d.action == "remove" else None)
+    return plan, plans
+
+
+def find_removals(corpus: str, ids: str | None, match: MatchSpec, near_dup: NearDupConfig, link: list[str],
+                  derived: Sequence[DerivedSpec], names: list[str]) -> dict:
+    """Every table of the corpus and the derived datasets, the rows to remove from each (matches, near
+    duplicates, lineage to a fixpoint) and the match stats."""
+    t0 = time.monotonic()
+    tables, schemas = load_dataset(Path(corpus))
+    extra = read_id_list(ids) if ids else []
+    hits, mstats = match_dataset(tables, match, near_dup, extra)
+    t_match = time.monotonic() - t0
+    all_tables, all_schemas, links = {"": tables}, {"": schemas}, {"": link}
+    for name, d in zip(names, derived):
+        all_tables[name], all_schemas[name] = load_dataset(Path(d.path))
+        links[name] = d.link
+    # earlier removals' tombstones count as removed too: a derived dataset named only now still loses its rows
+    prior = tables.get(TOMBSTONES)
+    prior_ids = set(prior.column("id").to_pylist()) if prior is not None else set()
+    visible = {d: {k: t for k, t in kinds.items() if not is_internal(k)} for d, kinds in all_tables.items()}
+    hits, levels = follow_lineage(visible, hits, links, removed_ids=prior_ids)
+    return {"tables": all_tables, "schemas": all_schemas, "hits": hits, "match": mstats, "levels": levels,
+            "seconds_match": t_match, "seconds": time.monotonic() - t0}
+
+
+def removal_rules(ids: str | None, match: MatchSpec, near_dup: NearDupConfig, link: list[str],
+                  unmatched: dict) -> dict:
+    """What the changelog records of the rules (the id file by path and sha256, never its ids)."""
+    ids_path = Path(ids).expanduser().resolve() if ids else None
+    return {"ids_file": str(ids_path) if ids_path else None,
+            "ids_file_sha256": text_hash(ids_path.read_text(encoding="utf-8")) if ids_path else None,
+            "match": match.model_dump(mode="json", exclude_defaults=True),
+            "near_duplicates": near_dup.model_dump() if near_dup.enabled else False,
+            "link": link, "unmatched": unmatched}
+
+
+def derived_lineage(names: list[str], derived: Sequence[DerivedSpec], plans: list[VersionPlan | None],
+                    hits: dict, tables: dict, version: str) -> tuple[list[dict], dict[str, pa.Table]]:
+    """Per derived dataset: what the lineage reached (the changelog's `lineage`), and the regenerate/<dataset>
+    tables of the `action: list` ones."""
+    lineage, regenerate = [], {}
+    for name, d, dp in zip(names, derived, plans):
+        dh = {k: v for k, v in hits.get(name, {}).items() if v}
+        n = sum(len(v) for v in dh.values())
+        item = {"dataset": name, "path": str(Path(d.path).resolve()), "action": d.action, "rows": n,
+                "by_kind": {k: len(v) for k, v in dh.items()}}
+        if d.action == "list":
+            rows = [r for k, v in dh.items() for r in regenerate_rows(tables[name][k], v, name, k)]
+            regenerate[f"{REGENERATE}/{name}"] = pa.Table.from_pylist(rows, schema=REGENERATE_SCHEMA)
+            item["listed_in"] = f"{version}/{REGENERATE}/{name}"
+        else:
+            item["new_version"] = str(dp.target)
+        lineage.append(item)
+    return lineage, regenerate
+
+
+@dataclass
+class VersionParts:
+    """A new version's kinds in publishing order: (leaf, files, schema, under, name) each."""
+    kinds: list[tuple[str, list[Path], pa.Schema, Path | None, str]]
+    tombstones: pa.Table
+    unchecked: list[str]
+    rows_in: int
+    rows_out: int
+    counts: dict
+
+
+def version_parts(plan: VersionPlan, tables: dict[str, pa.Table], schemas: dict[str, pa.Schema], hits: dict,
+                  extra_kinds: dict[str, pa.Table], work: Path) -> VersionParts:
+    """Every kind minus its removed rows (staged under `work`; a kind with nothing removed keeps its source
+    shards), the extra kinds (regenerate/<dataset>), and the tombstones (earlier + new)."""
+    kinds, tomb_parts, unchecked, rows_in, rows_out = [], [], [], 0, 0
+    source_files = dataset_kinds(plan.source)
+    old_tomb = tables.get(TOMBSTONES)
+    if old_tomb is not None and old_tomb.num_rows:
+        tomb_parts.append(old_tomb)
+    for kind, t in tables.items():
+        if kind == TOMBSTONES:
+            continue
+        under, leaf = (str(Path(kind).parent), Path(kind).name) if "/" in kind else (None, kind)
+        if is_internal(kind) or "id" not in t.column_names:
+            kept = t
+            if not is_internal(kind) and t.num_rows:
+                unchecked.append(kind)
+        else:
+            kept, tomb = split_kind(t, hits.get(kind, {}), kind, plan.version) if hits.get(kind) else (t, None)
+            if tomb is not None:
+                tomb_parts.append(tomb)
+        rows_in += t.num_rows if not is_internal(kind) else 0
+        rows_out += kept.num_rows if not is_internal(kind) else 0
+        if kept is t:  # nothing removed: the source shards are republished as they are (one write, not two)
+            files = source_files[kind]
+        else:
+            files = [Path(write_table_atomic(work / (kind.replace("/", "__") + ".parquet"), kept).path)]
+        kinds.append((leaf, files, schemas[kind], Path(under) if under else None, kind))
+    for kind, t in extra_kinds.items():  # regenerate/<dataset>
+        path = write_table_atomic(work / (kind.replace("/", "__") + ".parquet"), t).path
+        kinds.append((Path(kind).name, [Path(path)], t.schema, Path(kind).parent, kind))
+    tomb = pa.concat_tables([p.cast(TOMBSTONE_SCHEMA) for p in tomb_parts]) if tomb_parts else \
+        TOMBSTONE_SCHEMA.empty_table()
+    path = write_table_atomic(work / "tombstones.parquet", tomb).path
+    kinds.append((TOMBSTONES, [Path(path)], TOMBSTONE_SCHEMA, None, TOMBSTONES))
+    counts = counts_of({k: v for k, v in hits.items() if k in tables and not is_internal(k)})
+    return VersionParts(kinds, tomb, unchecked, rows_in, rows_out, counts)
+
+
+def write_changelog(out_dir: Path, plan: VersionPlan, rules: dict, counts: dict, lineage: list[dict],
+                    unchecked: list[str], date: str) -> dict:
+    """changelog.json (the source's entries + this one), CHANGELOG.md and the origin manifest; returns the entry."""
+    entry = changelog_entry(plan.version, plan.source, rules, counts, lineage, unchecked, date)
+    entries = (read_json(plan.source / CHANGELOG) or []) + [entry]
+    atomic_write_json(out_dir / CHANGELOG, entries)
+    atomic_write_text(out_dir / "CHANGELOG.md", changelog_markdown(entries))
+    origin = origin_manifest(plan.source)
+    if origin is not None:
+        atomic_write_json(out_dir / ORIGIN_MANIFEST, origin)
+    return entry
+
+
+def source_inputs(plan: VersionPlan) -> list[dict]:
+    """The manifest's `inputs` of a version: its source's manifest, by path and sha256."""
+    return [{"path": str(plan.source / "manifest.json"),
+             "sha256": text_hash((plan.source / "manifest.json").read_text())
+             if (plan.source / "manifest.json").is_file() else None}]

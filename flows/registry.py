@@ -20,7 +20,7 @@ PIPELINES: dict[str, str] = {
     "mix": "flows.mix:PIPELINE",
     "mix-ratios": "flows.mix_ratios:PIPELINE", "tokenize": "flows.tokenize:PIPELINE",
     "unlearning-whp": "flows.unlearning:WHP_PIPELINE", "unlearning-reinforce": "flows.unlearning:REINFORCE_PIPELINE",
-    "unlearning-split": "flows.unlearning_split:SPLIT_PIPELINE", "remove": "flows.unlearning_split:REMOVE_PIPELINE",
+    "unlearning-split": "flows.unlearning_split:SPLIT_PIPELINE", "remove": "flows.remove:REMOVE_PIPELINE",
 }
 
 

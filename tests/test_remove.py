@@ -35,7 +35,7 @@ def tree_hash(folder: Path) -> dict[str, str]:
 
 
 def remove(corpus: Path, *sets: str) -> dict:
-    from flows.unlearning_split import RemoveConfig, remove_flow
+    from flows.remove import RemoveConfig, remove_flow
 
     cfg = load_config(RemoveConfig, sets=[f"corpus={corpus}", *sets])
     return remove_flow(cfg)
@@ -226,7 +226,7 @@ def test_shipped_config_matches_the_model():
     import yaml
 
     from flows.config import defaults_yaml
-    from flows.unlearning_split import RemoveConfig
+    from flows.remove import RemoveConfig
 
     shipped = Path(rm.__file__).parents[1] / "configs" / "remove.yaml"
     assert yaml.safe_load(shipped.read_text()) == yaml.safe_load(defaults_yaml(RemoveConfig))
