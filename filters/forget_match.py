@@ -26,6 +26,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from corpora.config import StrictModel
+from corpora.jsonl import read_jsonl
 from filters.dedup.clusters import UnionFind
 from filters.dedup.minhash import MinHashConfig, near_duplicate_clusters
 from filters.url_blocklist import _host, normalize_domain, normalize_url
@@ -97,25 +98,20 @@ def read_id_list(path: str | Path) -> list[str]:
             raise ValueError(f"{p}: no 'id' column")
         return [str(x) for x in pq.read_table(p, columns=["id"]).column("id").to_pylist() if x is not None]
     out = []
+    if name.endswith((".jsonl", ".json", ".ndjson")):
+        for n, obj in read_jsonl(p, objects=False):
+            if not isinstance(obj, dict) or obj.get("id") in (None, ""):
+                raise ValueError(f"{p}: line {n}: expected an object with an 'id'")
+            out.append(str(obj["id"]))
+        return out
     try:
         raw = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         raise ValueError(f"{p}: not UTF-8 text (byte {e.start})") from None
-    for n, line in enumerate(raw.splitlines(), 1):
-        if name.endswith((".jsonl", ".json", ".ndjson")):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{p}: line {n}: invalid JSON ({e.msg})") from None
-            if not isinstance(obj, dict) or obj.get("id") in (None, ""):
-                raise ValueError(f"{p}: line {n}: expected an object with an 'id'")
-            out.append(str(obj["id"]))
-        else:
-            entry = line.strip()
-            if entry and not (entry == "#" or entry.startswith("# ")):
-                out.append(entry)
+    for line in raw.splitlines():
+        entry = line.strip()
+        if entry and not (entry == "#" or entry.startswith("# ")):
+            out.append(entry)
     return out
 
 
