@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from corpora.hashing import content_id, short_hash
+from corpora.jsonl import JsonlError, read_jsonl
 from corpora.records import BadRecord
 
 ANCHOR_TEMPLATE_ID = "whp_anchors@v1"
@@ -141,16 +142,13 @@ def load_anchors(path: str | Path) -> dict[str, list[str]]:
         for n, row in enumerate(pq.read_table(path).to_pylist()):
             add(row.get("term"), row.get("translation"), f"{path}: row {n}")
     elif path.suffix == ".jsonl":
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise AnchorError(f"{path}: line {n}: invalid JSON: {e.msg}") from None
-            if not isinstance(row, dict):
-                raise AnchorError(f"{path}: line {n}: expected an object with term and translation")
-            add(row.get("term"), row.get("translation"), f"{path}: line {n}")
+        try:
+            for n, row in read_jsonl(path, objects=False):
+                if not isinstance(row, dict):
+                    raise AnchorError(f"{path}: line {n}: expected an object with term and translation")
+                add(row.get("term"), row.get("translation"), f"{path}: line {n}")
+        except JsonlError as e:
+            raise AnchorError(str(e)) from None
     else:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
