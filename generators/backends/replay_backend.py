@@ -22,10 +22,10 @@ request of that round again (reading is instant) instead of keeping answers the 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
+from corpora.jsonl import read_jsonl
 from generators.backends.base import Backend, GenerationRequest, GenerationResult
 
 Match = Literal["auto", "request_id", "prompt"]
@@ -48,17 +48,7 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
             raw = zstandard.ZstdDecompressor().decompressobj().decompress(path.read_bytes())
         else:
             raw = path.read_bytes()
-        rows = []
-        for n, line in enumerate(raw.decode("utf-8-sig").splitlines(), 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}: line {n}: invalid JSON: {e.msg}") from None
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path}: line {n}: expected an object")
-                rows.append(row)
-        return rows
+        return [row for _, row in read_jsonl(path, data=raw)]
     raise ValueError(f"{path}: a replay file must be .parquet or .jsonl (optionally .gz / .zst)")
 
 
