@@ -22,6 +22,7 @@ from pydantic import Field
 from corpora.atomic import atomic_write_json
 from corpora.config import StrictModel
 from corpora.hashing import short_hash
+from corpora.jsonl import read_jsonl
 from generators.backends.base import GenerationRequest, SamplingParams
 
 GRADER_TEMPLATE_ID = "edu_grade@v1"
@@ -144,13 +145,7 @@ def read_grades(path: str | os.PathLike, known_ids: set[str] | None = None) -> G
 
         rows = pq.read_table(path).to_pylist()
     elif suffix in (".jsonl", ".json"):
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}: line {n}: invalid JSON: {e.msg}") from None
+        rows = [row for _, row in read_jsonl(path)]
     elif suffix == ".csv":
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
