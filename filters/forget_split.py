@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from pydantic import Field, field_validator, model_validator
 
 from corpora.config import StrictModel
+from corpora.jsonl import JsonlError, read_jsonl
 from corpora.readers import FieldMap, InputError, read_records
 from corpora.records import BadRecord
 from corpora.staging import rename_duplicate_ids, rename_duplicate_ids_table
@@ -123,14 +124,8 @@ def _json_items(path: Path) -> list[tuple[str, Any]]:
         except json.JSONDecodeError as e:
             raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
         return [(f"item {i}", x) for i, x in enumerate(data)]
-    out: list[tuple[str, Any]] = []
-    for n, line in enumerate(raw.splitlines(), 1):
-        if line.strip():
-            try:
-                out.append((f"line {n}", json.loads(line)))
-            except json.JSONDecodeError as e:
-                out.append((f"line {n}", ValueError(f"invalid JSON: {e.msg}")))
-    return out
+    return [(f"line {n}", ValueError(obj.reason) if isinstance(obj, JsonlError) else obj)
+            for n, obj in read_jsonl(path, objects=False, errors="yield")]
 
 
 def detect_kind(paths: Sequence[Path], text_field: str = "text") -> str:
