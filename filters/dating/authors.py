@@ -11,7 +11,6 @@ scores names structurally: "R. S. Surtees" = "Surtees, Robert Smith", "E. Nesbit
 from __future__ import annotations
 
 import csv
-import json
 import re
 import unicodedata
 from collections import defaultdict
@@ -19,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rapidfuzz import fuzz
+
+from corpora.jsonl import JsonlError, read_jsonl
 
 MATCH_THRESHOLD = 90.0
 BIRTH_TOLERANCE = 5
@@ -380,35 +381,30 @@ def _load_wikidata_jsonl(p: Path) -> AuthorsTable:
     records: list[AuthorRecord] = []
     problems: list[TableProblem] = []
     try:
-        fh = open(p, encoding="utf-8")
+        lines = list(read_jsonl(p, objects=False, errors="yield"))
     except OSError as e:
         raise AuthorsTableError(f"{p}: cannot read authors table: {e}") from e
-    with fh:
-        for i, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(TableProblem(str(p), f"line {i}", f"invalid JSON: {e.msg}"))
-                continue
-            if not isinstance(obj, dict):
-                problems.append(TableProblem(str(p), f"line {i}", "not a JSON object"))
-                continue
-            label = obj.get("authorLabel")
-            label = label.get("value") if isinstance(label, dict) else label
-            gb = obj.get("gb_author") or ""
-            gb_name, gb_b, gb_d = parse_life_dates(gb) if gb else ("", None, None)
-            name = gb_name or label or obj.get("author") or obj.get("name")
-            if not name or not isinstance(name, str):
-                problems.append(TableProblem(str(p), f"line {i}", "no author name (gb_author / authorLabel)"))
-                continue
-            try:
-                b = _year_of_iso(obj.get("birthDate")) if obj.get("birthDate") else gb_b
-                d = _year_of_iso(obj.get("deathDate")) if obj.get("deathDate") else gb_d
-            except ValueError as e:
-                problems.append(TableProblem(str(p), f"line {i}", str(e)))
-                continue
-            aliases = tuple(a for a in (label,) if isinstance(a, str) and a and a != name)
-            records.append(AuthorRecord(name, b, d, aliases, f"{p.name} line {i}"))
+    for i, obj in lines:
+        if isinstance(obj, JsonlError):
+            problems.append(TableProblem(str(p), f"line {i}", obj.reason))
+            continue
+        if not isinstance(obj, dict):
+            problems.append(TableProblem(str(p), f"line {i}", "not a JSON object"))
+            continue
+        label = obj.get("authorLabel")
+        label = label.get("value") if isinstance(label, dict) else label
+        gb = obj.get("gb_author") or ""
+        gb_name, gb_b, gb_d = parse_life_dates(gb) if gb else ("", None, None)
+        name = gb_name or label or obj.get("author") or obj.get("name")
+        if not name or not isinstance(name, str):
+            problems.append(TableProblem(str(p), f"line {i}", "no author name (gb_author / authorLabel)"))
+            continue
+        try:
+            b = _year_of_iso(obj.get("birthDate")) if obj.get("birthDate") else gb_b
+            d = _year_of_iso(obj.get("deathDate")) if obj.get("deathDate") else gb_d
+        except ValueError as e:
+            problems.append(TableProblem(str(p), f"line {i}", str(e)))
+            continue
+        aliases = tuple(a for a in (label,) if isinstance(a, str) and a and a != name)
+        records.append(AuthorRecord(name, b, d, aliases, f"{p.name} line {i}"))
     return AuthorsTable(records, problems, "wikidata_jsonl")
