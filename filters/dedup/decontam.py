@@ -19,6 +19,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from corpora.jsonl import JsonlError, read_jsonl
 from filters.dedup.textnorm import WordHashes, ngram_hashes, normalize_words, word_hashes
 
 
@@ -84,13 +85,11 @@ def _get(row: Any, dotted: str, where: str) -> str:
 def _rows(path: Path) -> Iterator[tuple[str, Any]]:
     name = path.name.lower()
     if name.endswith((".jsonl", ".ndjson")):
-        with open(path, encoding="utf-8") as fh:
-            for i, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        yield f"{path}:{i}", json.loads(line)
-                    except ValueError as e:
-                        raise BenchmarkError(f"{path}:{i}: not JSON ({e})") from e
+        try:
+            for i, row in read_jsonl(path, objects=False):
+                yield f"{path}:{i}", row
+        except JsonlError as e:
+            raise BenchmarkError(str(e)) from e
     elif name.endswith(".json"):
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict):  # {"data": [...]} or {"split": [...]}: the first list value
