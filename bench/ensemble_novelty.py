@@ -1,5 +1,5 @@
 """Cost of the Ensemble-Instruct novelty check per candidate as the pool grows: the prefiltered index
-(`generators.rouge.NoveltyPool`, method="index") vs scoring the whole pool (method="brute", the reference's way).
+(`filters.rouge.NoveltyPool`, method="index") vs scoring the whole pool (method="brute", the reference's way).
 
 The pool: synthetic instructions (an imperative verb + 5-20 words drawn Zipf-like from a 3,000-word vocabulary, with
 the English function words mixed in at their usual rate) and near copies of earlier items (1-4 words changed), so
@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from generators.rouge import COMMON_WORDS, NoveltyPool, tokenize
+from filters.rouge import COMMON_WORDS, NoveltyPool, tokenize
 
 VERBS = ["write", "describe", "list", "explain", "summarize", "give", "suggest", "compare", "classify", "name",
          "generate", "create", "find", "rewrite", "translate", "identify", "tell", "convert", "evaluate",

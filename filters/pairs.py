@@ -7,8 +7,8 @@ tokens) is done once per candidate, not once per pair; the pair step is array ar
 - `length_ratios`: len(y_new) / len(y_orig) in characters.
 - `numbers_ok`: every number of y_new appears in y_orig (the reference's check, which is one-sided in effect:
   both of its tests iterate over y_new's numbers); `two_sided=True` also asks the converse.
-- `rouge_l`: ROUGE-L F1 with rouge-score's default tokenizer (lowercase, runs of [a-z0-9]; no stemming, as the
-  reference's `evaluate` call), the LCS computed for all pairs at once (one DP over padded token arrays).
+- ROUGE-L F1: `filters.rouge.rouge_l_pairs` with rouge-score's default tokenizer (lowercase, runs of [a-z0-9]; no
+  stemming, as the reference's `evaluate` call), each candidate tokenised once.
 - `components`: connected components (union-find) of an undirected graph, for the NLI-graph dedup.
 - `distinct_n`, `self_bleu`: diversity of the kept sentences, for the run's stats.
 """
@@ -25,8 +25,8 @@ import numpy as np
 from pydantic import Field
 
 from corpora.config import StrictModel
+from filters.rouge import rouge_l_pairs
 
-_ROUGE_TOKEN = re.compile(r"[a-z0-9]+")
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
 _UNITS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
                                      "fourteen fifteen sixteen seventeen eighteen nineteen".split())}
@@ -107,49 +107,6 @@ def numbers_ok(texts: Sequence[str], I: np.ndarray, J: np.ndarray, two_sided: bo
     if two_sided:
         ok &= ~(M[I] & ~M[J]).any(axis=1)
     return ok
-
-
-def rouge_tokens(text: str) -> list[str]:
-    """rouge-score's default tokenizer (no stemmer)."""
-    return _ROUGE_TOKEN.findall(text.lower())
-
-
-def _token_matrix(token_lists: Sequence[list[str]], pad: int) -> tuple[np.ndarray, np.ndarray]:
-    vocab: dict[str, int] = {}
-    ids = [[vocab.setdefault(t, len(vocab)) for t in toks] for toks in token_lists]
-    width = max((len(x) for x in ids), default=0)
-    mat = np.full((len(ids), max(width, 1)), pad, dtype=np.int64)
-    for r, x in enumerate(ids):
-        mat[r, :len(x)] = x
-    return mat, np.array([len(x) for x in ids], dtype=np.int64)
-
-
-def lcs_lengths(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Longest common subsequence of each row pair (A[p], B[p]); pads must differ between A and B."""
-    P, lb = B.shape
-    prev = np.zeros((P, lb + 1), dtype=np.int32)
-    for a in range(A.shape[1]):
-        eq = A[:, a:a + 1] == B
-        cur = np.zeros_like(prev)
-        for b in range(lb):
-            cur[:, b + 1] = np.where(eq[:, b], prev[:, b] + 1, np.maximum(prev[:, b + 1], cur[:, b]))
-        prev = cur
-    return prev[:, lb]
-
-
-def rouge_l(texts: Sequence[str], I: np.ndarray, J: np.ndarray) -> np.ndarray:
-    """ROUGE-L F1 of (reference texts[I], prediction texts[J]) for each pair."""
-    if len(I) == 0:
-        return np.zeros(0)
-    T, lens = _token_matrix([rouge_tokens(t) for t in texts], pad=-1)
-    B = T[J].copy()
-    B[B == -1] = -2  # pads never match each other
-    lcs = lcs_lengths(T[I], B).astype(np.float64)
-    li, lj = lens[I].astype(np.float64), lens[J].astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r, p = lcs / li, lcs / lj
-        f = 2 * p * r / (p + r)
-    return np.nan_to_num(f, nan=0.0, posinf=0.0)
 
 
 def components(n: int, edges: Iterable[tuple[int, int]]) -> list[int]:
@@ -330,7 +287,7 @@ def filter_pairs(texts: Sequence[str], cfg: PairFilterConfig, critic: Critic, gr
     t, pre = time.perf_counter(), {"length_ratio": time.perf_counter() - t}
     nums = numbers_ok(texts, I, J, two_sided=cfg.numbers == "both", extract=extract_numbers)
     t, pre["numbers"] = time.perf_counter(), time.perf_counter() - t
-    rouge = rouge_l(texts, I, J)
+    rouge = rouge_l_pairs(texts, I, J)
     pre["rougeL"] = time.perf_counter() - t
     fwd, rev = np.full(P, np.nan), np.full(P, np.nan)
     component: list[str | None] = [None] * P

@@ -5,7 +5,7 @@ from a mixture of LMs, as rounds of the generation mechanism. Every row keeps it
    (output only). Prompt "Come up with a series of tasks:" + `{i}. {instruction} |EoS|` lines + `{N+1}.`, the
    examples up to 4 accepted machine instructions of the type plus seeds, shuffled. Parsed on `\\n\\d+\\s?\\. `,
    filtered (length, word blacklist, "Write a program", punctuation / non-ASCII start) and checked for novelty
-   (ROUGE-L F1 <= 0.7 against the type's seeds and accepted instructions, one at a time: `generators.rouge`).
+   (ROUGE-L F1 <= 0.7 against the type's seeds and accepted instructions, one at a time: `filters.rouge`).
    The stop string `|EoS|` is never part of an instruction (backends cut at it; the parser cuts any left over).
 2. `instances`: a type-specific few-shot template (`ensemble_instruct_demos.yaml`) + instruction; the first block
    is parsed (A: `input:` then `output:`; B: `output:`).
@@ -38,7 +38,7 @@ from corpora.readers import InputError
 from generators.backends import BackendConfig
 from generators.backends.base import GenerationRequest, SamplingParams
 from generators.contract import Generator, GeneratorConfig, GeneratorResult
-from generators.rouge import NoveltyPool, Tokenizer, rouge_l, tokenize
+from filters.rouge import NoveltyPool, Tokenizer, rouge_l, tokenize
 
 TEMPLATE_VERSION = 1
 DEMOS_PATH = Path(__file__).with_name("ensemble_instruct_demos.yaml")

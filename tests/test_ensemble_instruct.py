@@ -16,7 +16,7 @@ from generators.ensemble_instruct import (
     seed_tasks,
     templates,
 )
-from generators.rouge import NoveltyPool, lcs_length, rouge_l_text, tokenize
+from filters.rouge import NoveltyPool, lcs_length, rouge_l_text, tokenize
 
 
 # ---- instructions --------------------------------------------------------------------------------------------

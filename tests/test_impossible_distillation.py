@@ -21,9 +21,9 @@ from filters.pairs import (
     numbers_in,
     numbers_ok,
     pair_indices,
-    rouge_l,
     self_bleu,
 )
+from filters.rouge import rouge_l_pairs
 from filters.sentences import first_sentence, is_full_sentence, left_contexts, split_sentences
 
 # ---- sentences and contexts -------------------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def test_length_ratio_and_numbers_on_hand_made_pairs():
 
 def test_rouge_l_matches_rouge_score_and_by_hand():
     I, J = pair_indices(4)
-    got = rouge_l(PAIR_TEXTS, I, J)
+    got = rouge_l_pairs(PAIR_TEXTS, I, J)
     assert got[2] == 1.0
     # "police held 4 men" vs "the police said 3 men were arrested on monday": LCS police, men = 2 -> P 2/4, R 2/9
     assert got[1] == pytest.approx(2 * (2 / 4) * (2 / 9) / (2 / 4 + 2 / 9))
@@ -99,7 +99,7 @@ def test_rouge_l_matches_rouge_score_and_by_hand():
     texts = PAIR_TEXTS + [" ".join(rng.choice(words, rng.integers(1, 30))) + "." for _ in range(30)] + ["", "..."]
     I, J = pair_indices(len(texts))
     ref = [scorer.score(texts[i], texts[j])["rougeL"].fmeasure for i, j in zip(I, J)]
-    assert np.allclose(rouge_l(texts, I, J), ref)
+    assert np.allclose(rouge_l_pairs(texts, I, J), ref)
 
 
 class TableCritic:

@@ -21,8 +21,8 @@ from filters.pairs import (
     numbers_numerizer,
     numbers_ok,
     pair_indices,
-    rouge_l,
 )
+from filters.rouge import rouge_l_pairs
 from tests.test_impossible_distillation import TableCritic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +115,7 @@ def test_the_two_orders_differ_and_each_is_right():
     is kept."""
     T = ORDER_TEXTS
     I, J = pair_indices(3)
-    ratio, nums, rouge = length_ratios(T, I, J), numbers_ok(T, I, J), rouge_l(T, I, J)
+    ratio, nums, rouge = length_ratios(T, I, J), numbers_ok(T, I, J), rouge_l_pairs(T, I, J)
     cfg = PairFilterConfig()
     length_ok = (ratio >= cfg.min_len_ratio) & (ratio <= cfg.max_len_ratio)
     assert length_ok.tolist() == [True, True, False] and nums.tolist() == [False, True, True]

@@ -199,7 +199,7 @@ def _distill_replay(tmp_path: Path) -> Path:
 
 
 def test_self_distill_on_new_contexts_in_stages_joins_the_data(tmp_path, prefect_harness):
-    from filters.pairs import rouge_l
+    from filters.rouge import rouge_l_pairs
 
     over = ["generation.rounds.distill.backend.kind=replay",
             f"generation.rounds.distill.backend.path={_distill_replay(tmp_path)}", "self_distill.sampling.n=6",
@@ -226,7 +226,7 @@ def test_self_distill_on_new_contexts_in_stages_joins_the_data(tmp_path, prefect
         assert sorted(str(r["reason"]) for r in mine) == ["None", "length_ratio", "not_full_sentence",
                                                           "not_most_diverse", "numbers", "rougeL"]
         passed = [r for r in mine if r["passed"]]
-        recomputed = rouge_l([passed[0]["y_orig"]] + [r["y_new"] for r in passed], [0] * 2, [1, 2])
+        recomputed = rouge_l_pairs([passed[0]["y_orig"]] + [r["y_new"] for r in passed], [0] * 2, [1, 2])
         assert [r["rougeL"] for r in passed] == pytest.approx(recomputed.tolist())
         chosen = [r for r in mine if r["selected"]]
         assert len(chosen) == 1 and chosen[0]["rougeL"] == pytest.approx(min(recomputed))

@@ -1,5 +1,13 @@
-"""ROUGE-L F1 as `rouge_score` computes it, and a novelty pool that finds "is any pool item above a threshold"
-without scoring the whole pool.
+"""The one ROUGE-L of the project: F1 as `rouge_score` computes it (`rouge_l`, `rouge_l_text`), all pairs of a
+candidate set at once (`rouge_l_pairs`, the Impossible Distillation pair filter), and a novelty pool that finds "is
+any pool item above a threshold" without scoring the whole pool (Ensemble-Instruct).
+
+Options per caller, as each reference calls rouge-score:
+- Impossible Distillation (`filters.pairs`): `evaluate.load('rouge').compute(predictions, references,
+  use_aggregator=False)` (jaehunjung1/impossible-distillation `pipeline/util.py`, `compute_rouge`), i.e. rouge-score's
+  default tokenizer without stemming: `stem=False`.
+- Ensemble-Instruct: novelty `use_stemmer=False` (Self-Instruct's scorer), consensus `stem=True` (see
+  `generators.ensemble_instruct`).
 
 Tokenizers (`tokenizer`):
 - "rouge_score" (reference-compatible): `rouge_score`'s own tokenizer (lowercase, every non-[a-z0-9] character is a
@@ -30,6 +38,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Literal
+
+import numpy as np
 
 Tokenizer = Literal["rouge_score", "unicode"]
 
@@ -72,6 +82,8 @@ _ASCII_WORD = re.compile(r"[a-z0-9]+")
 
 def tokenize(text: str, stem: bool = False, tokenizer: Tokenizer = "rouge_score") -> list[str]:
     if tokenizer == "rouge_score":
+        if not stem:  # rouge_score's tokenize without a stemmer keeps exactly the [a-z0-9] runs of text.lower()
+            return _ASCII_WORD.findall(text.lower())
         from rouge_score import tokenize as rs
 
         return rs.tokenize(text, _stemmer() if stem else None)
@@ -84,21 +96,31 @@ def tokenize(text: str, stem: bool = False, tokenizer: Tokenizer = "rouge_score"
     return tokens
 
 
+def _match_masks(a: Sequence) -> dict:
+    """For each token of `a`, the bit set of its positions."""
+    masks: dict = {}
+    for i, t in enumerate(a):
+        masks[t] = masks.get(t, 0) | (1 << i)
+    return masks
+
+
+def _lcs_from_masks(masks: dict, len_a: int, b: Sequence) -> int:
+    full = (1 << len_a) - 1
+    v = full
+    get = masks.get
+    for t in b:
+        u = v & get(t, 0)
+        v = ((v + u) | (v - u)) & full
+    return len_a - v.bit_count()
+
+
 def lcs_length(a: Sequence, b: Sequence) -> int:
     """Length of the longest common subsequence (bit-parallel over `a`)."""
     if len(a) < len(b):
         a, b = b, a
     if not b:
         return 0
-    masks: dict = {}
-    for i, t in enumerate(a):
-        masks[t] = masks.get(t, 0) | (1 << i)
-    full = (1 << len(a)) - 1
-    v = full
-    for t in b:
-        u = v & masks.get(t, 0)
-        v = ((v + u) | (v - u)) & full
-    return len(a) - v.bit_count()
+    return _lcs_from_masks(_match_masks(a), len(a), b)
 
 
 def f1_from_lcs(lcs: int, len_prediction: int, len_target: int) -> float:
@@ -115,6 +137,29 @@ def rouge_l(prediction: Sequence[str], target: Sequence[str]) -> float:
 
 def rouge_l_text(prediction: str, target: str, stem: bool = False, tokenizer: Tokenizer = "rouge_score") -> float:
     return rouge_l(tokenize(prediction, stem, tokenizer), tokenize(target, stem, tokenizer))
+
+
+def rouge_l_pairs(texts: Sequence[str], I: Sequence[int], J: Sequence[int], stem: bool = False,
+                  tokenizer: Tokenizer = "rouge_score") -> np.ndarray:
+    """ROUGE-L F1 of (target texts[I], prediction texts[J]) for each pair, as rouge_score's
+    `RougeScorer(["rougeL"]).score(texts[i], texts[j]).fmeasure`. Each text is tokenised once and its position
+    masks built once, whatever the number of pairs it is in."""
+    I, J = np.asarray(I, dtype=np.int64), np.asarray(J, dtype=np.int64)
+    out = np.zeros(len(I), dtype=np.float64)
+    if len(I) == 0:
+        return out
+    toks = [tokenize(t, stem, tokenizer) for t in texts]
+    masks: dict[int, dict] = {}
+    for p, (i, j) in enumerate(zip(I.tolist(), J.tolist())):
+        li, lj = len(toks[i]), len(toks[j])
+        if not li or not lj:
+            continue  # rouge_score: 0 when either side has no tokens
+        a, b = (i, j) if li >= lj else (j, i)
+        m = masks.get(a)
+        if m is None:
+            m = masks[a] = _match_masks(toks[a])
+        out[p] = f1_from_lcs(_lcs_from_masks(m, len(toks[a]), toks[b]), lj, li)
+    return out
 
 
 def min_overlap(length: int, threshold: float) -> int:
