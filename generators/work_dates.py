@@ -11,11 +11,11 @@ from typing import Sequence
 
 from corpora.hashing import short_hash
 from filters.dating.evidence import Evidence
+from filters.dating.settings import LLM_CONFIDENCE as DEFAULT_CONFIDENCE
 from generators.backends.base import GenerationRequest, SamplingParams
 
 TEMPLATE_ID = "work_date@v1"
 QUESTION = "When was the work {title} by {author} written? Answer just with the year."
-DEFAULT_CONFIDENCE = 0.6
 
 
 def work_date_requests(works: Sequence[tuple[str, str, str]], sampling: SamplingParams | None = None

@@ -24,6 +24,7 @@ from filters.dating.authors import MATCH_THRESHOLD, AuthorIndex
 from filters.dating.bibliography import LISTED_CONFIDENCE, listing_evidence
 from filters.dating.evidence import Evidence
 from filters.dating.periods import Slice
+from filters.dating.settings import SlicingSettings
 from filters.dating.slicing import SliceResult, SliceWork, build_slices, drop_first_chapter, paragraph_units
 from filters.dating.works import (WORKS_SCHEMA, MetadataRow, Work, apply_metadata, date_work, undated_row,
                                   work_from_text)
@@ -173,25 +174,13 @@ def unique_ids(rows: list[dict[str, Any]]) -> int:
 
 
 # ------------------------------------------------------------------------------------------------- slicing
-@dataclass
-class SlicingOptions:
-    budgets: dict[str, int]
-    max_works_per_author: int = 20
-    drop_first_chapter: bool = True
-    min_paragraph_words: int = 5
-    split_by: str = "paragraph"
-    seed: int = 0
-    min_confidence: float = 0.0
-    exclude_flags: tuple[str, ...] = ()
-
-
 def _author_key(row: dict[str, Any]) -> str:
     if row.get("author_birth") is not None or row.get("author_death") is not None:
         return f"{(row.get('author') or '').lower()}|{row.get('author_birth')}|{row.get('author_death')}"
     return (row.get("author") or "").strip().lower()
 
 
-def slice_corpus(paths: list[Path], rows: list[dict[str, Any]], opts: SlicingOptions, fields: FieldMap
+def slice_corpus(paths: list[Path], rows: list[dict[str, Any]], opts: SlicingSettings, fields: FieldMap
                  ) -> tuple[SliceResult, dict[str, dict[str, Any]]]:
     """Re-read the inputs of works that have a slice, cut their paragraphs and assign them to splits.
     Returns the assignment and, per work id, the row it came from (for year/author/source columns)."""
