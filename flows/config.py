@@ -14,24 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from corpora.config import StrictModel
+from corpora.config import RunConfig  # noqa: F401 (pipelines import it from here)
 
 
 class ConfigError(ValueError):
     """A bad config: the message names the key or file and the reason (the CLI prints it, exit code 2)."""
-
-
-class RunConfig(StrictModel):
-    """Keys every pipeline has."""
-
-    inputs: list[str] = []  # files or folders; empty: the pipeline's bundled sample
-    output: str | None = None  # default ./output/<pipeline>
-    overwrite: bool = False  # true: discard a previous run in `output` instead of resuming it
-    shard_rows: int = Field(100_000, ge=1)
-    shard_mb: float = Field(256.0, gt=0)
-    license: str = "other"  # the dataset card's license (SPDX id or "other"); not part of any resume key
 
 
 def config_hash(cfg: BaseModel, exclude: set[str] = frozenset({"inputs", "output", "overwrite"})) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import pyarrow as pa
 from pydantic import Field
 
-from corpora.config import StrictModel
+from corpora.config import RunConfig
 from corpora.records import Record
 from filters.c4 import C4Config
 from filters.dedup.config import DedupConfig, ExactDedup, KeepPolicyName, MinHashDedup, ParagraphDedup, UrlDedup
@@ -53,15 +53,10 @@ class GeneratedDedup(DedupConfig):
     minhash: MinHashDedup = MinHashDedup()
 
 
-class GeneratorConfig(StrictModel):
-    """Keys every generator pipeline has (its own keys are added by subclassing)."""
+class GeneratorConfig(RunConfig):
+    """Keys every generator pipeline has: `RunConfig`'s (`inputs`: files or folders of seed documents; empty: the
+    generator's bundled sample) and these (its own keys are added by subclassing)."""
 
-    inputs: list[str] = []  # files or folders of seed documents; empty: the generator's bundled sample
-    output: str | None = None  # default ./output/<pipeline>
-    overwrite: bool = False
-    shard_rows: int = Field(100_000, ge=1)
-    shard_mb: float = Field(256.0, gt=0)
-    license: str = "other"  # the dataset card's license (SPDX id or "other"); not part of any resume key
     text_field: str = "text"
     id_field: str = "id"
     # the generator applies it, after any seed selection of its own
