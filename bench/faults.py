@@ -280,7 +280,7 @@ def kill_suite(args, rng: random.Random, tmp: Path) -> list[Pipeline]:
     for g in ("ensemble-instruct", "impossible-distillation", "sphinx"):
         if want(Pipeline(g, [])):
             from record_replay import REPLAY_DIR
-            if not (REPLAY_DIR / g / "rounds.json").is_file():  # impossible-distillation: not recordable yet
+            if not (REPLAY_DIR / g / "rounds.json").is_file():  # not recorded (bench/record_replay.py)
                 print(f"[{g}] skipped: no replay answers in {REPLAY_DIR / g}", flush=True)
                 continue
             pipes.append(Pipeline(g, generator_replay(g, tmp)))

@@ -41,6 +41,12 @@ sys.path.append(str(ROOT / "bench"))
 GENERATORS = ("ensemble-instruct", "impossible-distillation", "sphinx")
 REPLAY_DIR = ROOT / "bench" / "data" / "replay"
 SMOLLM2 = ["--set", "generation.backend.kind=transformers", "--set", "generation.backend.threads=2"]
+# Arguments of every run of a generator here (the SmolLM2 run, the replay runs, the kill trials' runs).
+# impossible-distillation chooses `max_contexts` of its contexts after sorting them by id and a seeded shuffle; a
+# context's id hashes its completion's id, a cache key that hashes the backend identity (the replay file's sha256),
+# so a replay run with SmolLM2's very answers chose 6 other contexts of the same 15 and asked candidates SmolLM2
+# never answered. With every context chosen (15 on the demo), the candidates' prompts are the same set in any run.
+RUN_ARGS = {"impossible-distillation": ["--set", "max_contexts=null"]}
 
 
 def replay_args(folder: Path, rounds: dict[str, str] | None = None, base: Path | None = None) -> list[str]:
@@ -49,7 +55,8 @@ def replay_args(folder: Path, rounds: dict[str, str] | None = None, base: Path |
     if rounds is None:
         rounds = json.loads((folder / "rounds.json").read_text())
     base = base or folder / next(iter(rounds.values()))
-    args = ["--set", "generation.backend.kind=replay", "--set", f"generation.backend.path={base}"]
+    args = ["--set", "generation.backend.kind=replay", "--set", f"generation.backend.path={base}",
+            *RUN_ARGS.get(folder.name, [])]
     for name, f in rounds.items():
         args += ["--set", f"generation.rounds.{name}.backend.kind=replay",
                  "--set", f"generation.rounds.{name}.backend.path={folder / f}"]
@@ -86,12 +93,7 @@ def round_dirs(out: Path) -> list[Path]:
     return sorted(p.parent for p in out.glob("_work/**/requests.parquet"))
 
 
-PREFIX = None  # None: whole prompts; an int: the first PREFIX characters (see record)
-
-
 def content(r: dict) -> tuple:
-    if PREFIX is not None:
-        return (r["template_id"], (r["prompt"] or "")[:PREFIX], (r["messages"] or "")[:PREFIX])
     return (r["template_id"], r["prompt"], r["messages"])
 
 
@@ -168,12 +170,11 @@ def record(generator: str, work: Path, dest: Path, max_steps: int = 12) -> Path:
 
     from faults import run_flow
 
-    globals()["PREFIX"] = None
     work.mkdir(parents=True, exist_ok=True)
     out = work / f"{generator}-smollm2"
     if manifest_status(out) != "complete":
-        state, wall, rc = run_flow(generator, out, SMOLLM2, work / f"{generator}-smollm2-ph",
-                                   work / f"{generator}-smollm2.log", timeout=3600)
+        state, wall, rc = run_flow(generator, out, SMOLLM2 + RUN_ARGS.get(generator, []),
+                                   work / f"{generator}-smollm2-ph", work / f"{generator}-smollm2.log", timeout=3600)
         if state != "finished" or rc != 0:
             raise SystemExit(f"{generator}: SmolLM2 run failed ({state}, rc={rc}); see {work}/{generator}-smollm2.log")
         print(f"[{generator}] SmolLM2 run: {wall:.0f}s", flush=True)
@@ -208,14 +209,6 @@ def record(generator: str, work: Path, dest: Path, max_steps: int = 12) -> Path:
         print(f"[{generator}] replay run {step}: {wall:.0f}s, {failed} failed; new round files: {new or '-'}",
               flush=True)
         (dest / "rounds.json").write_text(json.dumps(rounds, indent=1) + "\n")
-        if not new and failed and PREFIX is None:
-            # impossible-distillation trims a context by the model's tokenizer (a replay backend has none), so the
-            # candidates' prompts are the same contexts cut elsewhere: match them by their first 40 characters
-            globals()["PREFIX"] = 40
-            answers = recorded(out)
-            print(f"[{generator}] no exact match for {failed} failed requests: matching prompts by their first "
-                  f"{PREFIX} characters", flush=True)
-            continue
         if not new:
             if failed:
                 raise SystemExit(f"{generator}: {failed} requests of replay run {step} fail and no SmolLM2 round "
