@@ -1,7 +1,7 @@
 """The reinforced model of "Who's Harry Potter": the baseline causal LM fine-tuned further on the unlearn target, so
 that its logits rise above the baseline's where the target's own knowledge shows.
 
-A plain torch loop (no Trainer): the target texts are tokenised (EOS between documents), packed into blocks of
+The loop is `generators.finetune.train_steps`: the target texts are tokenised (EOS between documents), packed into blocks of
 `block_tokens`, and the model is trained for `steps` AdamW steps on seeded random batches of blocks (linear warm-up,
 constant after; gradient clipping). Loss on up to `eval_blocks` blocks spread over the target is measured before
 and after (eval mode, no dropout). The
@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 from pydantic import Field
 
 from corpora.config import StrictModel
+from generators.finetune import train_steps
 
 MANIFEST = "reinforce.json"
 
@@ -119,32 +120,18 @@ def reinforce(base_model: str, texts: Sequence[str], cfg: ReinforceSettings, tar
     step_ = max(1, len(blocks) // cfg.eval_blocks)
     eval_set = blocks[::step_][:cfg.eval_blocks]
     loss_before = _mean_loss(model, eval_set, device, cfg.batch_size)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (cfg.warmup_steps + 1)))
     gen = torch.Generator().manual_seed(cfg.seed)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    curve = []
-    model.train()
-    t0 = time.perf_counter()
-    for step in range(1, cfg.steps + 1):
-        pick = torch.randint(len(blocks), (cfg.batch_size,), generator=gen).tolist()
-        n = max(len(blocks[i]) for i in pick)
-        ids = torch.full((len(pick), n), pad, dtype=torch.long)
-        labels = torch.full((len(pick), n), -100, dtype=torch.long)
-        att = torch.zeros((len(pick), n), dtype=torch.long)
-        for r, i in enumerate(pick):
-            b = torch.tensor(blocks[i])
-            ids[r, :len(b)], labels[r, :len(b)], att[r, :len(b)] = b, b, 1
-        out = model(input_ids=ids.to(device), attention_mask=att.to(device), labels=labels.to(device))
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        curve.append(round(float(out.loss.detach()), 5))
+    picks = (torch.randint(len(blocks), (cfg.batch_size,), generator=gen).tolist() for _ in range(cfg.steps))
+
+    def on_step(step: int, loss: float) -> None:
         if step == 1 or step % 10 == 0 or step == cfg.steps:
-            log(f"reinforce: step {step}/{cfg.steps} loss {curve[-1]:.4f}")
+            log(f"reinforce: step {step}/{cfg.steps} loss {loss:.4f}")
+
+    t0 = time.perf_counter()
+    curve = train_steps(model, ([(blocks[i], blocks[i]) for i in pick] for pick in picks),
+                        pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0, device=device,
+                        lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
+                        max_grad_norm=cfg.max_grad_norm, on_step=on_step)
     train_s = time.perf_counter() - t0
     loss_after = _mean_loss(model, eval_set, device, cfg.batch_size)
     manifest = {"base_model": str(base_model), "data_sha256": dhash, "documents": len(texts),

@@ -1,7 +1,7 @@
 """A small supervised fine-tuning loop: (prompt, target) pairs -> a student model saved as a HF folder.
 
-Used by Impossible Distillation's self-distill round (`generators/impossible_distillation.py`); plain torch, no
-Trainer. Causal LMs: the input is `prompt + target + eos`, the loss on the target tokens only (prompt tokens are
+Used by Impossible Distillation's self-distill round (`generators/impossible_distillation.py`); the loop is
+`generators.finetune.train_steps`. Causal LMs: the input is `prompt + target + eos`, the loss on the target tokens only (prompt tokens are
 labelled -100); the prompt is tokenised as the transformers backend tokenises a prompt, so the student sees at
 generation time what it saw in training. Seq2seq models (`is_encoder_decoder` in config.json): the prompt is the
 encoder input, the target the labels.
@@ -24,6 +24,7 @@ from typing import Literal, Sequence
 from pydantic import Field
 
 from corpora.config import StrictModel
+from generators.finetune import train_steps
 
 READY = "student.json"
 
@@ -100,25 +101,10 @@ def fine_tune(base: str | os.PathLike, examples: Sequence[tuple[str, str]], targ
         enc = [(tok(p, truncation=True, max_length=cfg.max_length)["input_ids"],
                 tok(text_target=t.strip(), truncation=True, max_length=cfg.max_length)["input_ids"])
                for p, t in examples]
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    model.train()
-    losses = []
     batches = _batches(len(enc), cfg)
-    for step, idx in enumerate(batches, 1):
-        ids = [enc[i][0] for i in idx]
-        labels = [enc[i][1] for i in idx]
-        width, lwidth = max(map(len, ids)), max(map(len, labels))
-        pad = tok.pad_token_id
-        x = torch.tensor([s + [pad] * (width - len(s)) for s in ids], device=device)
-        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in ids], device=device)
-        w = width if kind == "causal" else lwidth
-        y = torch.tensor([s + [-100] * (w - len(s)) for s in labels], device=device)
-        loss = model(input_ids=x, attention_mask=mask, labels=y).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(round(float(loss.detach()), 5))
-        log(f"student: step {step}/{len(batches)} loss {losses[-1]:.4f}")
+    losses = train_steps(model, ([enc[i] for i in idx] for idx in batches), pad_id=tok.pad_token_id, device=device,
+                         lr=cfg.lr, weight_decay=cfg.weight_decay,
+                         on_step=lambda step, loss: log(f"student: step {step}/{len(batches)} loss {loss:.4f}"))
     model.eval()
     model.to("cpu", dtype=getattr(torch, save_dtype))
     info = {"base": str(base), "kind": kind, "examples": len(examples), "steps": len(batches),
@@ -140,6 +126,6 @@ def fine_tune(base: str | os.PathLike, examples: Sequence[tuple[str, str]], targ
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    del model, opt
+    del model
     return {**info, "reused": False}
 
