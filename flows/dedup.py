@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from corpora.manifest import check_invariant
 from corpora.plan import WORK_DIR
-from corpora.readers import FieldMap, InputError, expand_inputs
+from corpora.readers import UPSTREAM_KEYS, FieldMap, InputError, expand_inputs
 from corpora.records import QUARANTINE_SCHEMA, REJECT_FIELDS
 from corpora.staging import StagedInput, input_dir, parts, stage_as_parquet, unique_ids_in_files
 from filters.dedup.config import DedupConfig
@@ -51,6 +51,12 @@ def _input_files(cfg: DedupFlowConfig) -> list[Path]:
     return paths
 
 
+def _read_as_is(p: Path) -> bool:
+    """A Parquet input is read as is, unless it carries a run's `reason` (our `rejected/` read back): then the readers
+    stage it and keep the reason as `upstream_reason`, so its rows are examined again (corpora/readers.py)."""
+    return p.name.endswith(".parquet") and not set(UPSTREAM_KEYS) & set(pq.read_schema(p).names)
+
+
 def _input_schema(files: list[Path], text_field: str, id_field: str) -> pa.Schema:
     """The columns of every input part together; id and text are strings (a row whose text is not one is
     quarantined by the reader), a column whose types cannot be merged names the file."""
@@ -73,7 +79,7 @@ def _stage_inputs(cfg: DedupFlowConfig, paths: list[Path], work: Path) -> list[d
     out = []
     for p in paths:
         item = StagedInput.from_path(p)
-        if p.name.endswith(".parquet"):
+        if _read_as_is(p):
             out.append({"path": str(p), "sha256": item.sha256, "shard": [p], "quarantine": [],
                         "records": pq.ParquetFile(p).metadata.num_rows})
             continue
@@ -131,7 +137,7 @@ def dedup_flow(config: DedupFlowConfig) -> dict:
 
 def preflight(cfg: DedupFlowConfig) -> None:
     paths = _input_files(cfg)
-    _input_schema([p for p in paths if p.name.endswith(".parquet")], cfg.text_field, cfg.id_field)
+    _input_schema([p for p in paths if _read_as_is(p)], cfg.text_field, cfg.id_field)
     cfg.dedup.check()
 
 

@@ -142,9 +142,6 @@ def test_cli_dolma_of_our_rejected_kind_examines_the_rows_again(dolma_run, tmp_p
     assert all(again.get(i) == "langid" for i, why in rejected.items() if why == "langid")
 
 
-@pytest.mark.xfail(strict=True, reason="flows/dedup.py reads a Parquet input as is (datatrove), so its `reason` "
-                                       "column still marks every row rejected upstream; the readers' upstream_reason "
-                                       "rule (corpora/readers.py) is not applied there yet")
 def test_cli_dedup_of_our_rejected_kind_examines_the_rows_again(dolma_run, tmp_path):
     from typer.testing import CliRunner
 
