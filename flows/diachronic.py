@@ -1,10 +1,10 @@
 """`flows run diachronic`: date every work (year, range, slice, confidence, deciding evidence, flags) and cut
-time-sliced paragraph corpora; `flows run diachronic-train`: train the style classifier it can use. Wiring only:
+time-sliced paragraph corpora (`flows run diachronic-train`, flows/diachronic_train.py, trains the style classifier
+it can use). Wiring only:
 the logic is `filters/dating/` (settings: `settings.py`; the steps: `steps.py`, `stage.py`).
 
 diachronic:       plan inputs (resume) -> [LLM question, optional] -> date works, one input file at a time ->
                   publish works/ -> slice paragraphs -> publish slices/<slice>/<split>/ -> report
-diachronic-train: read slices/<start>_<end>/{train,dev,test}.txt -> fit + calibrate -> save model folder -> report
 """
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from corpora.readers import FieldMap
 from corpora.staging import StagedInput
 from filters.dating import steps
 from filters.dating.settings import (AuthorsSettings, ListingsSettings, LLMSettings, MetadataSettings,
-                                     SlicingSettings, StyleSettings, StyleTrainSettings)
+                                     SlicingSettings, StyleSettings)
 from filters.dating.stage import SLICE_SCHEMA, DatingContext, works_summary
 from filters.dating.works import WORKS_SCHEMA
 from filters.execution import ExecutorConfig
 from flows.config import RunConfig, config_hash
 from flows.registry import Pipeline
-from flows.reporting import console, publish_artifact, run_logger, stage_progress
+from flows.reporting import run_logger, stage_progress
 from flows.scaffold import Run
 from generators.settings import GenerationSettings, preflight_settings
 
@@ -138,39 +138,4 @@ PIPELINE = Pipeline(
     config_model=DiachronicConfig,
     flow=diachronic_flow,
     preflight=preflight,
-)
-
-
-# --------------------------------------------------------------------------------------- diachronic-train
-class DiachronicTrainConfig(RunConfig):
-    train: StyleTrainSettings = StyleTrainSettings()
-
-
-@task(name="train-style-model", cache_policy=NO_CACHE)
-def train_style(slices_dir: str, cfg: DiachronicTrainConfig, out: Path) -> dict:
-    return steps.train_style(slices_dir, cfg.train, out)
-
-
-@flow(name="diachronic-train", log_prints=True)
-def diachronic_train_flow(config: DiachronicTrainConfig) -> dict:
-    from corpora.manifest import now_iso
-    from flows.run_report import write_model_report  # manifest/stats/report.html beside the model (no card)
-
-    started = now_iso()
-    out = Path(config.output or "output/diachronic-train").resolve()
-    report = train_style(steps.slices_dir(config.inputs), config, out)
-    write_model_report(out, "diachronic-train", config, report, started)
-    msg = steps.train_message(report, config.train.chunk_words)
-    console.print(msg)
-    console.print(f"model: {out}  (use: flows run diachronic --input BOOKS --set style.model={out})")
-    publish_artifact("diachronic-train-summary", f"# diachronic-train\n\n{msg}\n\nModel: `{out}`")
-    return {"output": str(out), "report": report}
-
-
-TRAIN_PIPELINE = Pipeline(
-    name="diachronic-train",
-    description="Train the diachronic style classifier (slice from vocabulary/spelling, calibrated) on time slices",
-    config_model=DiachronicTrainConfig,
-    flow=diachronic_train_flow,
-    preflight=lambda cfg: steps.train_preflight(cfg.inputs),
 )

@@ -15,7 +15,7 @@ PIPELINES: dict[str, str] = {
     "textbooks": "flows.textbooks:PIPELINE",
     "ensemble-instruct": "flows.ensemble_instruct:PIPELINE",
     "impossible-distillation": "flows.impossible_distillation:PIPELINE",
-    "diachronic": "flows.diachronic:PIPELINE", "diachronic-train": "flows.diachronic:TRAIN_PIPELINE",
+    "diachronic": "flows.diachronic:PIPELINE", "diachronic-train": "flows.diachronic_train:TRAIN_PIPELINE",
     "sphinx": "flows.sphinx:PIPELINE",
     "mix": "flows.mix:PIPELINE",
     "mix-ratios": "flows.mix_ratios:PIPELINE", "tokenize": "flows.tokenize:PIPELINE",

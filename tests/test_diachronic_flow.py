@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.config import defaults_yaml, load_config
-from flows.diachronic import (DiachronicConfig, DiachronicTrainConfig, diachronic_flow, diachronic_train_flow,
-                              preflight)
+from flows.diachronic import DiachronicConfig, diachronic_flow, preflight
+from flows.diachronic_train import DiachronicTrainConfig, diachronic_train_flow
 from tests.conftest import SHARED
 
 PARA = ("The rain came down over the hills all that afternoon, and the children sat by the window watching the "
