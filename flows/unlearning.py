@@ -5,7 +5,8 @@ reinforced model they need (the baseline fine-tuned on the unlearn target). Wiri
 
 unlearning-whp:       targets -> anchors (file, or round `anchors` through the generation layer, written for review)
                       -> reinforced model (given, or a small reinforce run into _work/reinforced/) -> blocks labelled
-                      with both models in memory (cached part under _work/blocks/) -> publish blocks/, anchors/,
+                      with both models in memory (cached part under _work/blocks/) -> publish data/ (the
+                      training alpha, one row per block), blocks/ (every alpha, for analysis), anchors/,
                       rejected/, quarantine/ -> report (blocks/s)
 unlearning-reinforce: targets -> fine-tune -> model/ (HF folder + reinforce.json), loss/ -> report
 """
@@ -77,8 +78,10 @@ def reinforce_task(base: str, docs: list[whp.TargetDoc], settings: ReinforceSett
 @task(name="label-blocks", cache_policy=NO_CACHE)
 def label_blocks(cfg: WhpConfig, docs: list[whp.TargetDoc], anchors: dict[str, list[str]], baseline: str,
                  reinforced: str, out_dir: Path) -> dict:
+    # train_alpha only picks which labelled rows become data/: a change of it reuses the labels
+    key_cfg = cfg.model_copy(update={"blocks": cfg.blocks.model_copy(update={"train_alpha": None})})
     return steps.label_blocks(cfg.blocks, cfg.models, cfg.anchors.case_sensitive,
-                              config_hash(cfg, exclude=BLOCKS_KEY_EXCLUDE), docs, anchors, baseline, reinforced,
+                              config_hash(key_cfg, exclude=BLOCKS_KEY_EXCLUDE), docs, anchors, baseline, reinforced,
                               out_dir, run_logger(), stage_progress)
 
 
@@ -90,7 +93,7 @@ def _stage(run: Run, name: str, rows: list[dict], schema: pa.Schema) -> Path:
 
 @flow(name="unlearning-whp", log_prints=True)
 def whp_flow(config: WhpConfig) -> dict:
-    run = Run.start("unlearning-whp", config, kinds=("blocks", "anchors", "rejected", "quarantine"))
+    run = Run.start("unlearning-whp", config, kinds=("data", "blocks", "anchors", "rejected", "quarantine"))
     log = run_logger()
     if not config.inputs:
         log.info("no --input: the bundled sample (%s, anchors %s)", SAMPLE_TARGET.name, SAMPLE_ANCHORS.name)
@@ -107,6 +110,9 @@ def whp_flow(config: WhpConfig) -> dict:
                  config.reinforce.steps, reinforced)
         reinforce_report = reinforce_task(baseline, docs, config.reinforce, Path(reinforced))
     labelled = label_blocks(config, docs, anchors, baseline, reinforced, run.out_dir)
+    train_part = steps.training_part(labelled["part"], config.blocks.train_alpha,
+                                     run.out_dir / WORK_DIR / f"data-a{config.blocks.train_alpha:g}.parquet")
+    run.publish("data", [train_part], BLOCK_SCHEMA)
     run.publish("blocks", [Path(labelled["part"])], BLOCK_SCHEMA)
     run.publish("anchors", [_stage(run, "anchors", anchor_rows, ANCHOR_SCHEMA)], ANCHOR_SCHEMA)
     run.publish("rejected", [Path(labelled["rejected_part"])], REJECTED_SCHEMA)
@@ -117,6 +123,7 @@ def whp_flow(config: WhpConfig) -> dict:
              **({"reinforce": {k: v for k, v in reinforce_report.items() if k != "loss_curve"}}
                 if reinforce_report else {}),
              "labelling": {k: v for k, v in labelled.items() if k not in ("part", "rejected_part")},
+             "train_alpha": config.blocks.train_alpha,
              "label_convention": LABEL_CONVENTION}
     stats = run.finish(stats, invariant=invariant, inputs=[{"path": p} for p in inputs],
                        summary=steps.summary_table(run.out_dir, labelled, config.blocks.block_tokens),

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from corpora.config import StrictModel
 
@@ -65,6 +65,9 @@ class BlockSettings(StrictModel):
     batch_size: int = Field(4, ge=1, description="blocks per forward (each model)")
     alphas: list[float] = Field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0, 16.0],
                                 description="one output row per block and alpha (MUSE sweeps 1, 2, 4, 8, 16)")
+    train_alpha: float = Field(1.0, ge=0, description="the alpha whose labels are published as data/ (the "
+                               "training kind, one row per block); one of `alphas`. 1.0: MUSE's WHP default and "
+                               "the lowest of its sweep (README: how to pick it)")
     top_k: int = Field(0, ge=0, description="> 0: also write the top-k soft labels (softmax of generic logits)")
     mask_renaming: bool = True
 
@@ -74,6 +77,13 @@ class BlockSettings(StrictModel):
         if not v or any(a < 0 for a in v) or len(set(v)) != len(v):
             raise ValueError("alphas: give distinct values >= 0")
         return v
+
+    @model_validator(mode="after")
+    def _train_alpha(self) -> "BlockSettings":
+        if float(self.train_alpha) not in {float(a) for a in self.alphas}:
+            raise ValueError(f"blocks.train_alpha {self.train_alpha:g} is not one of blocks.alphas "
+                             f"{[float(a) for a in self.alphas]}: add it there or pick one of them")
+        return self
 
 
 class ModelSettings(StrictModel):

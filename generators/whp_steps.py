@@ -220,13 +220,27 @@ def block_row(blk: whp.Block, res: dict, baseline: str, reinforced: str) -> dict
             "topk_ids": res["topk_ids"], "topk_probs": res["topk_probs"]}
 
 
+def training_part(blocks_part: str | Path, alpha: float, target: Path) -> Path:
+    """The rows of one alpha (the training kind `data/`: one row per block, no conflicting labels) out of the
+    labelled part (one row per block and alpha), in the part's order; written atomically to `target`."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(blocks_part, schema=BLOCK_SCHEMA)
+    picked = table.filter(pc.equal(table["alpha"], pa.scalar(alpha, pa.float32())))
+    write_table_atomic(target, picked)
+    return target
+
+
 def blocks_invariant(read: int, labelled: dict, n_alphas: int, rows: Callable[[str], int]) -> dict:
-    """targets read == documents with blocks + rejected + quarantined, and one block row per block and alpha."""
+    """targets read == documents with blocks + rejected + quarantined, one block row per block and alpha in
+    blocks/ and one per block in data/ (the training alpha)."""
     return {"records_read": read, "docs_with_blocks": labelled["docs_with_blocks"],
             "rows_rejected": rows("rejected"), "rows_quarantine": rows("quarantine"),
             "blocks": labelled["blocks"], "alphas": n_alphas, "rows_blocks": rows("blocks"),
+            "rows_data": rows("data"),
             "holds": labelled["docs_with_blocks"] + rows("rejected") + rows("quarantine") == read
-            and rows("blocks") == labelled["blocks"] * n_alphas}
+            and rows("blocks") == labelled["blocks"] * n_alphas and rows("data") == labelled["blocks"]}
 
 
 def summary_table(out_dir: Path, lab: dict, block_tokens: int) -> Table:

@@ -5,6 +5,7 @@ on the TOFU forget01 set (anchors proposed through the generation layer, replaye
 the two models' logits."""
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -196,7 +197,12 @@ def runs(tmp_path_factory, smollm2_dir, prefect_harness):
     WHP_PIPELINE.preflight(wcfg)
     first = WHP_PIPELINE.flow(wcfg)
     second = WHP_PIPELINE.flow(wcfg)  # rerun: resumes from the staged part
-    return {"reinforce": reinforce, "whp": first, "rerun": second, "out": tmp / "whp", "model": tmp / "reinforce" / "model"}
+    # another training alpha on a copy of the output: the labels are reused, only data/ changes
+    shutil.copytree(tmp / "whp", tmp / "whp_a4")
+    third = WHP_PIPELINE.flow(load_config(WHP_PIPELINE.config_model, inputs=[tofu], output=str(tmp / "whp_a4"),
+                                          sets=sets + ["blocks.train_alpha=4"]))
+    return {"reinforce": reinforce, "whp": first, "rerun": second, "out": tmp / "whp", "model": tmp / "reinforce" / "model",
+            "a4": third, "out_a4": tmp / "whp_a4"}
 
 
 def test_reinforce_writes_a_model_folder_with_its_manifest(runs):
@@ -232,6 +238,33 @@ def test_whp_blocks_anchors_and_counts(runs):
     assert any("Omar Haddad" in r["translated_text"] for r in rows)
     assert runs["rerun"]["stats"]["labelling"]["reused"] and \
         pq.read_table(out / "blocks").to_pylist() == rows
+
+
+def test_data_holds_one_row_per_block_of_the_training_alpha(runs):
+    out = runs["out"]
+    blocks = pq.read_table(out / "blocks").to_pylist()
+    data = pq.read_table(out / "data").to_pylist()
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["train_alpha"] == 1.0 and stats["invariant"]["rows_data"] == stats["labelling"]["blocks"]
+    keys = [(r["doc_id"], r["block_idx"]) for r in data]
+    assert len(keys) == len(set(keys)) == stats["labelling"]["blocks"]  # no block twice: no conflicting labels
+    assert {r["alpha"] for r in data} == {1.0}
+    assert data == [r for r in blocks if r["alpha"] == 1.0]  # the same rows, same order as in blocks/
+    assert {(r["doc_id"], r["block_idx"]) for r in blocks} == set(keys)  # every block has its training row
+    # train_alpha=4 on the same labels: reused, data/ is now the alpha-4 rows, blocks/ unchanged
+    assert runs["a4"]["stats"]["labelling"]["reused"] and runs["a4"]["stats"]["invariant"]["holds"]
+    assert pq.read_table(runs["out_a4"] / "data").to_pylist() == [r for r in blocks if r["alpha"] == 4.0]
+    assert pq.read_table(runs["out_a4"] / "blocks").to_pylist() == blocks
+
+
+def test_train_alpha_must_be_one_of_the_alphas():
+    from pydantic import ValidationError
+
+    from generators.whp_settings import BlockSettings
+
+    assert BlockSettings().train_alpha == 1.0 and BlockSettings(alphas=[2, 4], train_alpha=4).train_alpha == 4
+    with pytest.raises(ValidationError, match=r"blocks.train_alpha 3 is not one of blocks.alphas \[1.0, 4.0\]"):
+        BlockSettings(alphas=[1, 4], train_alpha=3)
 
 
 def test_labels_differ_from_the_baseline_exactly_where_the_reinforced_logits_rose(runs):
