@@ -169,12 +169,20 @@ def is_symbol_word(word: str) -> bool:
     return all(ch in PUNCTUATION_SET for ch in word)
 
 
-try:  # spaCy's sentencizer list (what datatrove's C4 filter counts with)
-    from spacy.pipeline.sentencizer import Sentencizer
+SENTENCE_PUNCT: frozenset[str] | None = None  # spaCy's sentencizer list, on first use (spaCy imports torch: 2 s)
 
-    SENTENCE_PUNCT = frozenset(Sentencizer.default_punct_chars)
-except Exception:  # pragma: no cover - spaCy is a dependency; keep a sane fallback
-    SENTENCE_PUNCT = frozenset("!.?。！？")
+
+def sentence_punct() -> frozenset[str]:
+    """spaCy's sentencizer list (what datatrove's C4 filter counts with)."""
+    global SENTENCE_PUNCT
+    if SENTENCE_PUNCT is None:
+        try:
+            from spacy.pipeline.sentencizer import Sentencizer
+
+            SENTENCE_PUNCT = frozenset(Sentencizer.default_punct_chars)
+        except Exception:  # pragma: no cover - spaCy is a dependency; keep a sane fallback
+            SENTENCE_PUNCT = frozenset("!.?。！？")
+    return SENTENCE_PUNCT
 
 
 @lru_cache(maxsize=1 << 16)
@@ -189,8 +197,9 @@ def count_sentences(line: str) -> int:
     if not tokens:
         return 0
     n, seen_period = 1, False
+    punct = SENTENCE_PUNCT or sentence_punct()
     for tok in tokens:
-        in_punct = tok in SENTENCE_PUNCT
+        in_punct = tok in punct
         if seen_period and not in_punct and not is_punct(tok):
             n += 1
             seen_period = False
