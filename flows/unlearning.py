@@ -7,7 +7,8 @@ unlearning-whp:       targets -> anchors (file, or round `anchors` through the g
                       -> reinforced model (given, or a small reinforce run into _work/reinforced/) -> blocks labelled
                       with both models in memory (cached part under _work/blocks/) -> publish data/ (the
                       training alpha, one row per block), blocks/ (every alpha, for analysis), anchors/,
-                      rejected/, quarantine/ -> report (blocks/s)
+                      rejected/, quarantine/ -> (finetune.enabled) the baseline fine-tuned on data/ into
+                      model/ (HF folder + whp_finetune.json) -> report (blocks/s)
 unlearning-reinforce: targets -> fine-tune -> model/ (HF folder + reinforce.json), loss/ -> report
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ from flows.scaffold import Run
 from generators import whp, whp_steps as steps
 from generators.reinforce import ReinforceSettings, reinforce
 from generators.settings import GenerationSettings
+from generators.whp_finetune import FinetuneSettings, finetune
 from generators.whp_settings import (ANCHOR_SCHEMA, BLOCK_SCHEMA, LABEL_CONVENTION, LOSS_SCHEMA, REJECTED_SCHEMA,
                                      SAMPLE_ANCHORS, SAMPLE_TARGET, AnchorSettings, BlockSettings, ModelSettings)
 
@@ -46,6 +48,7 @@ class WhpConfig(RunConfig):
     anchors: AnchorSettings = AnchorSettings()
     blocks: BlockSettings = BlockSettings()
     models: ModelSettings = ModelSettings()
+    finetune: FinetuneSettings = FinetuneSettings()
     generation: GenerationSettings = GenerationSettings()
 
 
@@ -57,7 +60,8 @@ class ReinforceConfig(RunConfig, ReinforceSettings):
 
 
 # the labels' resume key: every key but the run's paths and the ones the other steps own
-BLOCKS_KEY_EXCLUDE = {"inputs", "output", "overwrite", "shard_rows", "shard_mb", "reinforce", "generation", "anchors"}
+BLOCKS_KEY_EXCLUDE = {"inputs", "output", "overwrite", "shard_rows", "shard_mb", "reinforce", "generation", "anchors",
+                      "finetune"}
 
 
 @task(name="load-targets", cache_policy=NO_CACHE)
@@ -85,6 +89,11 @@ def label_blocks(cfg: WhpConfig, docs: list[whp.TargetDoc], anchors: dict[str, l
                               out_dir, run_logger(), stage_progress)
 
 
+@task(name="whp-finetune", cache_policy=NO_CACHE)
+def finetune_task(base: str, rows: list[dict], alpha: float, settings: FinetuneSettings, target: Path) -> dict:
+    return finetune(base, rows, alpha, settings, target, log=run_logger().info)
+
+
 def _stage(run: Run, name: str, rows: list[dict], schema: pa.Schema) -> Path:
     path = run.out_dir / WORK_DIR / f"{name}.parquet"
     write_table_atomic(path, pa.Table.from_pylist(rows, schema=schema))
@@ -93,7 +102,7 @@ def _stage(run: Run, name: str, rows: list[dict], schema: pa.Schema) -> Path:
 
 @flow(name="unlearning-whp", log_prints=True)
 def whp_flow(config: WhpConfig) -> dict:
-    run = Run.start("unlearning-whp", config, kinds=("data", "blocks", "anchors", "rejected", "quarantine"))
+    run = Run.start("unlearning-whp", config, kinds=("data", "blocks", "anchors", "rejected", "quarantine", "model"))
     log = run_logger()
     if not config.inputs:
         log.info("no --input: the bundled sample (%s, anchors %s)", SAMPLE_TARGET.name, SAMPLE_ANCHORS.name)
@@ -117,6 +126,12 @@ def whp_flow(config: WhpConfig) -> dict:
     run.publish("anchors", [_stage(run, "anchors", anchor_rows, ANCHOR_SCHEMA)], ANCHOR_SCHEMA)
     run.publish("rejected", [Path(labelled["rejected_part"])], REJECTED_SCHEMA)
     run.publish("quarantine", [_stage(run, "quarantine", bad, QUARANTINE_SCHEMA)], QUARANTINE_SCHEMA)
+    finetune_report = None
+    if config.finetune.enabled:
+        import pyarrow.parquet as pq
+
+        finetune_report = finetune_task(baseline, pq.read_table(train_part).to_pylist(), config.blocks.train_alpha,
+                                        config.finetune, run.out_dir / "model")
     invariant = steps.blocks_invariant(len(docs) + len(bad), labelled, len(config.blocks.alphas), run.rows)
     stats = {"targets": {"documents": len(docs), "quarantined": len(bad), "inputs": inputs},
              "anchors": anchor_report, "baseline_model": baseline, "reinforced_model": reinforced,
@@ -124,6 +139,9 @@ def whp_flow(config: WhpConfig) -> dict:
                 if reinforce_report else {}),
              "labelling": {k: v for k, v in labelled.items() if k not in ("part", "rejected_part")},
              "train_alpha": config.blocks.train_alpha,
+             **({"finetune": {"model": str(run.out_dir / "model"),
+                              **{k: v for k, v in finetune_report.items() if k != "label_convention"}}}
+                if finetune_report else {}),
              "label_convention": LABEL_CONVENTION}
     stats = run.finish(stats, invariant=invariant, inputs=[{"path": p} for p in inputs],
                        summary=steps.summary_table(run.out_dir, labelled, config.blocks.block_tokens),

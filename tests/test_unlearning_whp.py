@@ -197,10 +197,12 @@ def runs(tmp_path_factory, smollm2_dir, prefect_harness):
     WHP_PIPELINE.preflight(wcfg)
     first = WHP_PIPELINE.flow(wcfg)
     second = WHP_PIPELINE.flow(wcfg)  # rerun: resumes from the staged part
-    # another training alpha on a copy of the output: the labels are reused, only data/ changes
+    # another training alpha on a copy of the output: the labels are reused, only data/ changes; then the third
+    # step: a tiny fine-tune of the baseline on that data/
     shutil.copytree(tmp / "whp", tmp / "whp_a4")
     third = WHP_PIPELINE.flow(load_config(WHP_PIPELINE.config_model, inputs=[tofu], output=str(tmp / "whp_a4"),
-                                          sets=sets + ["blocks.train_alpha=4"]))
+                                          sets=sets + ["blocks.train_alpha=4", "finetune.enabled=true",
+                                                       "finetune.steps=2", "finetune.lr=1e-4"]))
     return {"reinforce": reinforce, "whp": first, "rerun": second, "out": tmp / "whp", "model": tmp / "reinforce" / "model",
             "a4": third, "out_a4": tmp / "whp_a4"}
 
@@ -255,6 +257,29 @@ def test_data_holds_one_row_per_block_of_the_training_alpha(runs):
     assert runs["a4"]["stats"]["labelling"]["reused"] and runs["a4"]["stats"]["invariant"]["holds"]
     assert pq.read_table(runs["out_a4"] / "data").to_pylist() == [r for r in blocks if r["alpha"] == 4.0]
     assert pq.read_table(runs["out_a4"] / "blocks").to_pylist() == blocks
+
+
+def test_finetune_writes_the_unlearned_model_with_its_manifest(runs, smollm2_dir):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from generators.whp_finetune import labels_hash
+
+    model = runs["out_a4"] / "model"
+    m = json.loads((model / "whp_finetune.json").read_text())
+    data = pq.read_table(runs["out_a4"] / "data").to_pylist()
+    assert m["base_model"] == smollm2_dir and m["alpha"] == 4.0 and m["steps"] == 2 and m["blocks"] == len(data)
+    assert m["labels_sha256"] == labels_hash(data) != labels_hash(pq.read_table(runs["out"] / "data").to_pylist())
+    assert len(m["loss_curve"]) == 2 and all(0 < v < 50 for v in m["loss_curve"])  # finite, a real LM loss
+    assert m["label_convention"]["bos_added"] is False and m["settings"]["lr"] == 1e-4
+    assert runs["a4"]["stats"]["finetune"]["labels_sha256"] == m["labels_sha256"]
+    assert (model / "config.json").is_file() and (model / "tokenizer.json").is_file()
+    tuned = load_file(str(model / "model.safetensors"))
+    base = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).state_dict()
+    shared = [k for k in tuned if k in base]
+    assert len(shared) > 100
+    assert any(not torch.equal(tuned[k].float(), base[k]) for k in shared)  # the weights moved
+    assert not (runs["out"] / "model").exists()  # finetune.enabled is off by default
 
 
 def test_train_alpha_must_be_one_of_the_alphas():
