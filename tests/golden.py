@@ -14,7 +14,8 @@ Used by tests/test_same_outputs.py (which says how and when to re-record). A dig
 
 Paths replaced everywhere (longest first): the run's output folder -> `<out>`, the case's temporary folder ->
 `<tmp>`, the folder of all cases -> `<runs>`, tests/data/golden -> `<golden-inputs>`, the venv -> `<venv>`, the
-code root (the checkout whose `flows` package ran) -> `<root>`, $HOME -> `<home>`.
+code root (the checkout whose `flows` package ran) -> `<root>`, $HOME -> `<home>`, and the model cache under any
+home (replay files name the recording machine's path) -> `<home>/.cache/flows-data-engine/`.
 
     python tests/golden.py --record            # the code on sys.path (PYTHONPATH), into tests/data/golden_outputs.json
     python tests/golden.py --check [--only dolma,mix]   # compare the code on sys.path with the recorded digests
@@ -263,10 +264,15 @@ def _replacements(out: Path, tmp: Path, root: Path, runs: Path | None = None) ->
     return sorted({p for p in pairs if p[0] not in ("", "/")}, key=lambda p: -len(p[0]))
 
 
+# The model cache under any home (a replay file names the model its answers came from, as the recording machine's
+# absolute path: /root/.cache/... is the same model as $HOME/.cache/... on a fresh HOME).
+MODEL_CACHE = re.compile(r'(?:<home>|/[^"\s|<>]*?)/\.cache/flows-data-engine/')
+
+
 def normalise(text: str, repl: list[tuple[str, str]]) -> str:
     for a, b in repl:
         text = text.replace(a, b)
-    return text
+    return MODEL_CACHE.sub("<home>/.cache/flows-data-engine/", text)
 
 
 def _drop_volatile(x):
