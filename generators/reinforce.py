@@ -11,11 +11,6 @@ place, so a half-written model is never mistaken for a finished one.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,7 +18,7 @@ from typing import Callable, Sequence
 from pydantic import Field
 
 from corpora.config import StrictModel
-from generators.finetune import train_steps
+from generators.finetune import data_hash, pick_device, reusable, save_model_atomic, train_steps
 
 MANIFEST = "reinforce.json"
 
@@ -43,22 +38,6 @@ class ReinforceSettings(StrictModel):
     threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default)")
     eval_blocks: int = Field(32, ge=1, description="loss before/after is measured on this many blocks (evenly "
                                                    "spread over the target)")
-
-
-def data_hash(texts: Sequence[str]) -> str:
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8", "surrogatepass"))
-        h.update(b"\x00")
-    return h.hexdigest()
-
-
-def pick_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def pack_blocks(texts: Sequence[str], tokenizer, block_tokens: int) -> list[list[int]]:
@@ -99,13 +78,10 @@ def reinforce(base_model: str, texts: Sequence[str], cfg: ReinforceSettings, tar
     target = Path(target)
     settings = cfg.model_dump(mode="json", exclude={"threads"})
     dhash = data_hash(texts)
-    done = target / MANIFEST
-    if done.is_file():
-        prev = json.loads(done.read_text())
-        if prev.get("base_model") == str(base_model) and prev.get("data_sha256") == dhash and \
-                prev.get("settings") == settings:
-            log(f"reinforce: {target} already made from this base model, data and settings: reused")
-            return {**prev, "reused": True}
+    prev = reusable(target, MANIFEST, {"base_model": str(base_model), "data_sha256": dhash, "settings": settings})
+    if prev is not None:
+        log(f"reinforce: {target} already made from this base model, data and settings: reused")
+        return {**prev, "reused": True}
     if not (Path(base_model) / "config.json").is_file():
         raise FileNotFoundError(f"{base_model}: not a Hugging Face model folder (no config.json)")
     if cfg.threads:
@@ -140,27 +116,5 @@ def reinforce(base_model: str, texts: Sequence[str], cfg: ReinforceSettings, tar
                 "steps": cfg.steps, "loss_curve": curve, "loss_before": round(loss_before, 5),
                 "loss_after": round(loss_after, 5), "train_s": round(train_s, 2),
                 "steps_per_s": round(cfg.steps / train_s, 3) if train_s else None}
-    _save_atomic(model.to(getattr(torch, cfg.save_dtype)), tokenizer, target, manifest)
+    save_model_atomic(model.to(getattr(torch, cfg.save_dtype)), tokenizer, target, MANIFEST, manifest)
     return {**manifest, "reused": False}
-
-
-def _save_atomic(model, tokenizer, target: Path, manifest: dict) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a model folder is meant to be shared
-        for f in tmp.iterdir():
-            os.chmod(f, 0o644)
-        old = target.parent / f".{target.name}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

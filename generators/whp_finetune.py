@@ -12,9 +12,6 @@ with the same base, labels and settings reuses it.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,8 +19,7 @@ from typing import Callable, Sequence
 from pydantic import Field
 
 from corpora.config import StrictModel
-from generators.finetune import train_steps
-from generators.reinforce import data_hash, pick_device
+from generators.finetune import data_hash, pick_device, reusable, save_model_atomic, train_steps
 from generators.whp_settings import LABEL_CONVENTION
 
 MANIFEST = "whp_finetune.json"
@@ -76,13 +72,11 @@ def finetune(base_model: str, rows: Sequence[dict], alpha: float, cfg: FinetuneS
         raise ValueError(f"whp finetune: row {bad[0]}: input_ids and label_ids differ in length ({len(bad)} rows)")
     settings = cfg.model_dump(mode="json", exclude={"threads", "enabled"})
     lhash = labels_hash(rows)
-    done = target / MANIFEST
-    if done.is_file():
-        prev = json.loads(done.read_text())
-        if prev.get("base_model") == str(base_model) and prev.get("labels_sha256") == lhash and \
-                prev.get("settings") == settings and prev.get("alpha") == alpha:
-            log(f"whp finetune: {target} already made from this base model, labels and settings: reused")
-            return {**prev, "reused": True}
+    prev = reusable(target, MANIFEST, {"base_model": str(base_model), "labels_sha256": lhash, "settings": settings,
+                                       "alpha": alpha})
+    if prev is not None:
+        log(f"whp finetune: {target} already made from this base model, labels and settings: reused")
+        return {**prev, "reused": True}
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
@@ -107,27 +101,5 @@ def finetune(base_model: str, rows: Sequence[dict], alpha: float, cfg: FinetuneS
                 "steps": cfg.steps, "settings": settings, "device": device, "loss_curve": curve,
                 "train_s": round(train_s, 2), "steps_per_s": round(cfg.steps / train_s, 3) if train_s else None,
                 "label_convention": LABEL_CONVENTION}
-    _save_atomic(model.to(getattr(torch, cfg.save_dtype)), tokenizer, target, manifest)
+    save_model_atomic(model.to(getattr(torch, cfg.save_dtype)), tokenizer, target, MANIFEST, manifest)
     return {**manifest, "reused": False}
-
-
-def _save_atomic(model, tokenizer, target: Path, manifest: dict) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        os.chmod(tmp, 0o755)
-        for f in tmp.iterdir():
-            os.chmod(f, 0o644)
-        old = target.parent / f".{target.name}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -3,7 +3,6 @@
 (`flows/unlearning.py`) chooses the config, wraps these as tasks and publishes."""
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -16,24 +15,15 @@ from rich.table import Table
 from corpora.atomic import atomic_write_json
 from corpora.hashing import short_hash
 from corpora.plan import WORK_DIR
+from corpora.progress import no_progress
 from corpora.shards import write_table_atomic
 from generators import whp
+from generators.finetune import data_hash, pick_device
 from generators.reinforce import MANIFEST as REINFORCE_MANIFEST
-from generators.reinforce import data_hash, pick_device
 from generators.whp_settings import (BLOCK_SCHEMA, REJECTED_SCHEMA, SAMPLE_ANCHORS, SAMPLE_TARGET, AnchorSettings,
                                      BlockSettings, ModelSettings)
 
 _log = logging.getLogger("generators.whp")
-
-
-class _NoBar:
-    def update(self, completed: int, docs: int) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def no_progress(description: str, total: int, unit: str = "inputs"):
-    yield _NoBar()
 
 
 def baseline_path(path: str | None) -> str:
