@@ -4,7 +4,6 @@ the works' row invariant, the slices as staged tables, the run's summary table, 
 The flow (`flows/diachronic.py`) chooses the config, wraps these as tasks and publishes."""
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -16,6 +15,7 @@ from datatrove.pipeline.base import PipelineStep
 from rich.table import Table
 
 from corpora.atomic import read_json
+from corpora.progress import no_progress
 from corpora.readers import FieldMap, InputError, expand_inputs
 from corpora.records import BadRecord
 from corpora.shards import write_table_atomic
@@ -31,16 +31,6 @@ from filters.dating.works import WORKS_SCHEMA, load_metadata_csv
 from filters.execution import ExecutorConfig, run_and_wait
 
 _log = logging.getLogger("filters.dating")
-
-
-class _NoBar:
-    def update(self, completed: int, docs: int) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def no_progress(description: str, total: int, unit: str = "inputs"):
-    yield _NoBar()
 
 
 def input_paths(inputs: list[str]) -> list[Path]:
