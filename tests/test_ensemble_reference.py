@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import setting
+
 from generators.ensemble_instruct import (
     EnsembleInstructConfig,
     consensus,
@@ -71,15 +73,9 @@ def preset() -> EnsembleInstructConfig:
     return load_config(EnsembleInstructConfig, config_file=str(PRESET))
 
 
-def _get(cfg, dotted: str):
-    for part in dotted.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
-
-
 @pytest.mark.parametrize("key, value, where", REFERENCE, ids=[r[0] for r in REFERENCE])
 def test_preset_equals_the_references_setting(key, value, where):
-    assert _get(preset(), key) == value, f"{key} should be {value!r} ({where})"
+    assert setting(preset(), key) == value, f"{key} should be {value!r} ({where})"
 
 
 def test_preset_models_demos_and_voters_are_the_references():

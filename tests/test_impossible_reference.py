@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from tests.conftest import setting
+
 from filters.pairs import (
     ORDERS,
     SYMMETRIC_REV,
@@ -76,21 +78,15 @@ def preset():
     return load_config(ImpossibleConfig, config_file=str(PRESET))
 
 
-def _get(cfg, dotted: str):
-    for part in dotted.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
-
-
 @pytest.mark.parametrize("key, value, where", REFERENCE, ids=[r[0] for r in REFERENCE])
 def test_preset_equals_the_reference(key, value, where):
-    assert _get(preset(), key) == value, f"{key}: the reference sets {value!r} ({where})"
+    assert setting(preset(), key) == value, f"{key}: the reference sets {value!r} ({where})"
 
 
 def test_preset_models_and_readme_table():
     cfg = preset()
     for key, name in MODELS.items():
-        assert Path(_get(cfg, key)).name == name
+        assert Path(setting(cfg, key)).name == name
     assert cfg.generation.backend.kind == "transformers"
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for key, value, where in REFERENCE:  # every row is in the README's comparison table

@@ -21,16 +21,6 @@ def row(target: str, written_in: str, src: str) -> str:
     return next(r["text"] for r in SET if (r["target"], r["written_in"], r["src"]) == (target, written_in, src))
 
 
-@pytest.fixture(scope="module")
-def lid():
-    from filters.langid import find_lid_model, load_fasttext
-
-    try:
-        return load_fasttext(str(find_lid_model()))
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-
-
 def test_fasttext_checker_thresholds_and_wrong_language(lid):
     cfg = ChecksConfig(lid_checker="fasttext")
     ok, top, p, _ = lid_field(row("de", "de", "S1"), "de", cfg, lid, 0.5)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import setting
+
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "configs" / "sphinx-reference.yaml"
 
@@ -27,15 +29,9 @@ def preset():
     return load_config(SphinxConfig, config_file=str(PRESET))
 
 
-def _get(cfg, dotted: str):
-    for part in dotted.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
-
-
 @pytest.mark.parametrize("key, value, where", REFERENCE, ids=[r[0] for r in REFERENCE])
 def test_preset_equals_the_reference(key, value, where):
-    assert _get(preset(), key) == value, f"{key}: the paper says {value!r} ({where})"
+    assert setting(preset(), key) == value, f"{key}: the paper says {value!r} ({where})"
 
 
 def test_preset_languages_and_readme_table():

@@ -175,16 +175,6 @@ def test_unknown_target_is_one_line_at_targets_with_a_did_you_mean():
         load_config(SphinxConfig, sets=["targets=[en]"])
 
 
-@pytest.fixture(scope="module")
-def lid():
-    from filters.langid import find_lid_model, load_fasttext
-
-    try:
-        return load_fasttext(str(find_lid_model()))
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-
-
 def test_checks_on_real_language_id(lid):
     cfg = ChecksConfig()
     en_i, en_r = "Give one reason why people should drink water.", "Water keeps the body cool and awake."
