@@ -209,7 +209,9 @@ def _kept_ids(kept: list[list[str]], id_field: str):
                 yield from (str(x) for x in batch.column(0).to_pylist())
 
 
-def dedup_table(title: str, stats: dict) -> Table:
+def dedup_summary_table(title: str, stats: dict) -> Table:
+    """The console table of a dedup stage's stats (docs in / removed per step). Not `filters.dedup.minhash.dedup_table`,
+    which deduplicates an Arrow table."""
     t = Table(title=title)
     for col in ("dedup stage", "docs in", "removed", "details"):
         t.add_column(col, justify="left" if col in ("dedup stage", "details") else "right")

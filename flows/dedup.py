@@ -22,7 +22,7 @@ from corpora.staging import StagedInput, input_dir, parts, stage_as_parquet, uni
 from filters.dedup.config import DedupConfig
 from filters.dedup.index import INDEX_DIR
 from filters.dedup.stage import DEDUP_FIELDS
-from filters.documents import DocumentParts, StagedShards, dedup_table, process_documents
+from filters.documents import DocumentParts, StagedShards, dedup_summary_table, process_documents
 from filters.execution import ExecutorConfig
 from flows.config import RunConfig, config_hash
 from flows.registry import Pipeline
@@ -126,7 +126,7 @@ def dedup_flow(config: DedupFlowConfig) -> dict:
     lost = {"records": sum(s.get("lost_records", 0) for s in staged),
             "inputs_with_unknown_loss": [s["path"] for s in staged if s.get("lost_unknown")]}
     inv = check_invariant(sum(s["records"] for s in staged), {k: run.rows(k) for k in run.outputs})
-    console.print(dedup_table(f"dedup: {run.out_dir}", result["stats"]))
+    console.print(dedup_summary_table(f"dedup: {run.out_dir}", result["stats"]))
     line = (f"read {inv['records_read']:,}: data {inv.get('rows_data', 0):,}, rejected {inv.get('rows_rejected', 0):,}, "
             f"quarantine {inv.get('rows_quarantine', 0):,}; invariant holds: {'yes' if inv['holds'] else 'NO'}")
     stats = run.finish({"dedup": result["stats"], "lost": lost, "duplicate_ids_renamed": renamed}, invariant=inv, inputs=inputs, cfg_hash=cfg_hash,

@@ -19,7 +19,7 @@ from corpora.readers import FieldMap
 from corpora.records import CORE_FIELDS, QUARANTINE_SCHEMA, document_schema
 from corpora.sample import sample_corpus_path
 from filters.dedup.config import DedupConfig
-from filters.documents import DocumentParts, ReaderInputs, dedup_table, process_documents
+from filters.documents import DocumentParts, ReaderInputs, dedup_summary_table, process_documents
 from filters.execution import ExecutorConfig
 from filters.web_steps import WebFilters, build_filter_steps
 from flows.config import RunConfig, config_hash
@@ -101,7 +101,7 @@ def write_report(plan: RunPlan, run: Run, out: DocumentParts) -> dict:
              "duplicate_ids_renamed": sum(d.get("duplicate_ids_renamed", 0) for d in dones) + out.renamed}
     if out.dedup:
         stats["dedup"] = out.dedup["stats"]
-        console.print(dedup_table("dolma: dedup", out.dedup["stats"]))
+        console.print(dedup_summary_table("dolma: dedup", out.dedup["stats"]))
     inputs = [{"path": d["path"], "sha256": d["sha256"], "records": d["records"], "kept": d["kept"],
                "rejected": d["rejected"], "quarantined": d["quarantined"], "lost_records": d.get("lost_records", 0),
                "lost_unknown": d.get("lost_unknown", 0)} for d in dones]

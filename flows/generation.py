@@ -25,7 +25,7 @@ from corpora.readers import FieldMap, expand_inputs, lost_count, read_records
 from corpora.records import QUARANTINE_SCHEMA, BadRecord
 from corpora.shards import write_table_atomic
 from corpora.staging import unique_id
-from filters.documents import GeneratedRows, dedup_table, merge_generated, process_documents
+from filters.documents import GeneratedRows, dedup_summary_table, merge_generated, process_documents
 from filters.web_steps import build_filter_steps
 from flows.config import config_hash
 from flows.registry import Pipeline
@@ -215,7 +215,7 @@ def run_generator(gen: Generator, config: GeneratorConfig) -> dict:
              "lost": {"records": sum(i["lost_records"] for i in per_input),
                       "inputs_with_unknown_loss": [i["path"] for i in per_input if i["lost_unknown"]]}}
     if "dedup" in pp_stats:
-        console.print(dedup_table(f"{gen.name}: dedup of generated rows", pp_stats["dedup"]))
+        console.print(dedup_summary_table(f"{gen.name}: dedup of generated rows", pp_stats["dedup"]))
     return {"output": str(run.out_dir), "stats": run.finish(
         stats, invariant=invariant, inputs=per_input, summary=summary_table(gen.name, run, stats),
         markdown=summary_markdown(gen.name, run, stats))}
