@@ -1,0 +1,133 @@
+"""Task: one round of a generator, declared (the distilabel idea: the backend generates, the task knows the prompt
+and the answer, the stage batches / caches / retries).
+
+A task says how a record becomes a request, how a completion is parsed, and whether the parsed completion is kept
+or rejected with a reason. `run_task(rounds, task, records)` runs it as round `task.name` through
+`rounds.generate` (the cache, resume, per-round settings and report are the round's, as before) and sorts what
+comes back.
+
+    QUESTION = Template("work_date", 1, "When was the work {title} by {author} written? Answer just with the year.")
+
+    def ask(task, work):                      # one input record -> a request (or a list of them, or None: skip)
+        wid, title, author = work
+        return task.ask("date-" + short_hash(wid), user=task.template.format(title=title, author=author),
+                        parent_ids=[wid], meta={"work_id": wid})
+
+    dates = Task("work_dates", QUESTION, SamplingParams(temperature=0.0, max_tokens=8), request=ask,
+                 parse=parse_year_answer)  # parse(completion text) -> value | None
+    out = run_task(rounds, dates, works)      # out.accepted, out.rejected (each with `reason`), out.failed,
+                                              # out.parsed {record id: value}, out.output (the RoundOutput)
+
+- `Template(name, version, text)`: `template.id` ("name@vN") is written on every request and is part of the
+  generation cache key: editing a prompt means bumping its version. A round may use several templates (one per
+  style): `task.ask(..., template=OTHER)`.
+- `request(task, record)`: `task.ask(id, prompt=... | user=... | messages=..., parent_ids, meta, template,
+  sampling)` builds a `GenerationRequest` with the task's template id and sampling. `meta` is carried onto every
+  generated record of that request (`corpora.generated.join_results`).
+- `parse(text) -> value | None` (default: the text itself). `accept(record, value) -> (row | None, reason | None)`:
+  reason None keeps `row` (None: the record unchanged); a reason rejects the row (None: the record) with that
+  reason. Without `accept`, a value of None rejects the record with `task.unparsed` ("unparseable").
+- Failed requests (`reason="generation_failed"`) are in `out.failed`, apart from the rejected ones.
+- A loop round (`rounds.until`) sorts each round's output with `task.sort(output)`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from generators.backends.base import GenerationRequest, SamplingParams
+from generators.rounds import RoundOutput, Rounds
+from generators.settings import GenerationSettings
+
+
+@dataclass(frozen=True)
+class Template:
+    """A versioned prompt: `id` = "name@vN" (in every request's `template_id`, hence in the cache key)."""
+
+    name: str
+    version: int
+    text: str = ""  # a str.format template; empty when the prompt is built in code
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+    def format(self, **fields: Any) -> str:
+        return self.text.format(**fields)
+
+
+RequestFn = Callable[["Task", Any], "GenerationRequest | Sequence[GenerationRequest] | None"]
+AcceptFn = Callable[[dict, Any], "tuple[dict | None, str | None]"]
+
+
+@dataclass
+class Task:
+    """One round: `name` (the round's name: its cache folder and `generation.rounds.<name>` overrides), the
+    template and sampling its requests use, and the three steps (see the module docstring)."""
+
+    name: str
+    template: Template | None
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    request: RequestFn | None = None
+    parse: Callable[[str], Any] | None = None
+    accept: AcceptFn | None = None
+    unparsed: str = "unparseable"  # the reject reason of a parse that gave None (when there is no `accept`)
+
+    def ask(self, id: str, *, prompt: str | None = None, user: str | None = None,
+            messages: list[dict[str, str]] | None = None, parent_ids: Iterable[str] = (),
+            meta: dict[str, Any] | None = None, template: Template | None = None,
+            sampling: SamplingParams | None = None) -> GenerationRequest:
+        """A request of this task: exactly one of `prompt` (raw), `user` (one user message) or `messages`."""
+        if user is not None:
+            if messages is not None:
+                raise ValueError(f"request {id!r}: give `user` or `messages`, not both")
+            messages = [{"role": "user", "content": user}]
+        template = template or self.template
+        return GenerationRequest(id=id, prompt=prompt, messages=messages, sampling=sampling or self.sampling,
+                                 template_id=template.id if template else "", parent_ids=list(parent_ids),
+                                 meta=dict(meta or {}))
+
+    def requests(self, records: Iterable[Any]) -> list[GenerationRequest]:
+        """Every record's request(s), in record order (a record whose `request` gives None is skipped)."""
+        if self.request is None:
+            raise TypeError(f"task {self.name!r} declares no `request`")
+        out: list[GenerationRequest] = []
+        for record in records:
+            got = self.request(self, record)
+            if got is None:
+                continue
+            out.extend([got] if isinstance(got, GenerationRequest) else got)
+        return out
+
+    def sort(self, output: RoundOutput) -> "TaskOutput":
+        """Parse and accept each generated record of a round's output."""
+        accepted, rejected, parsed = [], [], {}
+        for record in output.ok:
+            value = self.parse(record["text"]) if self.parse is not None else record["text"]
+            parsed[record["id"]] = value
+            if self.accept is not None:
+                row, reason = self.accept(record, value)
+            else:
+                row, reason = record, (self.unparsed if value is None else None)
+            row = record if row is None else row
+            if reason is None:
+                accepted.append(row)
+            else:
+                rejected.append({**row, "reason": reason})
+        return TaskOutput(accepted, rejected, list(output.failed), parsed, output)
+
+
+@dataclass
+class TaskOutput:
+    accepted: list[dict]  # rows kept
+    rejected: list[dict]  # rows the task rejected, each with `reason`
+    failed: list[dict]  # one record per failed request (`reason="generation_failed"`, `error`)
+    parsed: dict[str, Any]  # generated record id -> parsed value (rejected ones too)
+    output: RoundOutput  # the round's requests, records and report
+
+
+def run_task(rounds: Rounds, task: Task, records: Iterable[Any], name: str | None = None,
+             settings: GenerationSettings | None = None) -> TaskOutput:
+    """Build the task's requests from `records`, run them as round `name` (default `task.name`; e.g. "judge#2")
+    and sort the completions."""
+    return task.sort(rounds.generate(name or task.name, task.requests(records), settings=settings))

@@ -1,0 +1,91 @@
+"""generators/task.py: a declared round (template id in the cache key, request building, parse, accept/reject
+with a reason) run through real Rounds on the replay backend."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from generators.backends import ReplayConfig
+from generators.backends.base import SamplingParams
+from generators.rounds import Rounds
+from generators.settings import GenerationSettings
+from generators.task import Task, Template, run_task
+
+QUESTION = Template("test/capital", 2, "What is the capital of {country}? One word.")
+
+
+def _rounds(tmp_path, answers: dict[str, str]) -> Rounds:
+    replay = tmp_path / "replay.jsonl"
+    replay.write_text("".join(json.dumps({"prompt": QUESTION.format(country=c), "text": t, "model": "m"}) + "\n"
+                              for c, t in answers.items()))
+    return Rounds(tmp_path / "work", GenerationSettings(backend=ReplayConfig(path=str(replay))), source="t",
+                  progress=False, log=lambda m: None)
+
+
+def _ask(task: Task, country: str | None):
+    if not country:
+        return None  # skipped: no request
+    return task.ask("cap-" + country, user=task.template.format(country=country), parent_ids=[country],
+                    meta={"country": country})
+
+
+def _task(**kw) -> Task:
+    return Task("capitals", QUESTION, SamplingParams(temperature=0.0, max_tokens=4), request=_ask, **kw)
+
+
+def test_template_id_and_requests():
+    assert QUESTION.id == "test/capital@v2"
+    reqs = _task().requests(["France", None, "Peru"])
+    assert [r.id for r in reqs] == ["cap-France", "cap-Peru"]
+    assert reqs[0].template_id == "test/capital@v2" and reqs[0].sampling.max_tokens == 4
+    assert reqs[0].messages == [{"role": "user", "content": "What is the capital of France? One word."}]
+    assert reqs[0].meta == {"country": "France"} and reqs[0].parent_ids == ["France"]
+    raw = Task("raw", QUESTION).ask("x", prompt="p", template=Template("other", 3))
+    assert raw.prompt == "p" and raw.template_id == "other@v3"
+    with pytest.raises(ValueError, match="not both"):
+        Task("raw", QUESTION).ask("x", user="u", messages=[{"role": "user", "content": "u"}])
+    with pytest.raises(TypeError, match="declares no `request`"):
+        Task("none", QUESTION).requests(["a"])
+
+
+def test_run_task_parses_accepts_and_rejects_with_reasons(tmp_path):
+    rounds = _rounds(tmp_path, {"France": " Paris.", "Peru": "I do not know", "Chile": " lima",
+                              "Spain": "Spain"})
+
+    def parse(text):
+        word = text.strip().rstrip(".")
+        return word if word.istitle() and " " not in word else None
+
+    def accept(record, value):
+        if value is None:
+            return None, "no_city"
+        if value == record["country"]:
+            return None, "echoes_the_country"  # rejected as the record came
+        return {**record, "text": value}, None
+
+    out = run_task(rounds, _task(parse=parse, accept=accept), ["France", "Peru", "Chile", "Spain", "Japan"])
+    assert [r["text"] for r in out.accepted] == ["Paris"] and out.accepted[0]["country"] == "France"
+    assert out.accepted[0]["template_id"] == "test/capital@v2" and out.accepted[0]["round"] == "capitals"
+    # Chile's " lima" does not parse (lower case) either; Japan has no answer: a failed request, apart
+    assert sorted((r["country"], r["reason"]) for r in out.rejected) == [("Chile", "no_city"), ("Peru", "no_city"),
+                                                                         ("Spain", "echoes_the_country")]
+    assert next(r for r in out.rejected if r["country"] == "Spain")["text"] == "Spain"
+    assert [r["country"] for r in out.failed] == ["Japan"] and out.failed[0]["reason"] == "generation_failed"
+    assert len(out.parsed) == 4 and set(rounds.reports) == {"capitals"}
+    # without accept: a parse of None rejects with the task's `unparsed` reason; the template id is in the cache
+    # key, so a new version asks again
+    out2 = run_task(rounds, _task(parse=parse, unparsed="not_a_city"), ["France", "Chile"], name="capitals#2")
+    assert [r["reason"] for r in out2.rejected] == ["not_a_city"] and out2.accepted[0]["text"] == " Paris."
+    assert out2.output.report.cached == 0
+    again = run_task(rounds, _task(parse=parse), ["France", "Chile"], name="capitals#2")
+    assert again.output.report.cached == 2 and again.output.report.generated == 0
+
+
+def test_a_new_template_version_is_a_new_cache_key(tmp_path):
+    rounds = _rounds(tmp_path, {"France": "Paris"})
+    run_task(rounds, _task(), ["France"])
+    v3 = Task("capitals", Template(QUESTION.name, 3, QUESTION.text), request=_ask)
+    out = run_task(rounds, v3, ["France"])
+    assert out.output.report.cached == 0 and out.accepted[0]["template_id"] == "test/capital@v3"
+    assert run_task(rounds, _task(), ["France"]).output.report.cached == 1
