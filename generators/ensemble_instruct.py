@@ -11,7 +11,8 @@ from a mixture of LMs, as rounds of the generation mechanism. Every row keeps it
    is parsed (A: `input:` then `output:`; B: `output:`).
 3. `votes#k`, one round per voter (`votes.voters`, each its own backend or sampling): zero-shot answers to
    instruction + newline + input.
-4. ensemble (`consensus`, pure): exact match of normalised answers first, else ROUGE-L over all pairs.
+4. ensemble (`generators.voting.consensus`, pure): exact match of normalised answers first, else ROUGE-L over all
+   pairs.
 `flows/ensemble_instruct.py` registers it.
 """
 from __future__ import annotations
@@ -38,7 +39,8 @@ from corpora.readers import InputError
 from generators.backends import BackendConfig
 from generators.backends.base import GenerationRequest, SamplingParams
 from generators.contract import Generator, GeneratorConfig, GeneratorResult
-from filters.rouge import NoveltyPool, Tokenizer, rouge_l, tokenize
+from filters.rouge import NoveltyPool, Tokenizer
+from generators.voting import AgreeKeep, consensus
 
 TEMPLATE_VERSION = 1
 DEMOS_PATH = Path(__file__).with_name("ensemble_instruct_demos.yaml")
@@ -122,7 +124,7 @@ class EnsembleConfig(StrictModel):
     tau: float = Field(0.01, ge=0.0, le=1.0, description="keep a row only if its worst pairwise ROUGE-L F1 > tau")
     stem: bool = True
     tokenizer: Tokenizer = "rouge_score"
-    votes_agree_keep: Literal["vote", "generator"] = Field("vote", description=(
+    votes_agree_keep: AgreeKeep = Field("vote", description=(
         "when two votes agree exactly (and the generator's output agrees with neither): keep the agreeing vote "
         "(ours) or the generator's output (the reference's ensemble_output.py, line 147)"))
     allow_same_model: bool = Field(True, description=(
@@ -378,46 +380,7 @@ def parse_instances_reference(raw: str) -> list[tuple[str | None, str, str]]:
     return out
 
 
-# ---- stage 4: ensemble ---------------------------------------------------------------------------------------
-def normalize_answer(s: str) -> str:
-    """Lowercase, drop ASCII punctuation, collapse whitespace (the reference's normalize_answer)."""
-    exclude = set(string.punctuation)
-    return " ".join("".join(ch for ch in s.lower() if ch not in exclude).split())
-
-
-@dataclass
-class Consensus:
-    kept: bool
-    output: str | None
-    chosen: int | None  # index into the candidates: 0 = the instance's output, k = vote k
-    decided_by: str  # exact_generator / exact_votes / rouge / no_consensus
-    pairwise: list[dict]  # {a, b, rougeL} over all pairs of normalised candidates
-    worst: float
-
-
-def consensus(candidates: Sequence[str], tau: float = 0.01, stem: bool = True,
-              tokenizer: Tokenizer = "rouge_score", votes_agree_keep: str = "vote") -> Consensus:
-    """candidates[0]: the generator's output, then the votes in voter order. Empty candidates never agree (after
-    normalisation: "..." is empty too). Two votes that agree keep the agreeing vote (`votes_agree_keep="vote"`) or
-    the generator's output ("generator", as the reference does)."""
-    norm = [normalize_answer(c) for c in candidates]
-    toks = [tokenize(n, stem, tokenizer) for n in norm]
-    pairs = [{"a": i, "b": j, "rougeL": rouge_l(toks[j], toks[i])}
-             for i in range(len(norm)) for j in range(i + 1, len(norm))]
-    worst = min(p["rougeL"] for p in pairs)
-    if norm[0] and any(norm[0] == n for n in norm[1:]):
-        return Consensus(True, candidates[0], 0, "exact_generator", pairs, worst)
-    for p in pairs:
-        if p["a"] > 0 and norm[p["a"]] and norm[p["a"]] == norm[p["b"]]:
-            keep = 0 if votes_agree_keep == "generator" else p["a"]
-            return Consensus(True, candidates[keep], keep, "exact_votes", pairs, worst)
-    sums = [sum(p["rougeL"] for p in pairs if i in (p["a"], p["b"])) for i in range(len(norm))]
-    best = max(range(len(norm)), key=lambda i: (sums[i], -i))  # ties: the generator, then vote order
-    if worst > tau and norm[best]:
-        return Consensus(True, candidates[best], best, "rouge", pairs, worst)
-    return Consensus(False, None, None, "no_consensus", pairs, worst)
-
-
+# ---- stage 4: ensemble (the decision: `generators.voting.consensus`) ------------------------------------------
 def row_text(instruction: str, inp: str, output: str) -> str:
     return "\n\n".join(p for p in (instruction, inp, output) if p)
 

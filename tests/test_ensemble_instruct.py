@@ -8,15 +8,14 @@ import pytest
 
 from generators.ensemble_instruct import (
     InstructionsConfig,
-    consensus,
     encode_prompt,
-    normalize_answer,
     parse_instance,
     parse_instructions,
     seed_tasks,
     templates,
 )
 from filters.rouge import NoveltyPool, lcs_length, rouge_l_text, tokenize
+from generators.voting import consensus, normalize_answer
 
 
 # ---- instructions --------------------------------------------------------------------------------------------

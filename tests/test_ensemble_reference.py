@@ -17,11 +17,11 @@ from tests.conftest import setting
 
 from generators.ensemble_instruct import (
     EnsembleInstructConfig,
-    consensus,
     parse_instance,
     parse_instances_reference,
     templates,
 )
+from generators.voting import consensus
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "configs" / "ensemble-instruct-reference.yaml"
@@ -267,7 +267,7 @@ def test_whole_sample_parse_and_consensus_equal_the_references():
     samples, t5, ul2 = _jsonl("openei.samples.jsonl"), _jsonl("openei.flan-t5-xxl_output.jsonl"), \
         _jsonl("openei.flan-ul2_output.jsonl")
     wrote = _jsonl("openei.ensemble")
-    from generators.ensemble_instruct import normalize_answer
+    from generators.voting import normalize_answer
 
     expected, differences = [], 0
     for s, a, b in zip(samples, t5, ul2):
