@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -48,9 +48,11 @@ from filters.pairs import (
     self_bleu,
 )
 from filters.sentences import first_sentence, is_full_sentence, left_contexts, nlp_for, splitter
-from generators.backends.base import GenerationRequest, SamplingParams
+from generators.backends.base import SamplingParams
 from generators.contract import GeneratedDedup, Generator, GeneratorConfig, GeneratorResult
+from generators.judge import Judge, yes_no
 from generators.student import TrainConfig
+from generators.task import Task, Template, run_task
 
 TEMPLATE_VERSION = 1
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "corpora" / "sample_data"
@@ -60,8 +62,9 @@ SAMPLE_PREFIXES = SAMPLE_DIR / "impossible_prefixes.jsonl"  # news_prefixes(SAMP
 # context, then the sentence to paraphrase); summary is ours (the reference's summary prompt is not in its code)
 STUDENT_PROMPTS = {"paraphrase": "Given context, paraphrase the last sentence.\nContext: {x_l} \nSentence: {x}",
                    "summary": "Given context, shorten the last sentence.\nContext: {x_l} \nSentence: {x}"}
-JUDGE_PROMPT = ("Sentence A: {a}\nSentence B: {b}\nIf sentence A is true, must sentence B be true? Answer yes or "
-                "no.\nAnswer:")
+JUDGE = Template("impossible/judge", TEMPLATE_VERSION, "Sentence A: {a}\nSentence B: {b}\nIf sentence A is true, "
+                 "must sentence B be true? Answer yes or no.\nAnswer:")
+JUDGE_PROMPT = JUDGE.text
 
 
 class PrefixConfig(StrictModel):
@@ -187,36 +190,43 @@ def _seeded(sp: SamplingParams, *key: str) -> SamplingParams:
     return SamplingParams(**{**sp.model_dump(), "seed": int(short_hash(*key, length=8), 16) & 0x7FFFFFFF})
 
 
-def _request(kind: str, key: str, prompt: str, sp: SamplingParams, parent: str, meta: dict) -> GenerationRequest:
-    rid = f"id{kind[0]}-" + short_hash(key, prompt, str(TEMPLATE_VERSION), length=20)
-    return GenerationRequest(id=rid, prompt=prompt, sampling=_seeded(sp, rid), parent_ids=[parent], meta=meta,
-                             template_id=f"impossible/{kind}@v{TEMPLATE_VERSION}")
+def round_task(name: str, kind: str, sampling: SamplingParams, ask: Callable[[dict], tuple[str, str, dict]],
+               parse: Callable[[str], Any] | None = None, accept: Callable | None = None) -> Task:
+    """A round of raw-prompt continuations: `ask(record) -> (key, prompt, meta)`; the request's id hashes the key,
+    the prompt and the template version and seeds its sampling; its parent is the record."""
+    def request(task: Task, rec: dict):
+        key, prompt, meta = ask(rec)
+        rid = f"id{kind[0]}-" + short_hash(key, prompt, str(TEMPLATE_VERSION), length=20)
+        return task.ask(rid, prompt=prompt, sampling=_seeded(task.sampling, rid), parent_ids=[rec["id"]], meta=meta)
+    return Task(name, Template(f"impossible/{kind}", TEMPLATE_VERSION), sampling, request=request, parse=parse,
+                accept=accept)
+
+
+def candidate_row(rec: dict, sentence: str) -> tuple[dict, None]:
+    """A candidate: its first sentence (a full one or not, `candidate_ok`), the whole completion beside it."""
+    return {**rec, "text": sentence, "completion": rec["text"], "candidate_ok": is_full_sentence(sentence)}, None
 
 
 class JudgeCritic:
-    """The LLM as the critic: "if A is true, must B be true?" through round `judge`; yes = 1.0, else 0.0."""
+    """The LLM as the critic: "if A is true, must B be true?" (`generators.judge.Judge`, rounds `judge#k`); yes = 1.0,
+    else (no, unreadable, failed) 0.0."""
 
     def __init__(self, rounds, edge_threshold: float = 0.5):
-        self.rounds, self.edge_threshold, self.model, self.calls = rounds, edge_threshold, "llm-judge", 0
-        self._memo: dict[tuple[str, str], float] = {}
-        self.sampling = SamplingParams(temperature=0.0, max_tokens=3)
+        self.edge_threshold = edge_threshold
+        self.judge = Judge(rounds, JUDGE, yes_no, SamplingParams(temperature=0.0, max_tokens=3), round="judge",
+                           request_id=lambda it: "idj-" + short_hash(it["a"], it["b"], str(TEMPLATE_VERSION), length=20))
+
+    @property
+    def model(self) -> str:
+        return self.judge.model or "llm-judge"
+
+    @property
+    def calls(self) -> int:
+        return self.judge.calls
 
     def entailment(self, premises: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray:
-        keys = list(zip(premises, hypotheses))
-        todo = list(dict.fromkeys(k for k in keys if k not in self._memo))
-        if todo:
-            self.calls += 1
-            reqs = [GenerationRequest(id="idj-" + short_hash(a, b, str(TEMPLATE_VERSION), length=20),
-                                      prompt=JUDGE_PROMPT.format(a=a, b=b), sampling=self.sampling,
-                                      template_id=f"impossible/judge@v{TEMPLATE_VERSION}", meta={"a": a, "b": b})
-                    for a, b in todo]
-            out = self.rounds.generate(f"judge#{self.calls}", reqs)
-            for rec in out.ok:
-                self.model = rec["model"]
-                self._memo[(rec["a"], rec["b"])] = float(rec["text"].strip().lower().startswith("yes"))
-            for rec in out.failed:
-                self._memo[(rec["a"], rec["b"])] = 0.0
-        return np.array([self._memo[k] for k in keys], dtype=np.float64)
+        verdicts = self.judge.ask([{"a": a, "b": b} for a, b in zip(premises, hypotheses)])
+        return np.array([float(v.answer is True) for v in verdicts], dtype=np.float64)
 
     def entails(self, premises: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray:
         return self.entailment(premises, hypotheses) >= self.edge_threshold
@@ -284,11 +294,12 @@ def run(cfg: ImpossibleConfig, records: Sequence[Any], rounds) -> GeneratorResul
                              "sentence_splitter": splitter(cfg.sentences.spacy_model)}
     spacy_model = cfg.sentences.spacy_model
     # 1. contexts
-    out = rounds.generate("contexts", [_request("context", p["id"], p["text"], cfg.contexts_sampling, p["id"],
-                                                {"prefix": p["text"], "prefix_id": p["id"]}) for p in prefixes])
+    out = run_task(rounds, round_task("contexts", "context", cfg.contexts_sampling, lambda p: (
+        p["id"], p["text"], {"prefix": p["text"], "prefix_id": p["id"]}), lambda t: left_contexts(t, spacy_model)),
+        prefixes)
     contexts, seen, no_left = [], set(), 0
-    for rec in out.ok:
-        for i, x_l, y in left_contexts(rec["text"], spacy_model):
+    for rec in out.accepted:
+        for i, x_l, y in out.parsed[rec["id"]]:
             if i == 0:
                 no_left += 1  # a first sentence has no left context
             elif x_l not in seen:
@@ -302,15 +313,13 @@ def run(cfg: ImpossibleConfig, records: Sequence[Any], rounds) -> GeneratorResul
         c["selected"] = False
     for c in chosen:
         c["selected"] = True
-    stats["contexts"] = {"continuations": len(out.ok), "sentences_without_left_context": no_left,
+    stats["contexts"] = {"continuations": len(out.accepted), "sentences_without_left_context": no_left,
                          "contexts": len(contexts), "selected": len(chosen)}
     # 2. candidates
-    out2 = rounds.generate("candidates", [_request("candidate", c["id"], c["x_l"], cfg.candidates_sampling, c["id"],
-                                                   {"context_id": c["id"], "x_l": c["x_l"]}) for c in chosen])
-    candidates = []
-    for rec in out2.ok:
-        sent = first_sentence(rec["text"], spacy_model)
-        candidates.append({**rec, "text": sent, "completion": rec["text"], "candidate_ok": is_full_sentence(sent)})
+    out2 = run_task(rounds, round_task("candidates", "candidate", cfg.candidates_sampling, lambda c: (
+        c["id"], c["x_l"], {"context_id": c["id"], "x_l": c["x_l"]}), lambda t: first_sentence(t, spacy_model),
+        candidate_row), chosen)
+    candidates = out2.accepted
     by_ctx: dict[str, list[dict]] = {}
     for c in candidates:
         if c["candidate_ok"]:
@@ -400,7 +409,6 @@ def self_distill(cfg: ImpossibleConfig, pairs: list[dict], new_contexts: list[di
     per context the passing sample of lowest ROUGE-L is selected: the stage's pairs (`stage` = k), which join the
     data and train the next stage. Returns (every sample's row, stats)."""
     from generators.backends.local_models import dequantised_smollm2_dir
-    from generators.settings import RoundSettings
     from generators.student import fine_tune
 
     sd = cfg.self_distill
@@ -428,12 +436,11 @@ def self_distill(cfg: ImpossibleConfig, pairs: list[dict], new_contexts: list[di
         folder = Path(rounds.work_dir) / "student" / key
         train = fine_tune(student, examples, folder, sd.train, log=rounds.log)
         bcfg = student_backend(rounds.settings, str(folder))
-        settings = rounds.settings.model_copy(update={"rounds": {**rounds.settings.rounds, "distill": RoundSettings(
-            **{**(rounds.settings.rounds.get("distill") or RoundSettings()).model_dump(exclude_unset=True),
-               "backend": bcfg})}})
-        reqs = [_request("distill", c["id"] + key, template.format(x_l=c["x_l"], x=c["y_orig"]), sd.sampling,
-                         c["id"], {"context_id": c["id"]}) for c in ctxs]
-        out = rounds.generate("distill" if stage == 1 else f"distill#{stage}", reqs, settings=settings)
+        task = round_task("distill", "distill", sd.sampling, lambda c, key=key: (
+            c["id"] + key, template.format(x_l=c["x_l"], x=c["y_orig"]), {"context_id": c["id"]}))
+        # the round's engine: the student just trained (by round name: `distill` and its loop rounds `distill#k`)
+        out = run_task(rounds, task, ctxs, "distill" if stage == 1 else f"distill#{stage}",
+                       rounds.settings.with_round("distill", backend=bcfg)).output
         by_ctx = {c["id"]: c for c in ctxs}
         samples: dict[str, list[dict]] = {}
         for rec in out.ok:

@@ -50,6 +50,13 @@ class GenerationSettings(StrictModel):
                 base.update({k: dumped[k] for k in over.model_fields_set if dumped[k] is not None})
         return GenerationSettings.model_validate(base)
 
+    def with_round(self, name: str, **keys) -> "GenerationSettings":
+        """A copy in which round `name` runs with `keys` on top of its own overrides: e.g. `backend=` picks the
+        engine that round loads (a student folder, a judge model), by round name, leaving the others' as they are."""
+        over = self.rounds.get(name) or RoundSettings()
+        return self.model_copy(update={"rounds": {**self.rounds, name: RoundSettings(
+            **{**over.model_dump(exclude_unset=True), **keys})}})
+
     def backend_config(self):
         return self.backend or default_backend_config()
 

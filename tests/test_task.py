@@ -89,3 +89,20 @@ def test_a_new_template_version_is_a_new_cache_key(tmp_path):
     out = run_task(rounds, v3, ["France"])
     assert out.output.report.cached == 0 and out.accepted[0]["template_id"] == "test/capital@v3"
     assert run_task(rounds, _task(), ["France"]).output.report.cached == 1
+
+
+def test_a_rounds_engine_is_picked_by_round_name(tmp_path):
+    """`GenerationSettings.with_round(name, backend=...)`: that round (and its loop rounds name#k) loads that engine,
+    keeping the round's other overrides; other rounds keep the run's engine."""
+    from generators.settings import RoundSettings
+
+    rounds = _rounds(tmp_path, {"France": "Paris"})
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"prompt": QUESTION.format(country="France"), "text": "Lyon", "model": "m2"}) + "\n")
+    base = rounds.settings.model_copy(update={"rounds": {"capitals": RoundSettings(shard_size=3)}})
+    switched = base.with_round("capitals", backend=ReplayConfig(path=str(other)))
+    assert switched.for_round("capitals#2").shard_size == 3 and switched.for_round("capitals").backend.path == str(other)
+    assert switched.for_round("judge").backend.path == rounds.settings.backend.path and base.rounds["capitals"].backend is None
+    out = run_task(rounds, _task(), ["France"], settings=switched)
+    assert out.accepted[0]["text"] == "Lyon" and out.accepted[0]["model"] == "m2"
+    assert run_task(rounds, _task(), ["France"], name="capitals#2").accepted[0]["text"] == "Paris"
