@@ -17,6 +17,7 @@ PIPELINES: dict[str, str] = {
     "impossible-distillation": "flows.impossible_distillation:PIPELINE",
     "diachronic": "flows.diachronic:PIPELINE", "diachronic-train": "flows.diachronic_train:TRAIN_PIPELINE",
     "sphinx": "flows.sphinx:PIPELINE",
+    "overgenerate": "flows.overgenerate:PIPELINE",
     "mix": "flows.mix:PIPELINE",
     "mix-ratios": "flows.mix_ratios:PIPELINE", "tokenize": "flows.tokenize:PIPELINE",
     "unlearning-whp": "flows.unlearning:WHP_PIPELINE", "unlearning-reinforce": "flows.unlearning:REINFORCE_PIPELINE",
