@@ -20,15 +20,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpora.atomic import read_json
+from corpora.layout import Layout
 
 SAMPLE_ROWS = 20_000
 PASS_STATUSES = {"pass", "passed", "ok", "kept", "accepted", "valid", "success"}
 
 
 # ---- reading a run ---------------------------------------------------------------------------------------------
-def _kind_of(rel_dir: Path) -> str:
-    """`data/lang=en` -> `data`: hive-style partition folders belong to their kind."""
-    return "/".join(p for p in rel_dir.parts if "=" not in p) or "."
+def _kind_of(rel_dir: Path, layout: Layout | None = None) -> str:
+    """The table a published folder belongs to (`corpora.layout`): `data/lang=en` -> `data`."""
+    return (layout or Layout(())).table_of(rel_dir.as_posix())
 
 
 @dataclass
@@ -91,9 +92,10 @@ class RunOutputs:
 def find_kinds(out_dir: Path, manifest: dict) -> dict[str, list[Path]]:
     kinds: dict[str, list[Path]] = {}
     seen: set[Path] = set()
+    layout = Layout.of_manifest(manifest)
     for name, shards in (manifest.get("outputs") or {}).items():
         files = [out_dir / s["path"] for s in shards if (out_dir / s["path"]).is_file()]
-        kinds.setdefault(_kind_of(Path(name)), []).extend(files)
+        kinds.setdefault(_kind_of(Path(name), layout), []).extend(files)
         seen.update(f.resolve() for f in files)
     if kinds or manifest.get("outputs"):
         return kinds  # the manifest says what was published (a stage's own state, e.g. dedup_index/, is not)

@@ -14,6 +14,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from corpora.layout import Kind, Layout
 from corpora.plan import WORK_DIR
 from corpora.readers import FieldMap
 from corpora.staging import StagedInput
@@ -28,6 +29,10 @@ from flows.registry import Pipeline
 from flows.reporting import run_logger, stage_progress
 from flows.scaffold import Run
 from generators.settings import GenerationSettings, preflight_settings
+
+
+# works/ (one row per work) and slices/<slice>/<split>/ (a card config per slice, its splits inside, + `slices`)
+LAYOUT = Layout((Kind("works", WORKS_SCHEMA), Kind("slices", SLICE_SCHEMA, splits=True)))
 
 
 class DiachronicConfig(RunConfig):
@@ -88,7 +93,7 @@ def bound_listed_works(items: list[StagedInput], parts: list[str], ctx: DatingCo
 @task(name="publish-works", cache_policy=NO_CACHE)
 def publish_works(parts: list[str], run: Run) -> tuple[list[dict], int]:
     rows, renamed, merged = steps.stage_works(parts, run.out_dir / WORK_DIR / "works.parquet")
-    run.publish("works", [merged], WORKS_SCHEMA)
+    run.publish("works", [merged])
     return rows, renamed
 
 
@@ -96,13 +101,13 @@ def publish_works(parts: list[str], run: Run) -> tuple[list[dict], int]:
 def cut_slices(items: list[StagedInput], rows: list[dict], cfg: DiachronicConfig, run: Run) -> dict:
     parts, result = steps.slice_parts(items, rows, cfg.slicing, _fields(cfg), run.out_dir / WORK_DIR / "slices")
     for sl, split, files in parts:
-        run.publish(split, files, SLICE_SCHEMA, under=Path("slices") / sl, name=f"slices/{sl}/{split}")
+        run.publish("slices", files, part=(sl, split))
     return result.stats(dict(cfg.slicing.budgets))
 
 
 @flow(name="diachronic", log_prints=True)
 def diachronic_flow(config: DiachronicConfig) -> dict:
-    run = Run.start("diachronic", config, kinds=("works", "slices"))
+    run = Run.start("diachronic", config, kinds=LAYOUT)
     out_dir = run.out_dir
     items = [StagedInput.from_path(p) for p in steps.input_paths(config.inputs)]
     ctx, context_report = load_context(config)

@@ -5,7 +5,6 @@ paragraph, minhash, decontam): the documents engine (`filters/documents.py`) -> 
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,6 +12,7 @@ import pyarrow as pa
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from corpora.layout import Kind, Layout
 from corpora.manifest import check_invariant
 from corpora.plan import RunPlan, plan_run
 from corpora.readers import FieldMap
@@ -64,24 +64,29 @@ def documents(plan: RunPlan, cfg: DolmaConfig) -> DocumentParts:
                                  on_progress=lambda n, docs: bar.update(len(plan.finished) + n, docs))
 
 
+def layout(cfg: DolmaConfig) -> Layout:
+    """data / rejected / quarantine; with `attributes_only` also attributes/ (id + the steps' columns), and data/
+    holds the documents as read (both: only their schema's columns of the staged parts). A run without it retires
+    an earlier attributes_only run's attributes/."""
+    if not cfg.attributes_only:
+        return Layout.documents(retired=("attributes",))
+    return Layout((Kind("data", project=True), Kind("rejected"), Kind("quarantine", QUARANTINE_SCHEMA),
+                   Kind("attributes", project=True)))
+
+
 @task(name="publish-shards", cache_policy=NO_CACHE)
 def publish_shards(cfg: DolmaConfig, run: Run, out: DocumentParts) -> None:
     fields = out.added
     if cfg.attributes_only:
-        run.publish("attributes", [p for s in out.kept for p in s], pa.schema([CORE_FIELDS[0], *fields]),
-                    columns=["id", *[f.name for f in fields]])
+        run.publish("attributes", [p for s in out.kept for p in s], pa.schema([CORE_FIELDS[0], *fields]))
         fields = []  # data/: the documents as read
-    elif (run.out_dir / "attributes").exists():  # an earlier attributes_only run's, not this run's
-        shutil.rmtree(run.out_dir / "attributes")
     for kind, files, schema in (
         ("data", out.kept, document_schema(fields)),
         ("rejected", out.rejected, document_schema(fields, rejected=True)),
-        ("quarantine", out.quarantine, QUARANTINE_SCHEMA),
+        ("quarantine", out.quarantine, None),
     ):
         with stage_progress(f"publish {kind}", total=1, unit="folders") as bar:
-            shards = run.publish(kind, [p for s in files for p in s], schema,
-                                 columns=[f.name for f in CORE_FIELDS] if kind == "data" and cfg.attributes_only
-                                 else None)
+            shards = run.publish(kind, [p for s in files for p in s], schema)
             bar.update(1, sum(s["rows"] for s in shards))
 
 
@@ -114,7 +119,7 @@ def write_report(plan: RunPlan, run: Run, out: DocumentParts) -> dict:
 
 @flow(name="dolma", log_prints=True)
 def dolma_flow(config: DolmaConfig) -> dict:
-    run = Run.start("dolma", config, clear=False)  # plan_run clears on overwrite (and knows the staging)
+    run = Run.start("dolma", config, kinds=layout(config), clear=False)  # plan_run clears on overwrite (and knows the staging)
     plan = plan_inputs(config, run.out_dir)
     out = documents(plan, config)
     publish_shards(config, run, out)

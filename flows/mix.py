@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from corpora.atomic import atomic_write_json
+from corpora.layout import Kind, Layout
 from corpora.mix_count import (EXCLUDED_SCHEMA, SourceRules, TokenCounter, TokenizerConfig, count_file,
                                unique_kept_ids)
 from corpora.mix_plan import MixPlan, MixPlanConfig, make_plan, resolve_shares
@@ -31,7 +32,8 @@ from flows.registry import Pipeline
 from flows.reporting import console, run_logger
 from flows.scaffold import Run
 
-KINDS = ("data", "excluded", "quarantine")
+# data/ (the mixture, its schema from the sources), excluded/ (rows a source's rules left out), quarantine/
+LAYOUT = Layout((Kind("data"), Kind("excluded", EXCLUDED_SCHEMA), Kind("quarantine", QUARANTINE_SCHEMA)))
 DEMO_BUDGET = 40_000  # the demo's budget (when neither `sources` nor `budget_tokens` is set): shows upsampling
 
 
@@ -172,7 +174,7 @@ def mix_flow(config: MixConfig) -> dict:
     _check_names(config)
     out_dir = Path(config.output or "output/mix").resolve()
     if config.overwrite:
-        clear_output(out_dir, KINDS + ("plan.json",))
+        clear_output(out_dir, LAYOUT.names() + ("plan.json",))
     work = out_dir / WORK_DIR / "mix"
     if not {"sources", "budget_tokens"} & config.model_fields_set:
         config = config.model_copy(update={"budget_tokens": DEMO_BUDGET})
@@ -197,7 +199,7 @@ def mix_flow(config: MixConfig) -> dict:
     seconds["plan"], t0 = time.perf_counter() - t0, time.perf_counter()
     console.print(plan_table(plan))
     console.print(rules_table(sources, counts))
-    run = Run.start("mix", config, kinds=KINDS, clear=False)
+    run = Run.start("mix", config, kinds=LAYOUT, clear=False)
     schema = output_schema(sources, renamed=any(renamed.values()))
     est = sum(g.available_bytes * (g.delivered_tokens / g.available_tokens) for g in plan.groups.values()
               if g.available_tokens)
@@ -207,11 +209,9 @@ def mix_flow(config: MixConfig) -> dict:
     gathered = gather(scattered, nbuckets, schema, work)
     seconds["gather"], t0 = time.perf_counter() - t0, time.perf_counter()
     run.publish("data", [p for p, _ in gathered], schema)
-    run.publish("excluded", [Path(d["dir"]) / "excluded.parquet" for s in sources for d in counts[s.name]],
-                EXCLUDED_SCHEMA)
+    run.publish("excluded", [Path(d["dir"]) / "excluded.parquet" for s in sources for d in counts[s.name]])
     run.publish("quarantine", [p for s in sources for p in s.quarantine_parts]
-                + [Path(d["dir"]) / "quarantine.parquet" for s in sources for d in counts[s.name]],
-                QUARANTINE_SCHEMA)
+                + [Path(d["dir"]) / "quarantine.parquet" for s in sources for d in counts[s.name]])
     seconds["publish"] = time.perf_counter() - t0
     per_source = {s.name: _source_stats(s, counts[s.name], renamed[s.name]) for s in sources}
     planned_rows = sum(g.rows for g in plan.groups.values())

@@ -6,6 +6,7 @@ The manifest says `status: publishing` from before the first output folder is sw
 (`complete`): a run killed between two swaps leaves a manifest that says so, never a stale `complete`."""
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -13,6 +14,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 
 from corpora.atomic import atomic_write_json
+from corpora.layout import Layout
 from corpora.manifest import check_invariant, now_iso, write_manifest
 from corpora.plan import clear_output
 from corpora.publish import publish_kind
@@ -25,40 +27,77 @@ class Run:
     pipeline: str
     config: Any  # the pipeline's validated config (RunConfig-like: output, overwrite, shard_rows, shard_mb)
     out_dir: Path
-    kinds: tuple[str, ...]
+    layout: Layout  # what this run publishes (corpora/layout.py); the manifest records it
     started: str
     outputs: dict[str, list[dict]] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, pipeline: str, config: Any, kinds: tuple[str, ...] = ("data", "rejected", "quarantine"),
+    def start(cls, pipeline: str, config: Any, kinds: Layout | Iterable[str] = Layout.documents(),
               clear: bool = True) -> "Run":
+        """`kinds`: the pipeline's `Layout` (or plain kind names); `overwrite` clears its kinds."""
+        layout = kinds if isinstance(kinds, Layout) else Layout.named(kinds)
         out_dir = Path(config.output or f"output/{pipeline}").resolve()
         out_dir.mkdir(parents=True, exist_ok=True)
         if config.overwrite and clear:
-            clear_output(out_dir, kinds)
-        return cls(pipeline, config, out_dir, tuple(kinds), now_iso())
+            clear_output(out_dir, layout.names())
+        return cls(pipeline, config, out_dir, layout, now_iso())
 
-    def publish(self, kind: str, files: Iterable[Path], schema: pa.Schema, *, under: Path | None = None,
-                name: str | None = None, columns: list[str] | None = None) -> list[dict]:
-        """Publish staged Parquet `files` as the shards of `kind` (under `out_dir/under` when given, recorded in
-        the manifest as `name`)."""
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return self.layout.names()
+
+    def publish(self, kind: str, files: Iterable[Path | pa.Table], schema: pa.Schema | None = None, *,
+                part: str | tuple[str, str] | None = None, under: Path | None = None,
+                name: str | None = None) -> list[dict]:
+        """Publish staged parts (Parquet files or tables) as the shards of `kind` (or of one partition value / (group, split) of
+        it: `part`) into the folder the layout names, recorded in the manifest under that path. `schema`: when no
+        part is staged (default: the kind's declared one). `under`: a folder a run copies from another run's layout
+        (`remove`, `unlearning-split`'s packages), published as `<under>/<kind>` (`name`: that path, as they give
+        it)."""
         if not self.outputs:  # before the first swap: a reader can tell a half-published folder
             self._write_manifest("publishing")
-        base = self.out_dir / under if under else self.out_dir
-        shards = publish_kind(base, kind, [Path(f) for f in files], schema, shard_rows=self.config.shard_rows,
-                              shard_mb=self.config.shard_mb, columns=columns)
-        prefix = f"{under}/" if under else ""
+            for old in self.layout.retired:  # an earlier run's kind this run does not publish
+                shutil.rmtree(self.out_dir / old, ignore_errors=True)
+        path = f"{Path(under).as_posix()}/{kind}" if under else self.layout.path(kind, part)
+        k = self.layout.kind(kind) if not under else None
+        schema = schema if schema is not None else k.schema if k else None
+        if schema is None:
+            raise ValueError(f"{self.pipeline}: output kind {kind!r} has no schema (declare it in the layout)")
+        base, leaf = (self.out_dir / path).parent, path.rsplit("/", 1)[-1]
+        shards = publish_kind(base, leaf, list(files), schema, shard_rows=self.config.shard_rows,
+                              shard_mb=self.config.shard_mb, columns=schema.names if k and k.project else None)
+        prefix = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
         out = [{**s.as_dict(), "path": prefix + s.path} for s in shards]
-        self.outputs[name or kind] = out
+        self.outputs[name or path] = out
         return out
+
+    def publish_partitions(self, kind: str, files: dict[str, Path | pa.Table], schema: pa.Schema | None = None
+                           ) -> None:
+        """`kind` as Hive partitions, one per value (`{value: staged part}`), each swapped in atomically;
+        partitions of an earlier run that this run does not have, and loose part files, are removed after."""
+        col = self.layout.kind(kind).partition_by
+        for value, f in files.items():
+            self.publish(kind, [f], schema, part=value)
+        root = self.out_dir / kind
+        root.mkdir(parents=True, exist_ok=True)
+        names = {f"{col}={v}" for v in files}
+        for p in root.iterdir():
+            if p.name not in names and (p.name.startswith(f"{col}=") or p.name.startswith("part-")):
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     def _write_manifest(self, status: str, inputs: list[dict] | None = None, cfg_hash: str | None = None) -> None:
         write_manifest(self.out_dir, pipeline=self.pipeline, config=self.config.model_dump(mode="json"),
                        config_hash=cfg_hash or config_hash(self.config), inputs=inputs or [],
-                       outputs=self.outputs, started=self.started, status=status)
+                       outputs=self.outputs, started=self.started, status=status, layout=self.layout.as_dict())
 
     def rows(self, kind: str) -> int:
-        return sum(s["rows"] for s in self.outputs.get(kind, []))
+        """Rows published as `kind`: a folder's, or all partitions / splits of a declared kind together."""
+        return sum(s["rows"] for name, shards in self.outputs.items()
+                   if name == kind or (name.startswith(kind + "/") and self._whole(kind)) for s in shards)
+
+    def _whole(self, kind: str) -> bool:
+        k = self.layout.kind(kind)
+        return bool(k.partition_by or k.splits)
 
     def finish(self, stats: dict, *, records_read: int | None = None, invariant: dict | None = None,
                inputs: list[dict] | None = None, summary: Any = None, markdown: str | None = None,
