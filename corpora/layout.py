@@ -1,7 +1,8 @@
 """The output layout of a run, declared once: the kinds a run publishes, the schema each falls back to, how a kind
-is partitioned, and from that the dataset card's configs. A flow passes its `Layout` to `Run.start`; `Run.publish`
-names each folder from it (`path`), the manifest records it (`layout`), and the dataset card and the report read it
-back from the manifest (`Layout.of_manifest`), so `flows report DIR` needs nothing else.
+is partitioned, and from that the dataset card's configs. A pipeline declares it once (`Pipeline.layout` in
+flows/registry.py; a generator's `kinds` + `partition_by`); its flow passes it to `Run.start`, `Run.publish` names
+each folder (and the manifest's entry) from it (`path`), and the dataset card and the report read the same
+declaration through the registry (`table_of`, `card_config`), so `flows report DIR` needs nothing else.
 
     Kind("data")                          data/part-*.parquet                          card: config `default`
     Kind("data", partition_by="lang")     data/lang=<xx>/part-*.parquet (Hive)         card: one config, all values
@@ -9,14 +10,14 @@ back from the manifest (`Layout.of_manifest`), so `flows report DIR` needs nothi
                                                                                         with its splits + `slices`
     Kind("attributes", project=True)      only the columns of its schema (staged parts carry more)
 
-A run whose manifest has no `layout` (older runs, `remove`'s copies of another run's kinds) gets the layout its
-output names imply: a `<col>=<value>` folder is a partition of its kind, `<kind>/<group>/<split>` a split.
+A name no kind declares (a pipeline without a layout, `remove`'s copies of another run's kinds) gets the layout the
+name implies: a `<col>=<value>` folder is a partition of its kind, `<kind>[/<group>]/<split>` a split.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 
 import pyarrow as pa
 
@@ -32,10 +33,6 @@ class Kind:
     partition_by: str | None = None   # Hive partitions `<name>/<col>=<value>/` (e.g. "lang")
     splits: bool = False              # `<name>/<group>/<split>/`: a card config per group, its splits inside
     project: bool = False             # publish only the schema's columns of the staged parts (dolma's attributes)
-
-    def as_dict(self) -> dict:
-        return {"name": self.name, **({"partition_by": self.partition_by} if self.partition_by else {}),
-                **({"splits": True} if self.splits else {})}
 
 
 @dataclass(frozen=True)
@@ -99,20 +96,6 @@ class Layout:
             return (config_name("/".join(parts[:-1])), parts[-1],
                     config_name(parts[0]) if len(parts) > 2 else None)
         return config_name(table), "train", None
-
-    def as_dict(self) -> dict:
-        return {"kinds": [k.as_dict() for k in self.kinds], **({"retired": list(self.retired)} if self.retired else {})}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Layout":
-        return cls(tuple(Kind(k["name"], partition_by=k.get("partition_by"), splits=bool(k.get("splits")))
-                         for k in d.get("kinds") or ()), tuple(d.get("retired") or ()))
-
-    @classmethod
-    def of_manifest(cls, manifest: dict[str, Any] | None) -> "Layout":
-        """The layout a run recorded; none recorded: plain kinds (the names of its outputs say the rest)."""
-        recorded = (manifest or {}).get("layout")
-        return cls.from_dict(recorded) if isinstance(recorded, dict) else cls(())
 
 
 def config_name(kind: str) -> str:

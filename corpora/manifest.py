@@ -23,10 +23,7 @@ def now_iso() -> str:
 
 
 def write_manifest(out_dir: Path, *, pipeline: str, config: dict, config_hash: str, inputs: list[dict],
-                   outputs: dict[str, list[dict]], started: str, status: str, extra: dict | None = None,
-                   layout: dict | None = None) -> dict:
-    """`layout`: the run's declared output layout (`corpora.layout.Layout.as_dict`), read back by the dataset card
-    and the report (`Layout.of_manifest`)."""
+                   outputs: dict[str, list[dict]], started: str, status: str, extra: dict | None = None) -> dict:
     manifest = {
         "pipeline": pipeline,
         "package_version": package_version(),
@@ -37,7 +34,6 @@ def write_manifest(out_dir: Path, *, pipeline: str, config: dict, config_hash: s
         "config": config,
         "inputs": inputs,
         "outputs": outputs,
-        **({"layout": layout} if layout is not None else {}),
         **(extra or {}),
     }
     atomic_write_json(out_dir / "manifest.json", manifest)

@@ -89,10 +89,11 @@ class RunOutputs:
         return out, step > 1
 
 
-def find_kinds(out_dir: Path, manifest: dict) -> dict[str, list[Path]]:
+def find_kinds(out_dir: Path, manifest: dict, layout: Layout | None = None) -> dict[str, list[Path]]:
+    """Output kind -> its shards: the manifest's outputs, each folder under the table the run's `layout` says
+    (`corpora/layout.py`; none given: what the names imply)."""
     kinds: dict[str, list[Path]] = {}
     seen: set[Path] = set()
-    layout = Layout.of_manifest(manifest)
     for name, shards in (manifest.get("outputs") or {}).items():
         files = [out_dir / s["path"] for s in shards if (out_dir / s["path"]).is_file()]
         kinds.setdefault(_kind_of(Path(name), layout), []).extend(files)
@@ -108,13 +109,13 @@ def find_kinds(out_dir: Path, manifest: dict) -> dict[str, list[Path]]:
     return kinds
 
 
-def load_outputs(out_dir: str | Path) -> RunOutputs:
+def load_outputs(out_dir: str | Path, layout: Layout | None = None) -> RunOutputs:
     out = Path(out_dir)
     if not out.is_dir():
         raise FileNotFoundError(f"{out}: not a folder (give a run's output folder)")
     manifest = read_json(out / "manifest.json") or {}
     stats = read_json(out / "stats.json") or {}
-    kinds = find_kinds(out, manifest)
+    kinds = find_kinds(out, manifest, layout)
     if not manifest and not stats and not kinds:
         raise FileNotFoundError(f"{out}: no manifest.json, stats.json or Parquet outputs: not a run's output folder")
     return RunOutputs(out, manifest, stats, kinds)

@@ -143,4 +143,5 @@ PIPELINE = Pipeline(
     config_model=DiachronicConfig,
     flow=diachronic_flow,
     preflight=preflight,
+    layout=LAYOUT,
 )

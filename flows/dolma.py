@@ -142,4 +142,5 @@ PIPELINE = Pipeline(
     config_model=DolmaConfig,
     flow=dolma_flow,
     preflight=preflight,
+    layout=layout,
 )

@@ -54,8 +54,13 @@ def postprocess(rows: list[dict], gen: Generator, cfg: GeneratorConfig, work: Pa
 
 
 # ---- the flow --------------------------------------------------------------------------------------------------
+def generator_layout(gen: Generator) -> Layout:
+    """data (Hive partitions by `partition_by`) / rejected / quarantine + the generator's own `kinds`."""
+    return Layout.documents(*gen.kinds, partition_by=gen.partition_by)
+
+
 def run_generator(gen: Generator, config: GeneratorConfig) -> dict:
-    run = Run.start(gen.name, config, kinds=Layout.documents(*gen.kinds, partition_by=gen.partition_by))
+    run = Run.start(gen.name, config, kinds=generator_layout(gen))
     log = run_logger()
     inputs, is_sample = seed_inputs(gen, config)
     demo = {}
@@ -117,4 +122,5 @@ def generator_flow(gen: Generator):
 
 def generator_pipeline(gen: Generator, flow_fn=None) -> Pipeline:
     return Pipeline(name=gen.name, description=gen.description, config_model=gen.config,
-                    flow=flow_fn or generator_flow(gen), preflight=lambda cfg: preflight(gen, cfg))
+                    flow=flow_fn or generator_flow(gen), preflight=lambda cfg: preflight(gen, cfg),
+                    layout=generator_layout(gen))

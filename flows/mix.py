@@ -268,4 +268,5 @@ PIPELINE = Pipeline(
     config_model=MixConfig,
     flow=mix_flow,
     preflight=preflight,
+    layout=LAYOUT,
 )

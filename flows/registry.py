@@ -33,6 +33,9 @@ class Pipeline:
     flow: Callable[[Any], dict]  # a Prefect flow taking the validated config, returning the run summary
     # checks inputs/model paths before the flow starts, so bad input is one clear line, not a flow failure
     preflight: Callable[[Any], None] | None = None
+    # what a run publishes (corpora.layout.Layout, or (config) -> Layout when it depends on the config): the flow
+    # passes it to Run.start, the report and the dataset card read it here; None: kinds as their names imply
+    layout: Any = None
 
 
 class UnknownPipeline(KeyError):

@@ -3,7 +3,9 @@
 
 Wiring only. The kit (reading a run, the page, the figures) is `corpora/report_kit.py` and
 `corpora/report_figures.py`; the sections live beside what they describe and are listed here in page order
-(`REPORT_SECTIONS`). Each section draws only when the run wrote what it describes, so one list serves every pipeline:
+(`REPORT_SECTIONS`). The run's output kinds (a partition folder belongs to its kind, a split is its own table) and
+the card's configs come from the layout its pipeline declares (`Pipeline.layout`, `corpora/layout.py`), so
+nothing here knows a pipeline's layout. Each section draws only when the run wrote what it describes, so one list serves every pipeline:
 - the layout (`corpora/report_sections.py`): every output kind with its rows, files and schema; languages; an
   unknown layout gets "Outputs at a glance" (counts per categorical column, the numbers of stats.json);
 - curation (`filters/report_sections.py`, stats `filters` / `dedup` / `postprocess`): the funnel (docs and chars
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from corpora.atomic import atomic_write_text
+from corpora.layout import Layout
 from corpora.report_kit import (Report, ReportSection, RunOutputs, Section, build_sections, find_kinds,  # noqa: F401
                                 load_outputs, render_html)
 
@@ -55,9 +58,26 @@ def report_section(target: str) -> ReportSection:
     return getattr(importlib.import_module(module), attr)
 
 
+def run_layout(out_dir: str | Path) -> Layout:
+    """The layout the run's pipeline declares (`Pipeline.layout`, for the run's own config when it depends on it);
+    an unknown pipeline or a config this code cannot read: none (kinds as their names imply)."""
+    from corpora.atomic import read_json
+    from flows.registry import UnknownPipeline, get_pipeline
+
+    manifest = read_json(Path(out_dir) / "manifest.json") or {}
+    try:
+        pipeline = get_pipeline(manifest.get("pipeline") or "")
+        layout = pipeline.layout
+        if callable(layout):
+            layout = layout(pipeline.config_model.model_validate(manifest.get("config") or {}))
+    except (UnknownPipeline, ValueError):
+        return Layout(())
+    return layout or Layout(())
+
+
 def build_report(out_dir: str | Path) -> Report:
     t0 = time.perf_counter()
-    run = load_outputs(out_dir)
+    run = load_outputs(out_dir, run_layout(out_dir))
     m = run.manifest
     sections, errors = build_sections(run, [report_section(t) for t in REPORT_SECTIONS],
                                       report_section(GENERIC_SECTION))
@@ -91,10 +111,12 @@ def card_inputs(run: RunOutputs) -> dict:
 def write_dataset_card(out_dir: str | Path) -> Path:
     from corpora.dataset_card import render_card
 
-    run = load_outputs(out_dir)
+    layout = run_layout(out_dir)
+    run = load_outputs(out_dir, layout)
     ci = card_inputs(run)
     path = run.out_dir / CARD
-    atomic_write_text(path, render_card(run.manifest, run.stats, ci["kinds"], languages=ci["languages"]))
+    atomic_write_text(path, render_card(run.manifest, run.stats, ci["kinds"], languages=ci["languages"],
+                                        layout=layout))
     return path
 
 

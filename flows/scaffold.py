@@ -27,7 +27,7 @@ class Run:
     pipeline: str
     config: Any  # the pipeline's validated config (RunConfig-like: output, overwrite, shard_rows, shard_mb)
     out_dir: Path
-    layout: Layout  # what this run publishes (corpora/layout.py); the manifest records it
+    layout: Layout  # what this run publishes (corpora/layout.py): the folders and the manifest's names
     started: str
     outputs: dict[str, list[dict]] = field(default_factory=dict)
 
@@ -88,7 +88,7 @@ class Run:
     def _write_manifest(self, status: str, inputs: list[dict] | None = None, cfg_hash: str | None = None) -> None:
         write_manifest(self.out_dir, pipeline=self.pipeline, config=self.config.model_dump(mode="json"),
                        config_hash=cfg_hash or config_hash(self.config), inputs=inputs or [],
-                       outputs=self.outputs, started=self.started, status=status, layout=self.layout.as_dict())
+                       outputs=self.outputs, started=self.started, status=status)
 
     def rows(self, kind: str) -> int:
         """Rows published as `kind`: a folder's, or all partitions / splits of a declared kind together."""
@@ -107,7 +107,7 @@ class Run:
         if invariant is None:
             invariant = check_invariant(records_read or 0, {k: self.rows(k) for k in ("data", "rejected",
                                                                                      "quarantine")
-                                                            if k in self.outputs})
+                                                            if k in self.outputs or self.rows(k)})
         stats = {**stats, "invariant": invariant}
         atomic_write_json(self.out_dir / "stats.json", stats)
         self._write_manifest("complete" if invariant["holds"] else "invariant_failed", inputs, cfg_hash)
