@@ -8,13 +8,13 @@ Pure: text from the manifest, stats and per-kind file lists / rows / schemas (`f
 from __future__ import annotations
 
 import json
-import re
 from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
 
-SPLIT_NAMES = {"train", "dev", "validation", "test"}
+from corpora.layout import Layout
+
 TASKS = {
     "dolma": ["text-generation"], "dedup": ["text-generation"], "textbooks": ["text-generation"],
     "ensemble-instruct": ["text-generation", "question-answering"],
@@ -41,35 +41,27 @@ def size_category(n: int) -> str:
     return "n>1B"
 
 
-def _config_name(kind: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", kind).strip("_") or "default"
-
-
 def _patterns(files: list[str]) -> list[str]:
     """One `<folder>/*.parquet` per folder holding the kind's files (exact, also for `data/lang=<xx>/`)."""
     return sorted({f"{PurePosixPath(f).parent.as_posix()}/*.parquet" for f in files})
 
 
-def card_configs(kinds: dict[str, dict]) -> list[dict]:
-    """`configs` entries: one per output kind with rows (split `train`); kinds named `<group>/<split>` (e.g.
-    `slices/1750_1820/train`) are one config `<group>` with those splits, plus one config for all groups of a prefix
-    (`slices`). The default config is `data` (named `default`), else that combined one, else the first. Each entry's
-    `_kinds` lists the output kinds it covers (dropped from the YAML)."""
+def card_configs(kinds: dict[str, dict], layout: Layout | None = None) -> list[dict]:
+    """`configs` entries: one per output kind with rows (split `train`); split kinds of the run's `layout`
+    (`corpora/layout.py`; e.g. `slices/1750_1820/train`) are one config `<group>` with those splits, plus one config
+    for all groups of a prefix (`slices`). The default config is `data` (named `default`), else that combined one,
+    else the first. Each entry's `_kinds` lists the output kinds it covers (dropped from the YAML)."""
     configs: dict[str, dict[str, list[str]]] = {}
     covers: dict[str, list[str]] = {}
     combined: dict[str, dict[str, list[str]]] = {}
+    layout = layout or Layout(())
     for kind, info in kinds.items():
         if not info.get("rows") or not info.get("files"):
             continue  # a pattern that matches no file fails `load_dataset` for that config
-        parts = kind.split("/")
-        if len(parts) > 1 and parts[-1] in SPLIT_NAMES:
-            name, split = _config_name("/".join(parts[:-1])), parts[-1]
-            if len(parts) > 2:
-                group = _config_name(parts[0])
-                combined.setdefault(group, {}).setdefault(split, []).extend(_patterns(info["files"]))
-                covers.setdefault(group, []).append(kind)
-        else:
-            name, split = _config_name(kind), "train"
+        name, split, group = layout.card_config(kind)
+        if group is not None:
+            combined.setdefault(group, {}).setdefault(split, []).extend(_patterns(info["files"]))
+            covers.setdefault(group, []).append(kind)
         configs.setdefault(name, {}).setdefault(split, []).extend(_patterns(info["files"]))
         covers.setdefault(name, []).append(kind)
     for name, splits in combined.items():
@@ -150,15 +142,17 @@ def _funnel(stats: dict) -> list[str]:
 
 
 def render_card(manifest: dict, stats: dict, kinds: dict[str, dict], *, languages: list[str] | None = None,
-                license: str | None = None, task_categories: list[str] | None = None) -> str:
-    """`kinds`: output kind -> {files (relative paths), rows, bytes, schema [(name, type)]}."""
+                license: str | None = None, task_categories: list[str] | None = None,
+                layout: Layout | None = None) -> str:
+    """`kinds`: output kind -> {files (relative paths), rows, bytes, schema [(name, type)]}; `layout`: the run's
+    (`corpora/layout.py`: its split kinds' configs)."""
     pipeline = manifest.get("pipeline") or "dataset"
     config = manifest.get("config") or {}
     lic = license or config.get("license") or (config.get("card") or {}).get("license") or "other"
     tasks = task_categories or TASKS.get(pipeline, ["text-generation"])
     if pipeline == "impossible-distillation" and config.get("mode") == "summary":
         tasks = ["summarization"]
-    configs = card_configs(kinds)
+    configs = card_configs(kinds, layout)
     main = next((c for c in configs if c.get("default")), None)
     main_kind = "data" if "data" in kinds else None
     n_main = kinds.get(main_kind, {}).get("rows", 0) if main_kind else sum(k.get("rows", 0) for k in kinds.values())
