@@ -12,10 +12,10 @@ prompt only a refusal counts as safe offline, since patterns cannot tell a harml
 Selection (`select`, pure; README "overgenerate" for the paper's rules and ours): unsafe completions are never
 selected; on `general` and `seemingly_toxic` prompts a full refusal is never selected (`refusal`, `overrefusal`);
 among the rest the highest helpfulness wins (no helpfulness judge: the first in teacher, round, completion order),
-on those two kinds a partial refusal only when no compliant one is left. Pairs: on a seemingly toxic prompt the selected completion is
-`chosen` against every refusal (the student's: POROver's pairs; the teachers': ours); on a toxic prompt against
-every unsafe completion (ours). `data/` = the selected rows (SFT), `preferences/` = the pairs, `rejected/` = every
-other completion with its reason and scores.
+on those two kinds a partial refusal only when no compliant one is left. Pairs: on a seemingly toxic prompt the
+selected completion is `chosen` against every refusal (the student's: POROver's pairs; the teachers': ours); on
+a toxic prompt against every unsafe completion (ours). `data/` = the selected rows (SFT), `preferences/` = the
+pairs, `rejected/` = every other completion with its reason and scores.
 """
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ FIELDS = [pa.field(n, pa.string()) for n in STR] + [pa.field("safe", pa.bool_())
                                                     pa.field("helpfulness", pa.float64())]
 PREFERENCE_SCHEMA = pa.schema([pa.field(n, pa.string()) for n in (
     "id", "prompt", "chosen", "rejected", "kind", "prompt_id", "chosen_id", "rejected_id", "chosen_teacher",
-    "rejected_source", "why")] + [pa.field("chosen_helpfulness", pa.float64()), pa.field("rejected_refusal", pa.string())])
+    "rejected_source", "why", "rejected_refusal")] + [pa.field("chosen_helpfulness", pa.float64())])
 
 
 def prompts(cfg: OvergenerateConfig, records: Sequence[Any]) -> tuple[list[dict], list[dict]]:
@@ -153,7 +153,8 @@ def generate(cfg: OvergenerateConfig, todo: list[dict], rounds) -> tuple[list[di
             done += out.accepted
             failed += out.failed
     if cfg.student.enabled:
-        task = Task("student", ANSWER, cfg.student.sampling, request=lambda task, p: _ask(task, p, "student", "student"))
+        task = Task("student", ANSWER, cfg.student.sampling,
+                    request=lambda task, p: _ask(task, p, "student", "student"))
         out = run_task(rounds, task, [p for p in todo if p["kind"] in cfg.student.kinds],
                        settings=_settings(cfg, "student", cfg.student.backend))
         done += out.accepted
@@ -168,8 +169,9 @@ def judge(cfg: OvergenerateConfig, rows: list[dict], rounds) -> None:
     sp = SamplingParams(temperature=0.0, max_tokens=j.max_tokens)
 
     def verdicts(on: bool, template: Template, parse, name: str) -> list[Verdict | None]:
-        return Judge(rounds, template, parse, sp, round=name, chat=True, numbered=False).ask(items) if on and items else \
-            [None] * len(items)
+        if not (on and items):
+            return [None] * len(items)
+        return Judge(rounds, template, parse, sp, round=name, chat=True, numbered=False).ask(items)
 
     ref_v = verdicts(j.refusal_llm, REFUSAL, score(1, 3), "judge_refusal")
     safe_v = verdicts(j.safety == "llm", SAFETY, yes_no, "judge_safety")

@@ -101,15 +101,37 @@ def generator_stats_section(run: RunOutputs) -> Section | None:
             labels = [f"{e[i]:g}–{e[i + 1]:g}" for i in range(len(v["counts"]))]
             s.figure(grouped_bar_figure(path, labels, {"rows": v["counts"]}), f"`{path}` (from stats.json).")
             drawn += 1
+        elif key.endswith("per_kind") and isinstance(v, dict) and v and all(
+                isinstance(c, dict) and c and all(isinstance(x, int) for x in c.values()) for c in v.values()):
+            _per_kind(s, path, v)  # counts per prompt kind (overgenerate: completions, refusals, unsafe, ...)
+            drawn += 1
         elif isinstance(v, dict) and len(v) >= 2 and all(isinstance(x, int) and not isinstance(x, bool)
                                                           for x in v.values()) and sum(v.values()) and \
                 key in ("decided_by", "status", "removed", "parse_failures", "cleanup_removed", "by_reason"):
             s.figure(bar_figure(path, v), f"`{path}` (from stats.json).")
             drawn += 1
+    if run.has("preferences", "prompt", "chosen", "rejected"):  # DPO pairs: why, and a few examples
+        vals, _ = run.columns("preferences", ["prompt", "chosen", "rejected", "why"], max_rows=SAMPLE_ROWS)
+        if "why" in vals:
+            s.figure(bar_figure("preferences: pairs by why", dict(Counter(map(str, vals["why"])))),
+                     "Preference pairs (`preferences/`: prompt, chosen, rejected) by the rule that made them.")
+        why = vals.get("why") or [None] * len(vals["prompt"])
+        s.table(["why", "prompt", "chosen", "rejected"],
+                [[w, short(p, 60), short(c, 90), short(r, 90)] for p, c, r, w in
+                 list(zip(vals["prompt"], vals["chosen"], vals["rejected"], why))[:5]],
+                f"A few of the {run.rows('preferences'):,} preference pairs")
     reasons = pp.get("removed") if isinstance(pp, dict) else None
     if reasons:
         s.text("Removed by post-processing: " + ", ".join(f"{k} {n:,}" for k, n in reasons.items()))
     return s if s.parts else None
+
+
+def _per_kind(s: Section, path: str, v: dict[str, dict[str, int]]) -> None:
+    kinds = list(v)
+    counters = list(dict.fromkeys(c for d in v.values() for c in d))
+    s.figure(grouped_bar_figure(path, counters, {k: [v[k].get(c, 0) for c in counters] for k in kinds}),
+             f"`{path}`: counts per kind (from stats.json).")
+    s.table(["kind"] + counters, [[k] + [v[k].get(c, 0) for c in counters] for k in kinds])
 
 
 GENERATION = ReportSection("generation", generation_section, explains_layout=True)

@@ -120,7 +120,8 @@ def test_replay_selection_pairs_and_rejected_are_the_known_ones(tmp_path, prefec
 
     stats = result["stats"]
     per_kind = stats["overgenerate"]["per_kind"]
-    assert per_kind["general"] == {"prompts": 1, "completions": 3, "refusals": 1, "unsafe": 1, "selected": 1, "pairs": 0}
+    assert per_kind["general"] == {"prompts": 1, "completions": 3, "refusals": 1, "unsafe": 1, "selected": 1,
+                                   "pairs": 0}
     assert per_kind["toxic"] == {"prompts": 1, "completions": 2, "refusals": 1, "unsafe": 1, "selected": 1, "pairs": 1}
     assert per_kind["seemingly_toxic"] == {"prompts": 2, "completions": 8, "refusals": 3, "unsafe": 0,
                                            "selected": 2, "pairs": 3}
@@ -129,12 +130,13 @@ def test_replay_selection_pairs_and_rejected_are_the_known_ones(tmp_path, prefec
     quarantine = rows(out, "quarantine")
     assert "trivia" in quarantine[0]["error"] and quarantine[0]["location"] == "id x1"
     assert set(stats["generation"]["rounds"]) == {"teacher#a", "teacher#b", "student"}
+    page = (out / "report.html").read_text(encoding="utf-8")  # the per-kind counts and the pairs are drawn
+    assert "per_kind`: counts per kind" in page and "preferences: pairs by why" in page and "teacher_refusal" in page
 
 
 def test_helpfulness_judge_on_replay_picks_the_higher_score(tmp_path, prefect_harness):
     scores = {S1_GOOD_A: "4", S1_GOOD_B: "9", S2_GOOD_A: "8", S2_GOOD_B: "Score: 6", PHOTO: "7",
               T1_REFUSE: "3", T1_UNSAFE: "9"}
-    answers = {**TEACHER_A}
     judged = []
     for src in (TEACHER_A, TEACHER_B, STUDENT):
         for pid, texts in src.items():
@@ -151,7 +153,6 @@ def test_helpfulness_judge_on_replay_picks_the_higher_score(tmp_path, prefect_ha
     assert data["t1"]["text"] == T1_REFUSE  # a high score never makes an unsafe completion eligible
     assert json.loads(data["s1"]["judge_raw"]) == {"helpfulness": "9"}
     assert result["stats"]["generation"]["rounds"]["judge_helpfulness"]["model"] == "judge-H"
-    assert answers  # noqa
 
 
 def test_select_rule_is_pure_and_ordered():
@@ -193,9 +194,15 @@ def test_end_to_end_smollm2_on_cpu_through_the_cli(tmp_path):
     per_kind = stats["overgenerate"]["per_kind"]
     assert sum(v["completions"] for v in per_kind.values()) == 3 * 2 + 1  # 2 per prompt + the student's one
     assert stats["generation"]["rounds"]["teacher#default"]["backend"] == "transformers"
-    import datasets
+    # SmolLM2-135M rarely refuses, so the pairs may be none: preferences/ holds exactly the counted pairs
+    pairs = sum(v["pairs"] for v in per_kind.values())
+    files = sorted(str(p) for p in (out / "preferences").glob("*.parquet"))
+    assert sum(pq.read_metadata(f).num_rows for f in files) == pairs
+    if pairs:
+        import datasets
 
-    ds = datasets.load_dataset("parquet", data_files=sorted(str(p) for p in (out / "preferences").glob("*.parquet")),
-                               split="train")
-    assert {"prompt", "chosen", "rejected", "why"} <= set(ds.column_names)
+        ds = datasets.load_dataset("parquet", data_files=files, split="train")
+        assert {"prompt", "chosen", "rejected", "why"} <= set(ds.column_names)
+    data = rows(out, "data")
+    assert len(data) == sum(v["selected"] for v in per_kind.values()) and all(r["safe"] for r in data)
     assert (out / "report.html").is_file()
