@@ -20,6 +20,7 @@ seed, round `textbooks` -> rows. `flows/textbooks.py` registers it.
 from __future__ import annotations
 
 import csv
+import functools
 import random
 import re
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from corpora.hashing import short_hash
 from generators.backends.base import GenerationRequest, SamplingParams
 from generators.contract import Generator, GeneratorConfig, GeneratorResult
 from generators.edu_grader import EduSelectionConfig, select_educational
+from generators.task import Task, Template, run_task
 
 TEMPLATE_VERSION = 1
 
@@ -247,26 +249,37 @@ def render_prompt(choice: PromptChoice) -> str:
     return head + task + "\n\n" + "\n".join(f"- {r}" for r in rules)
 
 
+TEMPLATES = {style: Template(f"textbooks/{style}", TEMPLATE_VERSION) for style in STYLES}  # prompts built in code
+
+
 def template_id(style: str) -> str:
-    return f"textbooks/{style}@v{TEMPLATE_VERSION}"
+    return TEMPLATES[style].id
 
 
-def build_requests(seeds: Sequence[Seed], mixture: TextbookMixture, sampling: SamplingParams
-                   ) -> tuple[list[GenerationRequest], list[dict[str, Any]]]:
-    """One chat request per seed (its `meta`: prompt, seed_id, seed_source, topic, style, audience, which every
-    generated row carries), and per request that metadata with its request_id."""
-    requests, info = [], []
-    for seed in seeds:
+def textbook_task(mixture: TextbookMixture, sampling: SamplingParams, cleanup: CleanupConfig | None = None,
+                  token_count: Callable[[], Callable[[str], int] | None] | None = None) -> Task:
+    """Round `textbooks`: one chat request per seed (its `meta`: prompt, seed_id, seed_source, topic, style,
+    audience, which every generated row carries; its template: the style's); each completion is `clean`ed into a
+    row or rejected with the reason (`token_count()`: the counter to re-measure cleaned text, asked once)."""
+    def request(task: Task, seed: Seed) -> GenerationRequest:
         c = choose(seed, mixture)
         prompt = render_prompt(c)
         rid = "tb-" + short_hash(seed.id, c.style, c.audience, str(c.topic_in_prompt), str(TEMPLATE_VERSION),
                                  length=20)
         meta = {"prompt": prompt, "seed_id": seed.id, "seed_source": seed.source,
                 "topic": seed.topic if c.topic_in_prompt else None, "style": c.style, "audience": c.audience}
-        requests.append(GenerationRequest(id=rid, messages=[{"role": "user", "content": prompt}], sampling=sampling,
-                                          template_id=template_id(c.style), parent_ids=[seed.id], meta=meta))
-        info.append({"request_id": rid, **meta})
-    return requests, info
+        return task.ask(rid, user=prompt, template=TEMPLATES[c.style], parent_ids=[seed.id], meta=meta)
+
+    count = functools.cache(token_count or (lambda: None))
+    return Task("textbooks", None, sampling, request=request,
+                accept=lambda record, _: clean(record, cleanup or CleanupConfig(), count()))
+
+
+def build_requests(seeds: Sequence[Seed], mixture: TextbookMixture, sampling: SamplingParams
+                   ) -> tuple[list[GenerationRequest], list[dict[str, Any]]]:
+    """The task's requests, and per request its metadata with its request_id."""
+    requests = textbook_task(mixture, sampling).requests(seeds)
+    return requests, [{"request_id": r.id, **r.meta} for r in requests]
 
 
 # ---- post-processing -----------------------------------------------------------------------------------------
@@ -381,16 +394,9 @@ def run(cfg: TextbooksConfig, records: Sequence[Any], rounds) -> GeneratorResult
         seeds = seeds[:cfg.max_seeds]
     if not seeds:
         raise ValueError("no seeds: give --input documents and/or --set topics=<file.yaml|csv>")
-    requests, _ = build_requests(seeds, cfg.mixture, cfg.sampling)
-    out = rounds.generate("textbooks", requests)
-    count = token_counter(cfg.generation.for_round("textbooks").backend_config())
-    kept, rejected = [], list(out.failed)
-    for record in out.ok:
-        row, reason = clean(record, cfg.cleanup, count)
-        if reason:
-            rejected.append({**row, "reason": reason})
-        else:
-            kept.append(row)
+    out = run_task(rounds, textbook_task(cfg.mixture, cfg.sampling, cfg.cleanup, lambda: token_counter(
+        cfg.generation.for_round("textbooks").backend_config())), seeds)
+    kept, rejected = out.accepted, out.failed + out.rejected
     stats["boilerplate_stripped"] = sum(r["text"] != (r["completion_unfiltered"] or "").strip()
                                         for r in kept + rejected if r.get("completion_unfiltered") is not None)
     stats["cleanup_removed"] = {k: sum(r["reason"] == k for r in rejected) for k in

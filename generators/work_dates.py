@@ -13,24 +13,30 @@ from corpora.hashing import short_hash
 from filters.dating.evidence import Evidence
 from filters.dating.settings import LLM_CONFIDENCE as DEFAULT_CONFIDENCE
 from generators.backends.base import GenerationRequest, SamplingParams
+from generators.task import Task, Template
 
-TEMPLATE_ID = "work_date@v1"
-QUESTION = "When was the work {title} by {author} written? Answer just with the year."
+TEMPLATE = Template("work_date", 1, "When was the work {title} by {author} written? Answer just with the year.")
+TEMPLATE_ID, QUESTION = TEMPLATE.id, TEMPLATE.text
+
+
+def _ask(task: Task, work: tuple[str, str, str]) -> GenerationRequest | None:
+    wid, title, author = work
+    if not title or not author:
+        return None
+    return task.ask("date-" + short_hash(wid, length=20), parent_ids=[wid], meta={"work_id": wid},
+                    user=task.template.format(title=" ".join(title.split()), author=" ".join(author.split())))
+
+
+def work_date_task(sampling: SamplingParams | None = None) -> Task:
+    """Round `work_dates`: one greedy, short request per (work id, title, author) (works without a title or
+    author are skipped); an answer parses to its first plausible year, one without a year is rejected `no_year`."""
+    return Task("work_dates", TEMPLATE, sampling or SamplingParams(temperature=0.0, max_tokens=8), request=_ask,
+                parse=parse_year_answer, unparsed="no_year")
 
 
 def work_date_requests(works: Sequence[tuple[str, str, str]], sampling: SamplingParams | None = None
                        ) -> list[GenerationRequest]:
-    """One greedy, short request per (work id, title, author); works without a title or author are skipped."""
-    sampling = sampling or SamplingParams(temperature=0.0, max_tokens=8)
-    out = []
-    for wid, title, author in works:
-        if not title or not author:
-            continue
-        q = QUESTION.format(title=" ".join(title.split()), author=" ".join(author.split()))
-        out.append(GenerationRequest(id="date-" + short_hash(wid, length=20),
-                                     messages=[{"role": "user", "content": q}], sampling=sampling,
-                                     template_id=TEMPLATE_ID, parent_ids=[wid], meta={"work_id": wid}))
-    return out
+    return work_date_task(sampling).requests(works)
 
 
 def parse_year_answer(answer: str | None, low: int = 1000, high: int = 2100) -> int | None:
