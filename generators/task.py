@@ -99,7 +99,7 @@ class Task:
             out.extend([got] if isinstance(got, GenerationRequest) else got)
         return out
 
-    def sort(self, output: RoundOutput) -> "TaskOutput":
+    def sort(self, output: RoundOutput) -> TaskOutput:
         """Parse and accept each generated record of a round's output."""
         accepted, rejected, parsed = [], [], {}
         for record in output.ok:
