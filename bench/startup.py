@@ -11,7 +11,8 @@ every Prefect task's function); no production code changes. Stages (wall seconds
   console setup    configure_console (imports prefect and datatrove's logging)
   config           get_pipeline (imports the pipeline module) + load_config
   preflight        check_output + the pipeline's preflight
-  prefect start    flow call -> the flow body's first line (temporary API server, flow run creation)
+  prefect start    waiting for the early temporary API (if any) + flow call -> the flow body's first line
+                   (temporary API server, flow run creation)
   reading          flow body -> first task starts (staging inputs; for dolma: the plan task is counted here)
   work             first task start -> last task end, less publish/report done inside tasks
   publish          Run.publish calls
@@ -22,9 +23,15 @@ every Prefect task's function); no production code changes. Stages (wall seconds
 Imports: `python -X importtime` of the same child, top-level modules by cumulative time (they overlap the
 stages above: most are imported lazily inside them).
 
+Columns (same run, alternating): `before` = this checkout with FLOWS_EARLY_API=0 FLOWS_REUSE_SERVER=0 (the
+temporary API started by get_client inside the flow call, as before issue 31's start-up work), `early` = the
+default (the temporary API process spawned at the start of `flows run`, beside config/preflight/imports),
+`reuse` = a running `flows server` (started here in a temporary FLOWS_SERVER_DIR, before the timings) that
+`flows run` finds and uses instead of a temporary API.
+
   python bench/startup.py                      # profile dedup + dolma, dedup vs datasketch on 7,400 docs
-  python bench/startup.py --compare /work/startup-base   # the same children from another checkout, same run
-  (git worktree add /work/startup-base <base commit>; --repeat N keeps the fastest of N runs per checkout)
+  python bench/startup.py --compare /work/startup-base   # and the same children from another checkout
+  (git worktree add /work/startup-base <base commit>; --repeat N keeps the fastest of N runs per column)
 """
 from __future__ import annotations
 
@@ -82,6 +89,8 @@ def child(root: str, events_file: str, argv: list[str]) -> None:
         return _hook_pipeline(p, ev)
     cli.get_pipeline = get_pipeline
     timed(cli, "load_config", "config")
+    if hasattr(cli, "_EarlyAPI"):
+        timed(cli._EarlyAPI, "attach", "attach")
     import corpora.plan
     timed(corpora.plan, "check_output", "preflight")
     real_flow_for = cli._flow_for
@@ -175,13 +184,13 @@ def stages_of(ev: dict, t_spawn: float, t_exit: float) -> dict[str, float]:
         "console setup": total("console"),
         "config": total("config"),
         "preflight": total("preflight"),
-        "prefect start": body - fs,
+        "prefect start": body - fs + total("attach"),
         "reading": reading,
         "work": work,
         "publish": pub,
         "report": fin,
     }
-    out["flow other"] = (fe - fs) - sum(out[k] for k in ("prefect start", "reading", "work", "publish", "report"))
+    out["flow other"] = (fe - fs) + total("attach") - sum(out[k] for k in ("prefect start", "reading", "work", "publish", "report"))
     out["shutdown"] = t_exit - fe
     return out
 
@@ -192,9 +201,12 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def run_flows(root: Path, argv: list[str], work: Path, importtime: bool = False) -> dict:
+def run_flows(root: Path, argv: list[str], work: Path, importtime: bool = False, extra_env: dict | None = None
+              ) -> dict:
     events = work / "events.json"
-    env = {**os.environ, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", "COLUMNS": "200"}
+    env = {**os.environ, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120", "COLUMNS": "200",
+           **(extra_env or {})}
+    env.pop("PREFECT_API_URL", None)
     cmd = [sys.executable] + (["-X", "importtime"] if importtime else []) + [
         str(Path(__file__).resolve()), "--child", str(root), str(events), "--"] + argv
     t_spawn = time.time()
@@ -311,57 +323,92 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=7400)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "startup.txt"))
     ap.add_argument("--skip-dolma", action="store_true")
-    ap.add_argument("--repeat", type=int, default=1, help="stage-table runs per checkout; the fastest is kept")
+    ap.add_argument("--repeat", type=int, default=1, help="stage-table runs per column; the fastest is kept")
     args = ap.parse_args()
-    roots = {"this": ROOT} | ({"base": Path(args.compare).resolve()} if args.compare else {})
+    off = {"FLOWS_EARLY_API": "0", "FLOWS_REUSE_SERVER": "0"}
     lines = [f"bench/startup.py, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores; "
              f"load average at start {load()}", ""]
+    sys.path.insert(0, str(ROOT))
+    from flows.server_cli import start_server, stop_server
+
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        small = tiny(work)
-        pipelines = [("dedup", ["run", "dedup", "--input", str(small)])]
-        if not args.skip_dolma:
-            pipelines.append(("dolma", ["run", "dolma"]))
-        for name, argv in pipelines:
-            cols, imports = {}, {}
-            for label, root in roots.items():
-                w = work / f"{name}-{label}-imports"
-                w.mkdir()
-                imports[label] = run_flows(root, argv + ["--output", str(w / "out")], w, importtime=True)["imports"]
-            # the stage table from runs without -X importtime (it costs time itself); checkouts alternate, and
-            # with --repeat the fastest run of each is kept (the least disturbed by other load)
-            for rep in range(args.repeat):
-                for label, root in roots.items():
-                    w = work / f"{name}-{label}-{rep}"
-                    w.mkdir()
-                    r = run_flows(root, argv + ["--output", str(w / "out")], w)
-                    if label not in cols or r["wall"] < cols[label]["wall"]:
-                        cols[label] = r
-            lines += table(f"flows run {name} (tiny input): stage, seconds, share of wall", cols) + [""]
-            for label, imp in imports.items():
-                lines.append(f"imports of flows run {name} [{label}], -X importtime, top-level package, cumulative s:")
-                lines += [f"  {mod:28s} {s:6.2f}" for mod, s in imp]
-            lines.append("")
-        corpus = planted(work, args.docs)
-        for label, root in roots.items():
-            w = work / f"planted-{label}"
-            w.mkdir()
-            r = run_flows(root, ["run", "dedup", "--input", str(corpus), "--output", str(w / "out")], w)
-            t = time.time()
-            proc = subprocess.run([sys.executable, "-c", DATASKETCH_SCRIPT, str(corpus), str(w / "ds.jsonl"),
-                                   str(root)], capture_output=True, text=True)
-            ds = time.time() - t
-            if proc.returncode:
-                sys.exit(proc.stderr[-2000:])
-            lines += table(f"flows run dedup on {args.docs:,} planted docs [{label}]", {"flows": r})
-            lines.append(f"plain datasketch script (same docs, MinHash 14x8 + LSH + union-find + JSONL out): "
-                         f"{ds:.2f} s wall ({proc.stdout.split()[1]} dups), load {load()}; "
-                         f"flows/datasketch = {r['wall'] / ds:.2f}x")
-            lines.append("")
+        server_dir = work / "flows-server"
+        port = _free_port()
+        start_server(server_dir, port=port, ui=False, timeout_s=150)
+        try:
+            reuse = {"FLOWS_SERVER_DIR": str(server_dir), "FLOWS_EARLY_API": "0"}
+            cols_of = {"before": (ROOT, {**off, "FLOWS_SERVER_DIR": str(work / "none")}),
+                       "early": (ROOT, {"FLOWS_SERVER_DIR": str(work / "none")}),
+                       "reuse": (ROOT, reuse)}
+            if args.compare:
+                cols_of["base"] = (Path(args.compare).resolve(), {"FLOWS_SERVER_DIR": str(work / "none")})
+            lines += _runs(args, work, cols_of)
+        finally:
+            stop_server(server_dir)
+    lines.append(f"load average at end {load()}")
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _runs(args, work: Path, cols_of: dict) -> list[str]:
+    lines: list[str] = []
+    small = tiny(work)
+    pipelines = [("dedup", ["run", "dedup", "--input", str(small)])]
+    if not args.skip_dolma:
+        pipelines.append(("dolma", ["run", "dolma"]))
+    for name, argv in pipelines:
+        cols, imports = {}, {}
+        for label in ("early",):  # imports: the default path only (the variants import the same modules)
+            root, env = cols_of[label]
+            w = work / f"{name}-{label}-imports"
+            w.mkdir()
+            imports[label] = run_flows(root, argv + ["--output", str(w / "out")], w, importtime=True,
+                                       extra_env=env)["imports"]
+        # the stage table from runs without -X importtime (it costs time itself); columns alternate, and with
+        # --repeat the fastest run of each is kept (the least disturbed by other load)
+        for rep in range(args.repeat):
+            for label, (root, env) in cols_of.items():
+                w = work / f"{name}-{label}-{rep}"
+                w.mkdir()
+                r = run_flows(root, argv + ["--output", str(w / "out")], w, extra_env=env)
+                if label not in cols or r["wall"] < cols[label]["wall"]:
+                    cols[label] = r
+        lines += table(f"flows run {name} (tiny input): stage, seconds, share of wall", cols) + [""]
+        for label, imp in imports.items():
+            lines.append(f"imports of flows run {name} [{label}], -X importtime, top-level package, cumulative s:")
+            lines += [f"  {mod:28s} {s:6.2f}" for mod, s in imp]
+        lines.append("")
+    corpus = planted(work, args.docs)
+    cols = {}
+    ds_line = []
+    for label, (root, env) in cols_of.items():
+        w = work / f"planted-{label}"
+        w.mkdir()
+        cols[label] = run_flows(root, ["run", "dedup", "--input", str(corpus), "--output", str(w / "out")], w,
+                                extra_env=env)
+        t = time.time()
+        proc = subprocess.run([sys.executable, "-c", DATASKETCH_SCRIPT, str(corpus), str(w / "ds.jsonl"),
+                               str(root)], capture_output=True, text=True)
+        ds = time.time() - t
+        if proc.returncode:
+            sys.exit(proc.stderr[-2000:])
+        ds_line.append(f"  [{label}] flows {cols[label]['wall']:.2f} s; plain datasketch script right after "
+                       f"(same docs, MinHash 14x8 + LSH + union-find + JSONL out) {ds:.2f} s "
+                       f"({proc.stdout.split()[1]} dups), load {load()}; flows/datasketch = "
+                       f"{cols[label]['wall'] / ds:.2f}x")
+    lines += table(f"flows run dedup on {args.docs:,} planted docs", cols) + ds_line + [""]
+    return lines
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ END_PUNCTUATION = (".", "?", "!", '"', "'")
 POLICY_SUBSTRINGS = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies",
                      "use cookies")
 
+_POLICY_RE = re.compile("|".join(map(re.escape, POLICY_SUBSTRINGS)))  # any of them, in one scan
+
 
 class C4Config(StrictModel):
     enabled: bool = True
@@ -99,10 +101,12 @@ def c4_quality(text: str, cfg: C4Config) -> Decision:
             continue
         if cfg.filter_curly_bracket and "{" in line:
             return decision(False, "curly_bracket")
-        if cfg.filter_policy and any(p in low for p in POLICY_SUBSTRINGS):
+        if cfg.filter_policy and _POLICY_RE.search(low):
             remove(i, raw, "policy")
             continue
-        if cfg.min_num_sentences != -1:
+        # only `num_sentences < min_num_sentences` is used: once there are enough, the rest are not counted
+        # (tokenising every kept line was C4's largest cost)
+        if cfg.min_num_sentences != -1 and num_sentences < cfg.min_num_sentences:
             num_sentences += count_sentences(line) if cfg.split_paragraph else 1
         kept.append(line)
     if num_sentences < cfg.min_num_sentences:

@@ -1,6 +1,8 @@
 """FineWeb's extra rules (Penedo et al. 2024), as datatrove's FineWebQualityFilter with its defaults."""
 from __future__ import annotations
 
+from typing import Callable
+
 from pydantic import Field
 
 from corpora.config import StrictModel
@@ -23,7 +25,10 @@ class FineWebConfig(StrictModel):
 _STOP_CHARS = tuple(TERMINAL_PUNCTUATION)
 
 
-def fineweb_quality(text: str, cfg: FineWebConfig, words: list[str] | None = None) -> Decision:
+def fineweb_quality(text: str, cfg: FineWebConfig,
+                    words: list[str] | Callable[[], list[str]] | None = None) -> Decision:
+    """`words`: the tokens of `text`, or a function giving them; only asked for when the newline rule is
+    close (see below)."""
     lines = [line for line in text.split("\n") if line.strip() != ""]
     if not lines:
         return Decision(False, "empty")
@@ -39,7 +44,17 @@ def fineweb_quality(text: str, cfg: FineWebConfig, words: list[str] | None = Non
     ratio = find_duplicates(lines)[1] / denom if denom else 0.0
     if ratio > cfg.char_duplicates_ratio:
         return Decision(False, "char_dup_ratio", scores)
-    n_words = len(split_words(text) if words is None else words)
-    if n_words == 0 or text.count("\n") / n_words > cfg.new_line_ratio:
+    newlines = text.count("\n")
+    # every whitespace chunk is at least one token: newlines / chunks <= the ratio means newlines / words is too
+    # (same decision, without tokenising the text: after C4 it is a new text)
+    chunks = len(text.split())
+    if chunks and newlines / chunks <= cfg.new_line_ratio:
+        return Decision(True, None, scores)
+    if words is None:
+        words = split_words(text)
+    elif callable(words):
+        words = words()
+    n_words = len(words)
+    if n_words == 0 or newlines / n_words > cfg.new_line_ratio:
         return Decision(False, "list_ratio", scores)
     return Decision(True, None, scores)

@@ -6,6 +6,8 @@ statistics are computed on 64-bit rolling hashes of word ids with numpy instead 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from itertools import compress
 from typing import Annotated
 
 import numpy as np
@@ -32,17 +34,27 @@ class GopherQualityConfig(StrictModel):
     stop_words: list[str] = STOP_WORDS
 
 
+_NON_SYMBOL, _ALPHA = 1, 2
+
+
+@lru_cache(maxsize=1 << 18)
+def _word_flags(word: str) -> int:
+    """is_non_symbol and has_alpha of a word as bits."""
+    return (_NON_SYMBOL if is_non_symbol(word) else 0) | (_ALPHA if has_alpha(word) else 0)
+
+
 def gopher_quality(text: str, cfg: GopherQualityConfig, words: list[str] | None = None) -> Decision:
     words = split_words(text) if words is None else words
     n_words = len(words)
-    non_symbol = [w for w in words if is_non_symbol(w)]
-    n_non_symbol = len(non_symbol)
+    flags = list(map(_word_flags, words))  # one cached look-up per word for both properties
+    n_non_symbol = n_words - flags.count(0) - flags.count(_ALPHA)
     scores = {"gopher_words": n_non_symbol}
     if cfg.min_doc_words and n_non_symbol < cfg.min_doc_words:
         return Decision(False, "gopher_short_doc", scores)
     if cfg.max_doc_words and n_non_symbol > cfg.max_doc_words:
         return Decision(False, "gopher_long_doc", scores)
-    avg = sum(map(len, non_symbol)) / n_non_symbol if n_non_symbol else float("nan")
+    avg = (sum(map(len, compress(words, map(_NON_SYMBOL.__and__, flags)))) / n_non_symbol if n_non_symbol
+           else float("nan"))
     if cfg.min_avg_word_length and avg < cfg.min_avg_word_length:
         return Decision(False, "gopher_below_avg_threshold", scores)
     if cfg.max_avg_word_length and avg > cfg.max_avg_word_length:
@@ -63,7 +75,7 @@ def gopher_quality(text: str, cfg: GopherQualityConfig, words: list[str] | None 
         if ell / len(lines) > cfg.max_ellipsis_lines_ratio:
             return Decision(False, "gopher_too_many_end_ellipsis", scores)
     if cfg.max_non_alpha_words_ratio:
-        alpha = sum(map(has_alpha, words))
+        alpha = flags.count(_ALPHA) + flags.count(_ALPHA | _NON_SYMBOL)
         if alpha / n_words < cfg.max_non_alpha_words_ratio:
             return Decision(False, "gopher_below_alpha_threshold", scores)
     if cfg.min_stop_words and len(set(cfg.stop_words).intersection(words)) < cfg.min_stop_words:
@@ -110,12 +122,12 @@ def _ngram_hashes(ids: np.ndarray, n: int) -> np.ndarray:
     return h
 
 
-def _top_duplicate_chars(h: np.ndarray, char_len: np.ndarray) -> int:
-    """len(top n-gram) * its count, ties broken by first occurrence (as Counter.most_common)."""
+def _top_duplicate_chars(h: np.ndarray, char_len: np.ndarray) -> tuple[int, int]:
+    """(len(top n-gram) * its count, the count), ties broken by first occurrence (as Counter.most_common)."""
     uniq, first, counts = np.unique(h, return_index=True, return_counts=True)
     best = counts.max()
     idx = first[counts == best].min()
-    return int(char_len[idx]) * int(best)
+    return int(char_len[idx]) * int(best), int(best)
 
 
 def _all_duplicate_chars(h: np.ndarray, char_len: np.ndarray, n: int) -> int:
@@ -124,18 +136,20 @@ def _all_duplicate_chars(h: np.ndarray, char_len: np.ndarray, n: int) -> int:
     # Fast path: no repeated n-gram at all.
     if len(np.unique(h)) == len(h):
         return 0
-    hl = h.tolist()
-    cl = char_len.tolist()
+    # Only positions whose n-gram occurs more than once can be a repeat or make one: a unique n-gram added to
+    # `seen` never matches later. So the scan visits just those (in order; a repeat still skips n words).
+    _, inv, counts = np.unique(h, return_inverse=True, return_counts=True)
+    dup_pos = np.flatnonzero(counts[inv] > 1)
     seen: set[int] = set()
-    repeated, idx, m = 0, 0, len(hl)
-    while idx < m:
-        x = hl[idx]
+    repeated, skip_to = 0, 0
+    for idx, x, c in zip(dup_pos.tolist(), inv[dup_pos].tolist(), char_len[dup_pos].tolist()):
+        if idx < skip_to:
+            continue
         if x in seen:
-            repeated += cl[idx]
-            idx += n
+            repeated += c
+            skip_to = idx + n
         else:
             seen.add(x)
-            idx += 1
     return repeated
 
 
@@ -163,14 +177,23 @@ def gopher_repetition(text: str, cfg: GopherRepetitionConfig, words: list[str] |
     ids = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
     wlen = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
     csum = np.concatenate(([0], np.cumsum(wlen)))
+    # a bound that spares most np.unique calls, decisions unchanged: an n-gram occurs at most as often as the most
+    # frequent shorter m-gram (its prefix is one), so top chars <= that count * the longest n-gram's chars
+    bound_n, bound_count = None, None  # the m and count of the last top m-gram computed
     for n, frac in cfg.top_n_grams:
         if len(words) < n:
             continue
-        h = _ngram_hashes(ids, n)
         char_len = csum[n:] - csum[:-n] + (n - 1)  # joined with spaces
-        if _top_duplicate_chars(h, char_len) / n_chars > frac:
+        if bound_n is not None and bound_n <= n and bound_count * int(char_len.max()) / n_chars <= frac:
+            continue
+        h = _ngram_hashes(ids, n)
+        top_chars, bound_count = _top_duplicate_chars(h, char_len)
+        bound_n = n
+        if top_chars / n_chars > frac:
             return Decision(False, f"top_{n}_gram")
     no_repeats_from = None  # if no n-gram repeats, no longer n-gram can repeat either
+    if bound_count == 1:
+        no_repeats_from = bound_n
     for n, frac in cfg.dup_n_grams:
         if len(words) < n or (no_repeats_from is not None and n >= no_repeats_from):
             continue

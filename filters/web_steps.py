@@ -94,7 +94,8 @@ class FineWebStep(FilterStep):
     columns = [pa.field("fineweb_line_punct_ratio", pa.float64())]
 
     def decide(self, doc: Document) -> Decision:
-        return fineweb_quality(doc.text, self.config, doc_words(doc, split_words))
+        # the words only when its newline rule needs them (after C4 cleaned the text they are new)
+        return fineweb_quality(doc.text, self.config, lambda: doc_words(doc, split_words))
 
 
 class PIIStep(FilterStep):

@@ -106,6 +106,21 @@ def run(ctx: typer.Context,
     """Run a pipeline as a Prefect flow (in-process, ephemeral API: no server needed)."""
     global _VERBOSE
     _VERBOSE = verbose
+    early = None
+    if not deployment:
+        reused = _reuse_flows_server()  # before prefect is imported: its settings read PREFECT_API_URL once
+        if reused and verbose:
+            typer.echo(f"note: using the running flows server at {reused} (FLOWS_REUSE_SERVER=0: a temporary "
+                       f"API instead)", err=True)
+        early = None if reused else _EarlyAPI.spawn()
+    try:
+        _run(ctx, pipeline, config, input_, output, set_, deployment, verbose, early)
+    finally:
+        if early is not None:
+            early.close()  # not attached (an error before the flow): ended here; attached: Prefect's atexit stop
+
+
+def _run(ctx, pipeline, config, input_, output, set_, deployment, verbose, early) -> None:
     from flows.reporting import configure_console
 
     configure_console(verbose)
@@ -135,6 +150,8 @@ def run(ctx: typer.Context,
         _fail(_one_line(e))
         return
     try:
+        if early is not None:
+            early.attach()  # Prefect's own temporary server object takes the process started above
         result = _flow_for(p, cfg)(cfg)
     except USER_ERRORS as e:  # raised inside the flow: Prefect's console shows no traceback for it (quiet)
         _fail(_one_line(e))
@@ -157,6 +174,129 @@ def _flow_for(p, cfg):
                    "PREFECT_API_URL=...): running them as local tasks", err=True)
         return p.flow
     return p.flow.with_options(task_runner=runner)
+
+
+def _reuse_flows_server() -> str | None:
+    """A running local `flows server` (the default state dir: $FLOWS_SERVER_DIR or ~/.flows/server) that answers
+    /health becomes this run's API (PREFECT_API_URL), instead of a temporary one started and stopped by this
+    process (~6-8 s on 2 cores). None when PREFECT_API_URL is set already, FLOWS_REUSE_SERVER=0, none answers, or
+    prefect is imported already (an in-process caller keeps the settings it has)."""
+    if os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules:
+        return None
+    if os.environ.get("FLOWS_REUSE_SERVER", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    from flows.server_cli import default_state_dir, read_state
+
+    if not read_state(default_state_dir()):  # no state file: nothing to ask (no httpx import, no request)
+        return None
+    from flows.server_cli import server_status
+
+    state = server_status(default_state_dir())
+    if not state or not state.get("healthy"):
+        return None
+    os.environ["PREFECT_API_URL"] = state["url"]
+    return state["url"]
+
+
+class _EarlyAPI:
+    """Prefect's temporary API server, started before config, preflight and the import of
+    prefect.server.api.server (~2.5 s) instead of after them, so its ~5 s boot runs beside them.
+
+    It is Prefect's own: the process is the command of prefect.server.api.server.SubprocessASGIServer
+    ._run_uvicorn_command (prefect 3.6: uvicorn on create_app, PREFECT__SERVER_EPHEMERAL=1, the current settings
+    as environment; tests/test_cli.py checks the two stay equal), and `attach` hands it to that class's
+    singleton, which get_client (prefect/client/orchestration/__init__.py: no PREFECT_API_URL and
+    PREFECT_SERVER_ALLOW_EPHEMERAL_MODE) then finds running: the flow run, its states, retries, logs and
+    artifacts go through the same client to the same server, which Prefect's atexit stop ends as before.
+    Not used (None from spawn) when an API URL is set, ephemeral mode is off, or this process imported
+    Prefect's server module already (an in-process caller's temporary server may be running)."""
+
+    def __init__(self, proc, port: int):
+        self.proc, self.port, self.attached = proc, port, False
+
+    @staticmethod
+    def command(port: int) -> tuple[list[str], dict[str, str]]:
+        import prefect
+        from prefect.settings import get_current_settings
+
+        args = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
+                "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+                "--log-level", "error", "--lifespan", "on"]
+        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+               "PREFECT__SERVER_FINAL": "1",
+               **get_current_settings().to_environment_variables(exclude_unset=True)}
+        return args, env
+
+    @classmethod
+    def spawn(cls) -> "_EarlyAPI | None":
+        if os.environ.get("FLOWS_EARLY_API", "1").strip().lower() in ("0", "false", "no", "off"):
+            return None
+        if "prefect.server.api.server" in sys.modules:
+            return None
+        from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE
+
+        if PREFECT_API_URL.value() or not PREFECT_SERVER_ALLOW_EPHEMERAL_MODE.value():
+            return None
+        import random
+        import socket
+        import subprocess
+
+        for _ in range(10):  # as SubprocessASGIServer.find_available_port: 8000-8999, a bind check
+            port = random.choice(range(8000, 9000))
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                    break
+                except OSError:
+                    continue
+        else:
+            return None  # Prefect's own start finds a port (or says it cannot)
+        args, env = cls.command(port)
+        return cls(subprocess.Popen(args, env=env), port)
+
+    def attach(self) -> None:
+        """Hand the process to SubprocessASGIServer() once it answers /health. When it exited (a port taken
+        meanwhile: uvicorn's exit 3) the singleton is left alone and get_client starts one itself, as before."""
+        import time
+
+        import httpx
+        from prefect.server.api.server import SubprocessASGIServer
+        from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+        server = SubprocessASGIServer()
+        if server.running:  # one was started in this process meanwhile (e.g. by a preflight's client)
+            return
+        url = f"http://127.0.0.1:{self.port}/api/health"
+        deadline = time.monotonic() + PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+        with httpx.Client() as client:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    return
+                try:
+                    if client.get(url).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+            else:
+                return  # close() ends it; Prefect's start tries once more and reports its own error
+        import atexit
+
+        server.port, server.server_process, server.running = self.port, self.proc, True
+        atexit.register(server.stop)
+        self.attached = True
+
+    def close(self) -> None:
+        if self.attached or self.proc.poll() is not None:
+            return
+        import subprocess
+
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 # Sub-commands that live in their own modules (server/deploy, report/inspect): each has `register(app)`.

@@ -109,3 +109,66 @@ def test_every_shipped_config_is_its_pipeline_default():
         f = root / f"{name}.yaml"
         assert f.exists(), f"configs/{name}.yaml is missing"
         assert yaml.safe_load(f.read_text()) == yaml.safe_load(defaults_yaml(get_pipeline(name).config_model)), name
+
+
+# ---- start-up: the early temporary API (issue 31) -------------------------------------------------------------
+def test_early_api_command_is_prefects_own(monkeypatch):
+    """_EarlyAPI starts exactly the process Prefect's SubprocessASGIServer would (same argv, same environment):
+    if Prefect changes its command, this fails instead of the run drifting from Prefect's temporary server."""
+    import prefect.server.api.server as srv
+
+    from flows.cli import _EarlyAPI
+
+    seen = {}
+
+    def popen(args, env=None, **kw):
+        seen.update(args=list(args), env=dict(env))
+        return None
+
+    monkeypatch.setattr(srv.subprocess, "Popen", popen)
+    port = 8765
+    try:
+        srv.SubprocessASGIServer(port)._run_uvicorn_command()
+    finally:
+        srv.SubprocessASGIServer._instances.pop(port, None)
+    args, env = _EarlyAPI.command(port)
+    assert args == seen["args"]
+    assert env == seen["env"]
+
+
+_EARLY_CHILD = r'''
+import sys
+from flows.cli import _EarlyAPI
+e = _EarlyAPI.spawn()
+assert e is not None, "not spawned"
+if sys.argv[1] == "close":   # an error before the flow: the process is ended, nothing left behind
+    e.close()
+    print("exit", e.proc.poll(), e.port)
+else:                         # attached: Prefect's singleton holds it, get_client uses it, atexit stops it
+    e.attach()
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.client.orchestration import get_client
+    s = SubprocessASGIServer()
+    assert e.attached and s.running and s.server_process is e.proc and s.port == e.port
+    with get_client(sync_client=True) as c:
+        assert c.api_url.port == e.port and c.api_healthcheck() is None
+    print("pid", e.proc.pid, e.port)
+'''
+
+
+def test_early_api_closed_or_handed_to_prefect(tmp_path):
+    import socket
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    for mode in ("close", "attach"):
+        r = subprocess.run([sys.executable, "-c", _EARLY_CHILD, mode], capture_output=True, text=True, timeout=240,
+                           env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        assert r.returncode == 0, r.stderr[-2000:]
+        word, value, port = r.stdout.split()[-3:]
+        if mode == "close":
+            assert word == "exit" and value != "None"
+        else:  # the child has exited: Prefect's atexit stop ended the server, its port answers no more
+            assert not os.path.exists(f"/proc/{value}") or open(f"/proc/{value}/stat").read().split()[2] == "Z"
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", int(port))) != 0

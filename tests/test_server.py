@@ -209,3 +209,30 @@ def test_server_on_postgresql(tmp_path, postgres):
                                                      "SELECT id, name FROM flow WHERE name = 'flows-pg-check'"],
                               check=True, capture_output=True, text=True).stdout.strip()
         assert rows == f"{flow_id}|flows-pg-check"
+
+
+# ---- flows run reuses a running flows server (issue 31) ------------------------------------------------------
+@needs_prefect_cli
+def test_flows_run_uses_the_running_flows_server(tmp_path):
+    import json
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    with open(inp / "part-000.jsonl", "w", encoding="utf-8") as fh:
+        for i in range(12):
+            fh.write(json.dumps({"id": f"d{i}", "text": f"Document {i}. " + "Plain words in a line. " * 10}) + "\n")
+    state_dir = tmp_path / "state"
+    with server(state_dir) as state:
+        env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+        env["FLOWS_SERVER_DIR"] = str(state_dir)
+        r = subprocess.run([sys.executable, "-m", "flows.cli", "run", "dedup", "--input", str(inp), "--output",
+                            str(tmp_path / "out"), "-v"], capture_output=True, text=True, timeout=300, env=env,
+                           cwd=str(ROOT))
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert f"using the running flows server at {state['url']}" in r.stderr
+        assert "Starting temporary server" not in r.stderr
+        from prefect.client.orchestration import get_client
+
+        with api(state["url"]), get_client(sync_client=True) as client:
+            runs = client.read_flow_runs()
+        assert [fr.state.type.value for fr in runs] == ["COMPLETED"]  # the run is on the server, completed
