@@ -4,6 +4,7 @@ sets), the semantics recorded in its manifest and its one-line summary. The spli
 `filters/forget_split.py`; the flow (`flows/unlearning_split.py`) publishes what this hands it."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -12,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from corpora.atomic import atomic_write_text
 from corpora.readers import FieldMap, InputError, expand_inputs
 from corpora.records import QUARANTINE_SCHEMA
 from corpora.sample import sample_corpus_path
@@ -20,6 +22,7 @@ from filters.forget_match import read_id_list, unmatched_summary
 
 SAMPLE_SPEC = Path(__file__).resolve().parents[1] / "corpora" / "sample_data" / "forget_sample.yaml"
 LAYOUT_KINDS = ("tofu", "muse", "verbmem", "knowmem", "sets")
+MUSE_DATA = "muse_data"  # MUSE's own file layout (JSON / TXT per split), beside the Parquet packages
 
 SEMANTICS = {
     "unit": "connected component of 'same MinHash near-duplicate cluster' and 'same group_by value'; every "
@@ -69,12 +72,26 @@ def read_corpus(paths: list[Path], kind: str, text_field: str, id_field: str, qa
     return fs.read_documents(paths, FieldMap(text_field=text_field, id_field=id_field))
 
 
+def tofu_evals(cfg: fs.TofuEvalSets) -> dict[str, pa.Table]:
+    """TOFU's evaluation sets that were given, read and checked (`fs.read_tofu_eval`)."""
+    return {name: fs.read_tofu_eval(path, name) for name in fs.TOFU_EVAL_FIELDS
+            if (path := getattr(cfg, name)) is not None}
+
+
 def package_tables(corpus: fs.Corpus, res: fs.SplitResult, requested_layouts: Sequence[str] | None,
-                   verbmem: fs.ProbeConfig, knowmem: fs.KnowledgeConfig, layout_stats: dict
-                   ) -> Iterator[tuple[str, pa.Table, str | None]]:
+                   verbmem: fs.ProbeConfig, knowmem: fs.KnowledgeConfig, layout_stats: dict,
+                   tofu: fs.TofuEvalSets = fs.TofuEvalSets(), muse_export: fs.MuseExport = fs.MuseExport(),
+                   files: dict | None = None, seed: int = 0) -> Iterator[tuple[str, pa.Table, str | None]]:
     """(kind, table, folder under the output or None) in publishing order; `layout_stats` is filled on the way
-    (written / skipped layouts, verbmem and knowmem counts)."""
+    (written / skipped layouts, verbmem and knowmem counts), and `files` with the files that are not Parquet
+    (path under the output -> a list written as JSON or a text): MUSE's own layout `muse_data/`, TOFU's
+    `tofu/idontknow.jsonl`."""
+    files = {} if files is None else files
     table = res.table
+    evals = tofu_evals(tofu) if corpus.kind == "qa" else {}
+    if "retain_perturbed" in evals:  # TOFU keeps these answers in retain_perturbed.json: join them into the rows
+        table, filled = fs.join_perturbed(table, evals["retain_perturbed"])
+        layout_stats["perturbed_joined"] = filled
     split_col = table.column("split")
     for s in fs.SPLITS:
         yield s, table.filter(pc.equal(split_col, s)), None
@@ -85,27 +102,56 @@ def package_tables(corpus: fs.Corpus, res: fs.SplitResult, requested_layouts: Se
     layouts, skipped = fs.applicable_layouts(corpus.kind, requested_layouts, probes is not None)
     layout_stats.update(written=layouts, skipped=skipped)
     if "tofu" in layouts:
-        for s, t in fs.tofu_tables(table).items():
-            yield s, t, "tofu"
+        tabs, tstats = fs.tofu_tables(table, res.sets, res.stats["weight_by_split"], res.stats["total_weight"], evals)
+        layout_stats["tofu"] = tstats
+        for name, t in tabs.items():
+            yield name, t, "tofu"
+        if tofu.idontknow:
+            files["tofu/idontknow.jsonl"] = fs.read_idontknow(tofu.idontknow)
+    verb = know = None
     if "muse" in layouts:
         for s, t in fs.muse_tables(table).items():
             yield s, t, "muse"
     if "verbmem" in layouts:
-        t, short = fs.verbmem_table(table, verbmem, corpus.kind)
-        layout_stats["verbmem"] = {"probes": t.num_rows, "too_short": short}
-        yield "forget", t, "verbmem"
+        verb, short = fs.verbmem_table(table, verbmem, corpus.kind)
+        layout_stats["verbmem"] = {"probes": verb.num_rows, "too_short": short}
+        yield "forget", verb, "verbmem"
     if "knowmem" in layouts:
-        tabs, kstats = fs.knowmem_tables(table, corpus.kind, probes, knowmem.link)
-        layout_stats["knowmem"] = {**{s: t.num_rows for s, t in tabs.items()}, **kstats}
-        for s, t in tabs.items():
+        know, kstats = fs.knowmem_tables(table, corpus.kind, probes, knowmem.link)
+        layout_stats["knowmem"] = {**{s: t.num_rows for s, t in know.items()}, **kstats}
+        for s, t in know.items():
             yield s, t, "knowmem"
+    if "muse" in layouts and muse_export.enabled:
+        mfiles, mskipped = fs.muse_files(table, verb, know, muse_export, seed)
+        files.update({f"{MUSE_DATA}/{k}": v for k, v in mfiles.items()})
+        layout_stats["muse_data"] = {"files": {k: len(v) if isinstance(v, list) else None for k, v in mfiles.items()
+                                               if k.endswith(".json")}, "skipped": mskipped}
     for name, masks in res.sets.items():
         for part in ("forget", "retain"):
             yield part, table.filter(pa.array(masks[part])), f"sets/{name}"
 
 
-def remove_stale_packages(out_dir: Path, outputs: dict, sets: dict) -> None:
-    """A layout (or forget set) this run did not write must not survive from an earlier run."""
+def write_files(out_dir: Path, files: dict, work: Path) -> None:
+    """The non-Parquet files of `package_tables`: `muse_data/` is built under `work` and swapped in whole (no file
+    of an earlier run survives in it); any other file is written atomically in place."""
+    muse = {k[len(MUSE_DATA) + 1:]: v for k, v in files.items() if k.startswith(MUSE_DATA + "/")}
+    for rel, v in files.items():
+        if not rel.startswith(MUSE_DATA + "/"):
+            atomic_write_text(out_dir / rel, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+    if muse:
+        stage = work / MUSE_DATA
+        shutil.rmtree(stage, ignore_errors=True)
+        for rel, v in muse.items():
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            (stage / rel).write_text(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False),
+                                     encoding="utf-8")
+        shutil.rmtree(out_dir / MUSE_DATA, ignore_errors=True)
+        stage.rename(out_dir / MUSE_DATA)
+
+
+def remove_stale_packages(out_dir: Path, outputs: dict, sets: dict, files: dict | None = None) -> None:
+    """A layout (or forget set, TOFU config, MUSE export) this run did not write must not survive from an earlier
+    run."""
     written = {k.split("/")[0] for k in outputs} | {f"sets/{k}" for k in sets}
     for k in LAYOUT_KINDS:
         if k not in written:
@@ -113,6 +159,13 @@ def remove_stale_packages(out_dir: Path, outputs: dict, sets: dict) -> None:
     for old_set in (out_dir / "sets").glob("*") if (out_dir / "sets").is_dir() else []:
         if f"sets/{old_set.name}" not in written:
             shutil.rmtree(old_set, ignore_errors=True)
+    leaves = {k for k in outputs if k.count("/") == 1} | set(files or {})
+    for k in ("tofu", "muse", "verbmem", "knowmem"):
+        for old in (out_dir / k).iterdir() if (out_dir / k).is_dir() else []:
+            if f"{k}/{old.name}" not in leaves:
+                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+    if not any(k.startswith(MUSE_DATA + "/") for k in files or {}):
+        shutil.rmtree(out_dir / MUSE_DATA, ignore_errors=True)
 
 
 def summary_line(corpus: fs.Corpus, rows: dict[str, int], quarantined: int, res: fs.SplitResult,
@@ -139,11 +192,19 @@ def say_unmatched(pipeline: str, match_stats: dict, empty_files: list[str], stri
 
 
 def preflight(paths: list[Path], spec: fs.ForgetSpec, requested_kind: str, text_field: str,
-              layouts: Sequence[str] | None, knowmem_qa_file: str | None, strict: bool) -> None:
+              layouts: Sequence[str] | None, knowmem_qa_file: str | None, strict: bool,
+              tofu: fs.TofuEvalSets = fs.TofuEvalSets()) -> None:
     if spec.ids_file and not read_id_list(spec.ids_file) and strict:
         raise InputError(f"unlearning-split: id file {spec.ids_file} holds no ids (strict)")
     if spec.qa_file:
         fs.read_qa_keys(spec.qa_file)
     if knowmem_qa_file and not Path(knowmem_qa_file).is_file():
         raise InputError(f"knowmem.qa_file: {knowmem_qa_file} does not exist")
-    fs.applicable_layouts(corpus_kind(paths, requested_kind, text_field), layouts, bool(knowmem_qa_file))
+    kind = corpus_kind(paths, requested_kind, text_field)
+    fs.applicable_layouts(kind, layouts, bool(knowmem_qa_file))
+    given = [n for n in (*fs.TOFU_EVAL_FIELDS, "idontknow") if getattr(tofu, n) is not None]
+    if given and kind != "qa":
+        raise InputError(f"tofu.{given[0]}: TOFU's evaluation sets go with a QA corpus (question, answer rows)")
+    tofu_evals(tofu)
+    if tofu.idontknow:
+        fs.read_idontknow(tofu.idontknow)

@@ -94,11 +94,33 @@ class SetsConfig(StrictModel):
 
 
 class ProbeConfig(StrictModel):
-    """Verbatim probes (MUSE `verbmem`): the first `prompt_words` words of a forget text and the next `gt_words`."""
+    """Verbatim probes (MUSE `verbmem`): an excerpt of a forget text, at most `prompt_words` + `gt_words` words from
+    its start; `gt` = its last `gt_words` words (fewer when the text is short, keeping `min_prompt_words` of prompt),
+    `prompt` = the words before them. MUSE's excerpts are up to 2,048 LLaMA tokens with a 128-token continuation
+    (`max_new_tokens=128`): its stored prompts run to hundreds of words."""
 
-    prompt_words: int = Field(32, ge=1)
-    gt_words: int = Field(128, ge=1)
-    min_gt_words: int = Field(8, ge=1)  # a shorter text gives no probe (counted)
+    prompt_words: int = Field(768, ge=1)  # the prompt's most words (about 1,000 LLaMA tokens)
+    gt_words: int = Field(128, ge=1)  # the continuation's most words (MUSE scores its first 128 tokens)
+    min_prompt_words: int = Field(32, ge=1)  # a short text keeps at least this much prompt (its gt gets shorter)
+    min_gt_words: int = Field(8, ge=1)  # a text too short for this many gt words gives no probe (counted)
+
+
+class TofuEvalSets(StrictModel):
+    """TOFU's evaluation sets, passed through when given (TOFU ships them as files; `../shared` holds none of the
+    first three): each is TOFU's JSON / JSON lines file as TOFU ships it."""
+
+    retain_perturbed: str | None = None  # question, answer, paraphrased_answer, perturbed_answer[]: its rows must be
+    # retain rows (question + answer); their paraphrased / perturbed answers are joined into those rows
+    real_authors_perturbed: str | None = None  # question, answer, perturbed_answer[]
+    world_facts_perturbed: str | None = None  # question, answer, perturbed_answer[]
+    idontknow: str | None = None  # one refusal a line (TOFU's data/idontknow.jsonl): copied as tofu/idontknow.jsonl
+
+
+class MuseExport(StrictModel):
+    """`muse_data/`: MUSE's own file layout (its `data/<corpus>/`) beside the Parquet packages."""
+
+    enabled: bool = True
+    icl_shots: int = Field(10, ge=0)  # knowmem in-context examples per split (MUSE ships 10), left out of the *_qa file
 
 
 class KnowledgeConfig(StrictModel):
@@ -451,14 +473,16 @@ _WORD_SPAN = re.compile(r"\S+")
 
 
 def verbatim_probe(text: str, cfg: ProbeConfig) -> tuple[str, str] | None:
-    """(prompt, gt): the text up to its `prompt_words`-th word and the next `gt_words` words, spacing kept;
-    None when fewer than `min_gt_words` words follow the prompt."""
+    """(prompt, gt) of MUSE's shape, spacing kept: the excerpt = the text's first `prompt_words + gt_words` words;
+    gt = its last `gt_words` words, or fewer when the text is short (the prompt keeps `min_prompt_words`); prompt =
+    the words before gt. None when that leaves fewer than `min_gt_words` gt words."""
     spans = [m.span() for m in _WORD_SPAN.finditer(text or "")]
-    if len(spans) < cfg.prompt_words + cfg.min_gt_words:
+    n = min(len(spans), cfg.prompt_words + cfg.gt_words)
+    g = min(cfg.gt_words, n - cfg.min_prompt_words)
+    if g < cfg.min_gt_words:
         return None
-    p_end = spans[cfg.prompt_words - 1][1]
-    g = spans[cfg.prompt_words:cfg.prompt_words + cfg.gt_words]
-    return text[spans[0][0]:p_end], text[g[0][0]:g[-1][1]]
+    p_end, gt = spans[n - g - 1][1], spans[n - g:n]
+    return text[spans[0][0]:p_end], text[gt[0][0]:gt[-1][1]]
 
 
 def muse_tables(result: pa.Table) -> dict[str, pa.Table]:
@@ -523,13 +547,206 @@ def knowmem_tables(result: pa.Table, kind: str, probes: pa.Table | None = None,
     return {s: pa.Table.from_pylist(v, schema=KNOWMEM_SCHEMA) for s, v in rows.items()}, stats
 
 
-def tofu_tables(result: pa.Table) -> dict[str, pa.Table]:
-    """TOFU-style QA per split: `id, question, answer` + `paraphrased_answer, perturbed_answer[]` and any other
-    TOFU field the corpus has (`paraphrased_question`, `perturbed_question`, `subject`, ...)."""
-    skip = {"text", "source", *(f.name for f in SPLIT_FIELDS)} - {"split"}
-    cols = [c for c in result.column_names if c not in skip]
-    split = result.column("split")
-    return {s: result.filter(pc.equal(split, s)).select(cols).drop_columns(["split"]) for s in SPLITS}
+# TOFU's configuration names (the locuslab/TOFU dataset card; data_module.py pairs forgetNN with retain(100-NN))
+TOFU_FORGET = re.compile(r"forget(\d\d)")
+TOFU_EVAL_FIELDS = {  # what TOFU's evaluation reads of each set (config/eval_everything.yaml: answer keys)
+    "retain_perturbed": ("question", "answer", "paraphrased_answer", "perturbed_answer"),
+    "real_authors_perturbed": ("question", "answer", "perturbed_answer"),
+    "world_facts_perturbed": ("question", "answer", "perturbed_answer"),
+}
+
+
+def tofu_percent_name(prefix: str, weight: int, total: int) -> str | None:
+    """`forget10` / `holdout10`: TOFU's name for a share of the corpus that is a whole percent (1..99), else None."""
+    pct = 100.0 * weight / total if total else 0.0
+    r = round(pct)
+    return f"{prefix}{r:02d}" if abs(pct - r) < 1e-9 and 0 < r < 100 else None
+
+
+def _has_perturbed(t: pa.Table) -> np.ndarray:
+    """Rows that carry both `paraphrased_answer` and a non-empty `perturbed_answer`."""
+    if not {"paraphrased_answer", "perturbed_answer"} <= set(t.column_names):
+        return np.zeros(t.num_rows, dtype=bool)
+    return np.array([p is not None and bool(q) for p, q in zip(t.column("paraphrased_answer").to_pylist(),
+                                                               t.column("perturbed_answer").to_pylist())], dtype=bool)
+
+
+def read_tofu_eval(path: str | Path, name: str) -> pa.Table:
+    """One of TOFU's evaluation sets (a JSON array or JSON lines, as TOFU ships them), every row checked for the
+    fields TOFU's evaluation reads; a bad row is a one-line error naming the file and row. Other fields kept
+    (strings; anything else as JSON text)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise InputError(f"tofu.{name}: {p} does not exist")
+    need = TOFU_EVAL_FIELDS[name]
+    rows = []
+    for loc, obj in _json_items(p):
+        if isinstance(obj, Exception) or not isinstance(obj, dict):
+            raise InputError(f"{p}: {loc}: expected an object with {', '.join(need)}")
+        miss = [k for k in need if obj.get(k) in (None, "", [])]
+        if miss:
+            raise InputError(f"{p}: {loc}: no {', '.join(miss)} (tofu.{name} needs {', '.join(need)})")
+        pa_ = obj["perturbed_answer"]
+        row = {k: (v if isinstance(v, str) or v is None else json.dumps(v, ensure_ascii=False, sort_keys=True))
+               for k, v in obj.items() if k != "perturbed_answer"}
+        row["perturbed_answer"] = [str(x) for x in pa_] if isinstance(pa_, list) else [str(pa_)]
+        rows.append(row)
+    if not rows:
+        raise InputError(f"{p}: tofu.{name} holds no rows")
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    schema = pa.schema([pa.field(k, pa.list_(pa.string()) if k == "perturbed_answer" else pa.string()) for k in keys])
+    return pa.Table.from_pylist([{k: r.get(k) for k in keys} for r in rows], schema=schema)
+
+
+def read_idontknow(path: str | Path) -> str:
+    """TOFU's refusal file as TOFU reads it (`open(...).readlines()`, each stripped): its text, checked to hold a
+    refusal."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise InputError(f"tofu.idontknow: {p} does not exist")
+    text = p.read_text(encoding="utf-8")
+    if not any(line.strip() for line in text.splitlines()):
+        raise InputError(f"{p}: tofu.idontknow holds no refusal (one a line)")
+    return text
+
+
+def join_perturbed(table: pa.Table, given: pa.Table) -> tuple[pa.Table, int]:
+    """`paraphrased_answer` / `perturbed_answer` of `given` (TOFU's retain_perturbed) into the rows of `table` with
+    the same question and answer that lack them (TOFU keeps them in a separate file, retain90.json has none).
+    Returns (table, rows filled)."""
+    by_key = {qa_key(q, a): (p, list(x)) for q, a, p, x in zip(
+        given.column("question").to_pylist(), given.column("answer").to_pylist(),
+        given.column("paraphrased_answer").to_pylist(), given.column("perturbed_answer").to_pylist())}
+    para = table.column("paraphrased_answer").to_pylist() if "paraphrased_answer" in table.column_names \
+        else [None] * table.num_rows
+    pert = table.column("perturbed_answer").to_pylist() if "perturbed_answer" in table.column_names \
+        else [None] * table.num_rows
+    filled = 0
+    for i, (q, a) in enumerate(zip(table.column("question").to_pylist(), table.column("answer").to_pylist())):
+        hit = by_key.get(qa_key(q, a))
+        if hit is not None and (para[i] is None or not pert[i]):
+            para[i], pert[i] = hit
+            filled += 1
+    for name, vals, typ in (("paraphrased_answer", para, pa.string()), ("perturbed_answer", pert,
+                                                                        pa.list_(pa.string()))):
+        col = pa.array(vals, typ)
+        table = (table.set_column(table.column_names.index(name), name, col) if name in table.column_names
+                 else table.append_column(name, col))
+    return table, filled
+
+
+def tofu_tables(result: pa.Table, sets: dict[str, dict[str, np.ndarray]], weights: dict[str, int], total: int,
+                evals: dict[str, pa.Table]) -> tuple[dict[str, pa.Table], dict]:
+    """TOFU's configurations (the locuslab/TOFU card's names): `full` (forget + retain: what the target model is
+    fine-tuned on), `forgetNN` + `retain(100-NN)` for the forget pool and every nested set that is a whole percent,
+    `forgetNN_perturbed` when every forget row has its paraphrased / perturbed answers, `holdoutNN`, and the
+    evaluation sets (`evals`: given files; `retain_perturbed` made from retain rows that carry the fields when no
+    file is given). Each: `id, question, answer` + the TOFU fields the corpus has. Returns (tables, stats)."""
+    skip = {"text", "source", *(f.name for f in SPLIT_FIELDS)}
+    base = result.select([c for c in result.column_names if c not in skip])
+    split = np.asarray(result.column("split").to_pylist(), dtype=object)
+    retain = split == "retain"
+    out: dict[str, pa.Table] = {"full": base.filter(pa.array(split != "holdout"))}
+    skipped: dict[str, str] = {}
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    main = tofu_percent_name("forget", weights.get("forget", 0), total)
+    if main:
+        pairs[main] = (split == "forget", retain)
+    elif weights.get("forget"):
+        skipped["forgetNN"] = "the forget pool is not a whole percent of the corpus (TOFU names forget01..forget99)"
+    for name, m in sets.items():
+        if TOFU_FORGET.fullmatch(name) and name not in pairs:
+            pairs[name] = (m["forget"], m["retain"])
+    has = _has_perturbed(base)
+    for name in sorted(pairs):
+        f, r = pairs[name]
+        out[name] = base.filter(pa.array(f))
+        out[f"retain{100 - int(name[6:]):02d}"] = base.filter(pa.array(r))
+        lacking = int((f & ~has).sum())
+        if lacking:
+            skipped[f"{name}_perturbed"] = f"{lacking} of {int(f.sum())} forget rows lack paraphrased_answer / perturbed_answer"
+        else:
+            out[f"{name}_perturbed"] = out[name]
+    hold = tofu_percent_name("holdout", weights.get("holdout", 0), total)
+    if hold:
+        out[hold] = base.filter(pa.array(split == "holdout"))
+    elif weights.get("holdout"):
+        skipped["holdoutNN"] = "the holdout is not a whole percent of the corpus (TOFU names holdout01..holdout99)"
+    stats: dict[str, Any] = {"retain_rows_with_perturbed": int((retain & has).sum()), "retain_rows": int(retain.sum())}
+    given = evals.get("retain_perturbed")
+    if given is not None:
+        in_retain = {qa_key(q, a) for q, a, keep in zip(result.column("question").to_pylist(),
+                                                         result.column("answer").to_pylist(), retain) if keep}
+        ok = np.array([qa_key(q, a) in in_retain for q, a in zip(given.column("question").to_pylist(),
+                                                                 given.column("answer").to_pylist())], dtype=bool)
+        stats["retain_perturbed"] = {"given": given.num_rows, "written": int(ok.sum()),
+                                     "not_in_retain": int((~ok).sum())}
+        out["retain_perturbed"] = given.filter(pa.array(ok))
+    elif (retain & has).any():
+        out["retain_perturbed"] = base.filter(pa.array(retain & has))
+    else:
+        skipped["retain_perturbed"] = ("no retain row has paraphrased_answer / perturbed_answer (TOFU's retain90.json "
+                                       "has question / answer only; give tofu.retain_perturbed, TOFU's own file)")
+    for name in ("real_authors_perturbed", "world_facts_perturbed"):
+        if name in evals:
+            out[name] = evals[name]
+        else:
+            skipped[name] = f"not given (tofu.{name}: TOFU's data/{name}.json)"
+    out = {k: v for k, v in out.items() if v.num_rows}
+    return out, {**stats, "configs": {k: v.num_rows for k, v in out.items()}, "skipped": skipped}
+
+
+# ---- MUSE's own files -------------------------------------------------------------------------------------------
+def _icl_split(rows: list[dict], k: int, seed: int, purpose: str) -> tuple[list[dict], list[dict]]:
+    """(qa, icl): `k` rows by seeded hash of their id as in-context examples, the rest (in order) to be scored."""
+    pick = set(sorted(range(len(rows)), key=lambda i: _unit_hash(seed, purpose, str(rows[i]["id"])))[:k])
+    return ([{"question": r["question"], "answer": r["answer"]} for i, r in enumerate(rows) if i not in pick],
+            [{"question": rows[i]["question"], "answer": rows[i]["answer"]} for i in sorted(pick)])
+
+
+def muse_files(result: pa.Table, verbmem: pa.Table | None, knowmem: dict[str, pa.Table] | None, cfg: MuseExport,
+               seed: int = 0) -> tuple[dict[str, Any], dict]:
+    """MUSE's layout (its `data/<corpus>/` folder; swj0419/muse_bench constants.py DEFAULT_DATA): relative path ->
+    content (a list is written as JSON, a str as text), and {path: reason} for files not written.
+
+    raw/{forget,retain1,retain2,holdout}.txt (texts joined by a blank line) and .json (a list of strings): what
+    `baselines/dataset.py` DefaultDataset reads (`--data_file`, `--retain_data_file`); privleak/{forget,retain,
+    holdout}.json: lists of strings (retain = retain2); verbmem/forget.json: `prompt, gt`; knowmem/{forget,retain}
+    _qa.json and _qa_icl.json: `question, answer` (retain = probes of retain2 rows, MUSE's retain2_qa)."""
+    files: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    texts = {s: t.column("text").to_pylist() for s, t in muse_tables(result).items()}
+    for s, ts in texts.items():
+        if ts:
+            files[f"raw/{s}.txt"] = "\n\n".join(ts) + "\n"
+            files[f"raw/{s}.json"] = ts
+        else:
+            skipped[f"raw/{s}"] = "no rows"
+    for name, s in (("forget", "forget"), ("retain", "retain2"), ("holdout", "holdout")):
+        if texts[s]:
+            files[f"privleak/{name}.json"] = texts[s]
+        else:
+            skipped[f"privleak/{name}.json"] = f"no {s} rows"
+    if verbmem is None:
+        skipped["verbmem/forget.json"] = "verbmem layout not written"
+    elif verbmem.num_rows:
+        files["verbmem/forget.json"] = [{"prompt": p, "gt": g} for p, g in zip(verbmem.column("prompt").to_pylist(),
+                                                                             verbmem.column("gt").to_pylist())]
+    else:
+        skipped["verbmem/forget.json"] = "no verbatim probes"
+    if knowmem is None:
+        skipped["knowmem/"] = "knowmem layout not written"
+    else:
+        part = dict(zip(result.column("id").to_pylist(), result.column("retain_part").to_pylist()))
+        probes = {"forget": knowmem["forget"].to_pylist(),
+                  "retain": [r for r in knowmem["retain"].to_pylist() if part.get(r["parent_id"]) == 2]}
+        for s, rows in probes.items():
+            if len(rows) <= cfg.icl_shots:
+                skipped[f"knowmem/{s}_qa.json"] = f"{len(rows)} probes, not more than icl_shots ({cfg.icl_shots})"
+                continue
+            files[f"knowmem/{s}_qa.json"], files[f"knowmem/{s}_qa_icl.json"] = _icl_split(rows, cfg.icl_shots, seed,
+                                                                                         f"icl-{s}")
+    return files, skipped
 
 
 def applicable_layouts(kind: str, requested: Sequence[str] | None, has_probes: bool) -> tuple[list[str], dict]:

@@ -3,7 +3,7 @@ is `flows/remove.py`). Wiring only: the logic is in `filters/forget_split.py`, `
 `filters/forget_match.py`.
 
 read corpus (documents or QA) -> match the forget spec, MinHash clusters, units -> assign splits -> publish
-forget/ retain/ holdout/ (+ layouts: tofu/, muse/, verbmem/, knowmem/, sets/) -> manifest.
+forget/ retain/ holdout/ (+ layouts: tofu/, muse/, verbmem/, knowmem/, sets/; muse_data/ files) -> manifest.
 """
 from __future__ import annotations
 
@@ -49,6 +49,8 @@ class SplitConfig(RunConfig):
     layouts: list[Literal["tofu", "muse", "verbmem", "knowmem"]] | None = None  # null: every one that applies
     verbmem: fs.ProbeConfig = fs.ProbeConfig()
     knowmem: fs.KnowledgeConfig = fs.KnowledgeConfig()
+    tofu: fs.TofuEvalSets = fs.TofuEvalSets()  # TOFU's evaluation sets, passed through when given
+    muse_export: fs.MuseExport = fs.MuseExport()  # muse_data/: MUSE's own JSON / TXT files
     strict: bool = False  # forget ids / rules that name no row (or an id file with none): an error, not a note
 
 
@@ -85,10 +87,12 @@ def split_flow(config: SplitConfig) -> dict:
     res = split_corpus(config, corpus, spec)
     pk.say_unmatched("unlearning-split", res.stats["match"], pk.empty_id_files([spec.ids_file]), config.strict, _say)
     layout_stats: dict = {}
+    files: dict = {}
     for kind, table, under in pk.package_tables(corpus, res, config.layouts, config.verbmem, config.knowmem,
-                                                layout_stats):
+                                                layout_stats, config.tofu, config.muse_export, files, config.seed):
         _publish_table(run, kind, table, under=under)
-    pk.remove_stale_packages(run.out_dir, run.outputs, res.sets)
+    pk.write_files(run.out_dir, files, run.out_dir / WORK)
+    pk.remove_stale_packages(run.out_dir, run.outputs, res.sets, files)
     seconds = time.monotonic() - started
     rows = {s: run.rows(s) for s in fs.SPLITS}
     inv = {"records_read": corpus.records_read, **{f"rows_{s}": n for s, n in rows.items()},
@@ -114,7 +118,8 @@ def split_flow(config: SplitConfig) -> dict:
 
 def split_preflight(cfg: SplitConfig) -> None:
     paths, spec, _ = pk.split_inputs(cfg.inputs, cfg.forget)
-    pk.preflight(paths, spec, cfg.corpus_kind, cfg.text_field, cfg.layouts, cfg.knowmem.qa_file, cfg.strict)
+    pk.preflight(paths, spec, cfg.corpus_kind, cfg.text_field, cfg.layouts, cfg.knowmem.qa_file, cfg.strict,
+                 cfg.tofu)
 
 
 SPLIT_PIPELINE = Pipeline(

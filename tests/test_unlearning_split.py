@@ -105,7 +105,7 @@ def test_tofu_nested_sets_flow_writes_packages(tmp_path, prefect_harness):
         assert same == len(want_r) - (retain_name != "retain90")  # TOFU's one differently worded question
     nested = [{x["id"] for x in rows(out, f"sets/{n}/forget")} for n, _ in PAIRS]
     assert nested[0] < nested[1] < nested[2]
-    tofu_forget = rows(out, "tofu/forget")
+    tofu_forget = rows(out, "tofu/forget10")  # TOFU's configuration names (tests/test_tofu_packages.py)
     assert len(tofu_forget) == 400 and {"question", "answer", "paraphrased_answer", "perturbed_answer"} <= set(
         tofu_forget[0]) and isinstance(tofu_forget[0]["perturbed_answer"], list)
     assert len(rows(out, "knowmem/forget")) == 400 and len(rows(out, "knowmem/retain")) == 3600
@@ -149,7 +149,12 @@ def test_default_run_on_the_bundled_sample(tmp_path, prefect_harness):
     verb = rows(out, "verbmem/forget")
     assert verb and all(v["prompt"] in forget[v["parent_id"]]["text"] and v["gt"] in forget[v["parent_id"]]["text"]
                         for v in verb)
-    assert all(len(v["prompt"].split()) == 32 for v in verb)
+    cfg = fs.ProbeConfig()
+    for v in verb:  # MUSE's shape: the excerpt's last gt_words words are gt, the words before them the prompt
+        n = min(len(forget[v["parent_id"]]["text"].split()), cfg.prompt_words + cfg.gt_words)
+        g = min(cfg.gt_words, n - cfg.min_prompt_words)
+        assert (len(v["prompt"].split()), len(v["gt"].split())) == (n - g, g)
+    assert max(len(v["prompt"].split()) for v in verb) > 100  # hundreds of words where the text has them
     muse = {k: rows(out, f"muse/{k}") for k in ("forget", "retain1", "retain2", "holdout")}
     assert sorted(r["id"] for v in muse.values() for r in v) == sorted(ids)
     assert not (out / "tofu").exists()  # a document corpus has no QA layout (the stats say why)
