@@ -46,6 +46,19 @@ def _patterns(files: list[str]) -> list[str]:
     return sorted({f"{PurePosixPath(f).parent.as_posix()}/*.parquet" for f in files})
 
 
+# unlearning-split's TOFU package: a kind `tofu/<name>` named as one of TOFU's own configurations (the locuslab/TOFU
+# card: full, forgetNN, retainNN, holdoutNN, forgetNN_perturbed, retain_perturbed, ...) is that config, so
+# `load_dataset(DIR, "forget10")` reads it as TOFU's loader does (data_module.py: load_dataset(path, split)["train"])
+TOFU_CONFIGS = ("full", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")
+
+
+def _tofu_config(kind: str) -> str | None:
+    name = kind[len("tofu/"):] if kind.startswith("tofu/") else ""
+    base = name[:-len("_perturbed")] if name.startswith("forget") and name.endswith("_perturbed") else name
+    numbered = base[:-2] in ("forget", "retain", "holdout") and base[-2:].isdigit()
+    return name if name in TOFU_CONFIGS or numbered else None
+
+
 def card_configs(kinds: dict[str, dict], layout: Layout | None = None) -> list[dict]:
     """`configs` entries: one per output kind with rows (split `train`); split kinds of the run's `layout`
     (`corpora/layout.py`; e.g. `slices/1750_1820/train`) are one config `<group>` with those splits, plus one config
@@ -62,6 +75,7 @@ def card_configs(kinds: dict[str, dict], layout: Layout | None = None) -> list[d
         if group is not None:
             combined.setdefault(group, {}).setdefault(split, []).extend(_patterns(info["files"]))
             covers.setdefault(group, []).append(kind)
+        name = _tofu_config(kind) or name
         configs.setdefault(name, {}).setdefault(split, []).extend(_patterns(info["files"]))
         covers.setdefault(name, []).append(kind)
     for name, splits in combined.items():
