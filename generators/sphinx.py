@@ -30,12 +30,13 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from corpora.config import StrictModel
 from corpora.hashing import short_hash
 from filters.dedup.config import ExactDedup, MinHashDedup
-from filters.langid import LangIdConfig, find_lid_model, load_fasttext
+from filters.langid import LangIdConfig, find_lid_model, lid_model
 from filters.short_text_lid import require_lingua
-from filters.protected_spans import Protected, Span, find_spans, has_letters, mask, prose, restore
+from filters.protected_spans import (INTACT, SPAN_RECORD_TYPE, Protected, Span, has_prose, mask_fields, prose, restore,
+                                     span_record)
 from generators.backends.base import GenerationRequest, SamplingParams
 from generators.contract import GeneratedDedup, GeneratedFilters, Generator, GeneratorConfig, GeneratorResult
-from generators.sphinx_checks import ChecksConfig, Field_, check_row
+from generators.sphinx_checks import ChecksConfig, CheckedField, check_row
 from generators.sphinx_rules import Rule, RulesConfig, classify, label_spans, payload_spans
 
 TEMPLATE_VERSION = 1
@@ -121,7 +122,9 @@ class SphinxConfig(GeneratorConfig):
     nshot: NShotConfig = NShotConfig()
     keep_failed: bool = Field(False, description="false: rows failing a check go to rejected/ with their reasons "
                               "(data/ means kept); true: they stay in data/ with status=fail")
-    filters: GeneratedFilters = GeneratedFilters(langid=LangIdConfig(enabled=False))  # our own LID, per field
+    # the shared post-filter keeps `filters.langid.languages` (English) only: a translation is checked for its own
+    # target language instead, per field, with the same lid.176 model (`lid_model`, `generators.sphinx_checks`)
+    filters: GeneratedFilters = GeneratedFilters(langid=LangIdConfig(enabled=False))
     dedup: GeneratedDedup = GeneratedDedup(exact=ExactDedup(enabled=False), minhash=MinHashDedup(enabled=False))
 
     @field_validator("targets")
@@ -215,12 +218,12 @@ def prepare(src: Source, cfg: RulesConfig) -> None:
     if src.rule.name == "labels":
         extra_i, extra_r = label_spans(src.instruction), label_spans(src.response)
         keep_response = bool(extra_r) and extra_r[0].end - extra_r[0].start == len(src.response)
+    fields = {"instruction": (src.instruction, extra_i)}
+    if not keep_response:
+        fields["response"] = (src.response, extra_r)
     try:
-        src.masked["instruction"], src.spans["instruction"] = mask(
-            src.instruction, find_spans(src.instruction, extra=extra_i))
-        if not keep_response:
-            src.masked["response"], src.spans["response"] = mask(
-                src.response, find_spans(src.response, extra=extra_r), len(src.spans["instruction"]) + 1)
+        masked = mask_fields(fields)
+        src.masked, src.spans = {f: m for f, (m, _) in masked.items()}, {f: p for f, (_, p) in masked.items()}
     except ValueError as e:
         src.rule, src.problem = Rule("skip", "marker_collision", src.rule.code_math_share), str(e)
         src.masked, src.spans = {}, {}
@@ -242,13 +245,9 @@ def request_id(lang: str, src_id: str, part: str) -> str:
     return f"sphinx-{lang}-{part}-" + short_hash(lang, src_id, part, length=20)
 
 
-def _needs_model(masked: str) -> bool:
-    return has_letters(prose(masked))
-
-
 def requests_for(src: Source, lang: str, cfg: SphinxConfig) -> list[GenerationRequest]:
     spec, t = cfg.languages[lang], cfg.translation
-    parts = {f: m for f, m in src.masked.items() if _needs_model(m)}
+    parts = {f: m for f, m in src.masked.items() if has_prose(m)}
     if t.mode == "together" and len(parts) == 2:
         parts = {"both": f"{HEAD_I}\n{parts['instruction']}\n{HEAD_R}\n{parts['response']}"}
         template = t.prompt_together
@@ -271,19 +270,19 @@ def split_together(text: str) -> tuple[str, str] | None:
 
 
 # ---- rows ----------------------------------------------------------------------------------------------------
-_S, _F, _L = pa.string(), pa.float64(), pa.list_(pa.string())
-SPAN_TYPE = pa.struct([("field", _S), ("marker", _S), ("kind", _S), ("text", _S), ("sha256", _S), ("status", _S)])
-MESSAGE_TYPE = pa.struct([("role", _S), ("content", _S)])
-FIELDS = [pa.field("src_id", _S), pa.field("src_origin", _S), pa.field("lang", pa.dictionary(pa.int32(), _S)),
-          pa.field("tier", _S), pa.field("instruction", _S), pa.field("response", _S),
-          pa.field("instruction_en", _S), pa.field("response_en", _S), pa.field("protected_spans", pa.list_(SPAN_TYPE)),
-          pa.field("rule", _S), pa.field("lid_instruction", _S), pa.field("lid_response", _S),
-          pa.field("lid_score", _F), pa.field("len_ratio", _F), pa.field("translator_model", _S),
-          pa.field("nshot_ids", _L), pa.field("status", _S), pa.field("reason", _S),
+STRING, FLOAT, STRINGS = pa.string(), pa.float64(), pa.list_(pa.string())
+MESSAGE_TYPE = pa.struct([("role", STRING), ("content", STRING)])
+FIELDS = [pa.field("src_id", STRING), pa.field("src_origin", STRING),
+          pa.field("lang", pa.dictionary(pa.int32(), STRING)), pa.field("tier", STRING),
+          pa.field("instruction", STRING), pa.field("response", STRING), pa.field("instruction_en", STRING),
+          pa.field("response_en", STRING), pa.field("protected_spans", pa.list_(SPAN_RECORD_TYPE)),
+          pa.field("rule", STRING), pa.field("lid_instruction", STRING), pa.field("lid_response", STRING),
+          pa.field("lid_score", FLOAT), pa.field("len_ratio", FLOAT), pa.field("translator_model", STRING),
+          pa.field("nshot_ids", STRINGS), pa.field("status", STRING), pa.field("reason", STRING),
           pa.field("messages", pa.list_(MESSAGE_TYPE))]
-SOURCE_SCHEMA = pa.schema([("src_id", _S), ("src_origin", _S), ("instruction_en", _S), ("response_en", _S),
-                           ("rule", _S), ("code_math_share", _F), ("problem", _S), ("drawn_by", _L),
-                           ("spans", pa.int32())])
+SOURCE_SCHEMA = pa.schema([("src_id", STRING), ("src_origin", STRING), ("instruction_en", STRING),
+                           ("response_en", STRING), ("rule", STRING), ("code_math_share", FLOAT), ("problem", STRING),
+                           ("drawn_by", STRINGS), ("spans", pa.int32())])
 _PROV = ("model", "backend", "sampling_params", "template_id", "request_id", "finish_reason", "round")
 
 
@@ -291,7 +290,7 @@ def assemble(src: Source, lang: str, recs: dict[str, dict], failed: dict[str, di
              ) -> tuple[dict, str | None]:
     """(row, None) or (row, the reason it goes to rejected/: generation_failed / translation_check)."""
     spec = cfg.languages[lang]
-    parts = {"both" if "both" in recs or "both" in failed else p: None for p in src.masked if _needs_model(src.masked[p])}
+    parts = {"both" if "both" in recs or "both" in failed else p: None for p in src.masked if has_prose(src.masked[p])}
     first = next((recs.get(p) or failed.get(p) for p in parts if recs.get(p) or failed.get(p)), None)
     row = {k: (first or {}).get(k) for k in _PROV}
     row.update(id=f"sphinx-{lang}-{src.id}", source="sphinx", parent_ids=[src.id], src_id=src.id,
@@ -323,18 +322,17 @@ def assemble(src: Source, lang: str, recs: dict[str, dict], failed: dict[str, di
     for f in ("instruction", "response"):
         if f not in src.masked:  # kept in English (wrapper_only / a label-only answer)
             texts[f] = src.instruction if f == "instruction" else src.response
-            spans_rows += [_span(f, p, "kept") for p in src.spans.get(f, [])]
+            spans_rows += [span_record(f, p, "kept") for p in src.spans.get(f, [])]
             continue
         if out.get(f) is None:
             texts[f] = None
             continue
         r = restore(out[f], src.spans[f])
         texts[f] = r.text
-        spans_rows += [_span(f, p, r.status[p.index]) for p in src.spans[f]]
-        bad += [f"{p.marker}:{r.status[p.index]}" for p in src.spans[f] if r.status[p.index] not in
-                ("restored", "verbatim")] + [f"{m}:unknown" for m in r.unknown]
-    fields = [Field_(f, prose(src.masked[f]), prose(out[f]) if f in src.masked and out.get(f) is not None else None,
-                     finish.get(f)) for f in ("instruction", "response") if f in src.masked]
+        spans_rows += r.records(f)
+        bad += r.problems
+    fields = [CheckedField(f, prose(src.masked[f]), prose(out[f]) if out.get(f) is not None else None, finish.get(f))
+              for f in ("instruction", "response") if f in src.masked]
     res = check_row(fields, spec.lid or lang, not bad, bad, cfg.checks, lid, spec.len_ratio, lid_threshold(cfg, lang))
     failures += res.failures
     row.update(instruction=texts["instruction"], response=texts["response"], protected_spans=spans_rows,
@@ -362,10 +360,6 @@ def lid_threshold(cfg: SphinxConfig, lang: str) -> float:
     if spec.lid_threshold is not None:
         return spec.lid_threshold
     return cfg.checks.lid_tier_thresholds.get(spec.tier, cfg.checks.lid_threshold)
-
-
-def _span(f: str, p: Protected, status: str) -> dict:
-    return {"field": f, "marker": p.marker, "kind": p.kind, "text": p.text, "sha256": p.sha256, "status": status}
 
 
 # ---- LANGIT neighbours ---------------------------------------------------------------------------------------
@@ -434,7 +428,7 @@ def run(cfg: SphinxConfig, records: Sequence[Any], rounds) -> GeneratorResult:
     pool = [s for s in sources if s.rule is not None and s.rule.translated]
     codes = cfg.target_codes()
     draws = draw(pool, codes, cfg)
-    lid = load_fasttext(str(find_lid_model(cfg.checks.lid_model_path)))
+    lid = lid_model(cfg.checks.lid_model_path, "checks.lid_model_path")
     prep_s = time.perf_counter() - t0
     rows, rejected, gen_s = [], [], 0.0
     for lang in codes:
@@ -500,7 +494,7 @@ def run_stats(cfg, codes, sources, pool, draws, rows, rejected, drawn_by) -> dic
         passed = sum(r["status"] == "pass" for r in mine)
         per[lang] = {"tier": cfg.languages[lang].tier, "drawn": len(draws[lang]), "rows": len(mine),
                      "pass": passed, "fail": len(mine) - passed, "pass_rate": _rate(passed, len(mine)),
-                     "spans": len(spans), "spans_intact": sum(sp["status"] in ("restored", "verbatim") for sp in spans),
+                     "spans": len(spans), "spans_intact": sum(sp["status"] in INTACT for sp in spans),
                      "failures": dict(sorted(fails.items())),
                      "rules": dict(Counter(r["rule"] for r in mine))}
         per[lang]["span_preservation_rate"] = _rate(per[lang]["spans_intact"], per[lang]["spans"])
@@ -522,7 +516,7 @@ def run_stats(cfg, codes, sources, pool, draws, rows, rejected, drawn_by) -> dic
 
 
 def _preflight(cfg: SphinxConfig) -> None:
-    find_lid_model(cfg.checks.lid_model_path)
+    find_lid_model(cfg.checks.lid_model_path, "checks.lid_model_path")
     if cfg.checks.lid_checker != "fasttext":
         require_lingua()
     if cfg.nshot.n:

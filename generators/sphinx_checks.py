@@ -63,7 +63,7 @@ class ChecksConfig(StrictModel):
 
 
 @dataclass
-class Field_:
+class CheckedField:
     name: str  # instruction / response
     english_prose: str
     translated_prose: str | None  # None: the field is kept in English (not translated)
@@ -118,8 +118,8 @@ def _same_words(a: str, b: str) -> bool:
     return sum(any(c.isalpha() for c in w) for w in wa) >= 3 and wa == wb
 
 
-def check_row(fields: list[Field_], target: str, spans_intact: bool, bad_spans: list[str], cfg: ChecksConfig,
-              model, len_bounds: tuple[float, float] | None = None, threshold: float | None = None) -> CheckResult:
+def check_row(fields: list[CheckedField], target: str, spans_intact: bool, bad_spans: list[str],
+              cfg: ChecksConfig, model, len_bounds: tuple[float, float] | None = None, threshold: float | None = None) -> CheckResult:
     """`threshold`: the target's lid.176 threshold (its language's or its tier's); None: `cfg.lid_threshold`."""
     res = CheckResult()
     scores = []

@@ -10,9 +10,7 @@ import pyarrow as pa
 
 from corpora.report_figures import bar_figure, grouped_bar_figure, status_colors
 from corpora.report_kit import PASS_STATUSES, SAMPLE_ROWS, ReportSection, RunOutputs, Section, is_number
-
-
-SPAN_INTACT = ("restored", "verbatim")
+from filters.protected_spans import INTACT as SPAN_INTACT
 
 
 def language_outputs_section(run: RunOutputs) -> Section | None:

@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -225,14 +225,25 @@ class RetryPolicy:
 
 
 @dataclass
-class ShardStats:
-    requests: int = 0
-    failed: int = 0
+class Counts:
+    """The one counter set of generation: what one shard produced (`ShardStats`) and, added up over the shards,
+    what a run produced (`GenerationReport`)."""
+
+    failed: int = 0  # requests recorded failed
     completions: int = 0
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # once per request (all its completions share the prompt)
     completion_tokens: int = 0
-    backend_s: float = 0.0
-    part: str | None = None
+    backend_s: float = 0.0  # time inside backend calls
+
+    def add(self, other: "Counts") -> None:
+        for f in fields(Counts):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+@dataclass
+class ShardStats(Counts):
+    requests: int = 0  # requests generated in the shard
+    part: str | None = None  # the Parquet part it wrote
 
 
 def plan_shards(requests: Sequence[GenerationRequest], backend_identity: dict[str, Any], store: ResultStore,
@@ -328,16 +339,11 @@ def run_shard(shard: Shard, backend: Backend | BackendConfig, store_dir: str | o
 
 # ---- the report ----------------------------------------------------------------------------------------------
 @dataclass
-class GenerationReport:
+class GenerationReport(Counts):
     requests: int = 0
     cached: int = 0
-    generated: int = 0
-    failed: int = 0
-    completions: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    generated: int = 0  # the shards' `requests`, added up
     wall_s: float = 0.0
-    backend_s: float = 0.0
     parts_written: int = 0
     cpu_util_pct: float | None = None
     gpu_util_pct: float | None = None
@@ -354,12 +360,8 @@ class GenerationReport:
         return self.completion_tokens / self.wall_s if self.wall_s else 0.0
 
     def add(self, s: ShardStats) -> None:
+        super().add(s)
         self.generated += s.requests
-        self.failed += s.failed
-        self.completions += s.completions
-        self.prompt_tokens += s.prompt_tokens
-        self.completion_tokens += s.completion_tokens
-        self.backend_s += s.backend_s
         if s.part:
             self.parts_written += 1
             self.parts.append(s.part)
@@ -367,6 +369,7 @@ class GenerationReport:
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("parts")
+        d = {**{k: d.pop(k) for k in ("requests", "cached", "generated")}, **d}  # stats.json's order: these first
         d.update(requests_per_s=round(self.requests_per_s, 3), tokens_per_s=round(self.tokens_per_s, 1))
         return d
 

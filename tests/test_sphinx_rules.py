@@ -8,7 +8,7 @@ import pytest
 from corpora.records import Record
 from generators.sphinx import (SphinxConfig, add_neighbours, assemble, draw, english_source, nearest, prepare,
                                request_id, requests_for, split_together)
-from generators.sphinx_checks import ChecksConfig, Field_, check_row
+from generators.sphinx_checks import ChecksConfig, CheckedField, check_row
 from generators.sphinx_rules import RulesConfig, classify
 
 
@@ -178,24 +178,26 @@ def test_unknown_target_is_one_line_at_targets_with_a_did_you_mean():
 def test_checks_on_real_language_id(lid):
     cfg = ChecksConfig()
     en_i, en_r = "Give one reason why people should drink water.", "Water keeps the body cool and awake."
-    ok = check_row([Field_("instruction", en_i, "Nenne einen Grund, warum Menschen Wasser trinken sollten.", "stop"),
-                    Field_("response", en_r, "Wasser hält den Körper kühl und wach.", "stop")], "de", True, [], cfg, lid)
+    ok = check_row([CheckedField("instruction", en_i, "Nenne einen Grund, warum Menschen Wasser trinken sollten.",
+                                 "stop"),
+                    CheckedField("response", en_r, "Wasser hält den Körper kühl und wach.", "stop")],
+                   "de", True, [], cfg, lid)
     assert ok.failures == [] and ok.lid == {"instruction": "de", "response": "de"} and ok.lid_score > 0.5
-    bad = check_row([Field_("instruction", en_i, en_i, "stop"), Field_("response", en_r, "Ja.", "length")],
+    bad = check_row([CheckedField("instruction", en_i, en_i, "stop"), CheckedField("response", en_r, "Ja.", "length")],
                     "de", False, ["⟦1⟧:missing"], cfg, lid)
     assert bad.lid == {"instruction": "en", "response": None}  # "Ja." is too short to judge
     assert [f.split("=")[0] for f in bad.failures] == ["lid_instruction", "finish_response", "spans"]
-    long = check_row([Field_("instruction", en_i, " ".join(["Nenne einen Grund, warum man Wasser trinkt."] * 3))],
+    long = check_row([CheckedField("instruction", en_i, " ".join(["Nenne einen Grund, warum man Wasser trinkt."] * 3))],
                      "de", True, [], cfg, lid)
     assert [f.split("=")[0] for f in long.failures] == ["len_ratio"] and long.len_ratio > 2.2
-    refusal = check_row([Field_("response", "Sorry, the shop is closed.", "Lo siento, la tienda está cerrada.")],
+    refusal = check_row([CheckedField("response", "Sorry, the shop is closed.", "Lo siento, la tienda está cerrada.")],
                         "es", True, [], cfg, lid)
     assert "refusal_response" not in refusal.failures  # the English said sorry too
-    refusal = check_row([Field_("response", "The shop is closed today.", "Lo siento, no puedo traducir esto.")],
+    refusal = check_row([CheckedField("response", "The shop is closed today.", "Lo siento, no puedo traducir esto.")],
                         "es", True, [], cfg, lid)
     assert "refusal_response" in refusal.failures
     sky = "Explain why the sky is blue in one sentence."
-    dense = check_row([Field_("instruction", sky, "用一句话解释天空为什么是蓝色的。")],
+    dense = check_row([CheckedField("instruction", sky, "用一句话解释天空为什么是蓝色的。")],
                       "zh", True, [], cfg, lid, (0.15, 1.3))
     assert not any(f.startswith("len_ratio") for f in dense.failures)
 
