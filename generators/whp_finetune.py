@@ -26,8 +26,9 @@ MANIFEST = "whp_finetune.json"
 
 
 class FinetuneSettings(StrictModel):
-    enabled: bool = Field(False, description="fine-tune the baseline on data/ into <output>/model/ (off by default: "
-                                             "minutes on CPU; README)")
+    enabled: bool = Field(False, description="fine-tune the baseline on data/ into <output>/model/; on for the "
+                                             "bundled sample (its demo), off for your own targets unless set (a "
+                                             "long target takes long on CPU; README)")
     steps: int = Field(10, ge=1, description="optimizer steps (blocks drawn in a seeded order, epoch after epoch)")
     batch_size: int = Field(2, ge=1, description="blocks per step")
     lr: float = Field(1e-5, gt=0)
