@@ -39,10 +39,14 @@ from corpora.readers import InputError
 from generators.backends import BackendConfig
 from generators.backends.base import GenerationRequest, SamplingParams
 from generators.contract import Generator, GeneratorConfig, GeneratorResult
+from generators.task import Task, Template, run_task
 from filters.rouge import NoveltyPool, Tokenizer
 from generators.voting import AgreeKeep, consensus
 
 TEMPLATE_VERSION = 1
+# the rounds' prompts (their ids are in the cache key); the instances' few-shot templates: `templates(demos_file)`
+INSTRUCTIONS = Template("ensemble-instruct/instructions", 1)  # `encode_prompt`
+ZERO_SHOT = Template("ensemble-instruct/zero-shot", 1)  # instruction + newline + input
 DEMOS_PATH = Path(__file__).with_name("ensemble_instruct_demos.yaml")
 SAMPLE_SEEDS = Path(__file__).resolve().parents[1] / "corpora" / "sample_data" / "instruct_seed_sample.jsonl"
 EOS = "|EoS|"
@@ -429,6 +433,8 @@ def run(cfg: EnsembleInstructConfig, records: Sequence[Any], rounds) -> Generato
     instruction_rows: list[dict] = []
     novelty_s = [0.0]
 
+    instructions = Task("instructions", INSTRUCTIONS, icfg.sampling)
+
     def build(i: int, accepted: list[dict]) -> list[GenerationRequest]:
         reqs = []
         for t in TYPES:
@@ -441,11 +447,9 @@ def run(cfg: EnsembleInstructConfig, records: Sequence[Any], rounds) -> Generato
                 examples = [(m["id"], m["text"]) for m in machine] + [(s.id, s.instruction) for s in human]
                 rng.shuffle(examples)
                 prompt = encode_prompt([e[1] for e in examples])
-                reqs.append(GenerationRequest(
-                    id=f"ei-ins-{t}-" + _rid(t, i, k, prompt), prompt=prompt,
-                    template_id="ensemble-instruct/instructions@v1",
-                    sampling=_seeded(icfg.sampling, icfg.seed, t, i, k), parent_ids=[e[0] for e in examples],
-                    meta={"type": t}))
+                reqs.append(instructions.ask(f"ei-ins-{t}-" + _rid(t, i, k, prompt), prompt=prompt,
+                                             sampling=_seeded(icfg.sampling, icfg.seed, t, i, k),
+                                             parent_ids=[e[0] for e in examples], meta={"type": t}))
         return reqs
 
     def accept(out, accepted: list[dict]) -> list[dict]:
@@ -511,10 +515,10 @@ def run(cfg: EnsembleInstructConfig, records: Sequence[Any], rounds) -> Generato
             rs = {n: (r.model_copy(update={"backend": None}) if n == "votes" else r)
                   for n, r in cfg.generation.rounds.items()}
             settings = cfg.generation.model_copy(update={"backend": voter.backend, "rounds": rs})
-        out = rounds.generate(f"votes#{k}", [GenerationRequest(
-            id=f"ei-vote{k}-" + _rid(v["id"]), prompt=v["instruction"].strip() + "\n" + v["input"].strip(),
-            sampling=sp, template_id="ensemble-instruct/zero-shot@v1", parent_ids=[v["id"]],
-            meta={"voter": voter.name, "instance_id": v["id"]}) for v in valid], settings=settings)
+        task = Task(f"votes#{k}", ZERO_SHOT, sp, request=lambda task, v, k=k, voter=voter: task.ask(
+            f"ei-vote{k}-" + _rid(v["id"]), prompt=v["instruction"].strip() + "\n" + v["input"].strip(),
+            parent_ids=[v["id"]], meta={"voter": voter.name, "instance_id": v["id"]}))
+        out = run_task(rounds, task, valid, settings=settings).output
         rejected += out.failed
         for rec in _by_order(out):
             vote_rows.append(rec)
