@@ -57,7 +57,7 @@ def main() -> None:
             thr = thr if thr is not None else cfg.lid_tier_thresholds.get(tier)
             failed = bool(lid_failures(r, cfg, model, thr))
             kind = "en" if r["written_in"] == "en" else "mixed" if r["written_in"].startswith("mixed") else "nb"
-            keys = [f"c", f"c:{tier}"] if r["correct"] else ["w", f"w:{kind}"]
+            keys = ["c", f"c:{tier}"] if r["correct"] else ["w", f"w:{kind}"]
             good = (not failed) if r["correct"] else failed
             for k in keys:
                 tot[k] += 1

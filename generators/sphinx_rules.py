@@ -66,8 +66,8 @@ TASKS: list[tuple[str, list[re.Pattern]]] = [
         rf"\bhow many times does\b[^?\n]*(?:\bletter\b|\bword\b|{_QUOTE})",
         r"(?:^|\b(?:and|then)\s+)count (?:the )?(?:number of )?(?:letters|characters|words|syllables|vowels|consonants|"
         r"sentences)\b",
-        rf"\b(?:word|letter|character|syllable) count of\b", r"\b(?:number of|count the) (?:letters|characters|"
-        rf"syllables|vowels|consonants) (?:in|of)\b",
+        r"\b(?:word|letter|character|syllable) count of\b", r"\b(?:number of|count the) (?:letters|characters|"
+        r"syllables|vowels|consonants) (?:in|of)\b",
         r"\b(?:starts?|begins?|ends?|starting|beginning|ending) with (?:the )?(?:letter|letters|syllable)\b",
         rf"\bletters? {_QUOTE}", r"\bthe letter [A-Za-z]\b(?! (?:grade|size|paper|bomb)s?\b)",
         r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten)[- ](?:letter|syllable) words?\b")]),
