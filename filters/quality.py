@@ -33,7 +33,7 @@ class QualityConfig(StrictModel):
     threshold: float = Field(0.5, ge=0, le=1)  # keep documents with quality_score >= threshold
 
 
-class QualityTrainConfig(StrictModel):
+class QualityTrainSettings(StrictModel):
     label_field: str = "label"
     text_field: str = "text"
     positive_label: str = "1"
@@ -84,7 +84,7 @@ FEATURE_NAMES = ["log_chars", "log_words", "mean_word_len", "stop_ratio", "punct
                  "dup_lines", "upper_ratio", "digit_ratio", "type_token_ratio", "pipe_ratio", "log_line_len"]
 
 
-def train_fasttext(texts: Sequence[str], labels: Sequence[bool], cfg: QualityTrainConfig, out: Path | None = None):
+def train_fasttext(texts: Sequence[str], labels: Sequence[bool], cfg: QualityTrainSettings, out: Path | None = None):
     """Train a supervised fastText model; on fastText's 'Encountered NaN' retry with half the learning rate."""
     import fasttext
 
@@ -177,7 +177,7 @@ def _feature_matrix(texts: Sequence[str], ft_prob: np.ndarray, use_features: boo
     return np.hstack(cols), names
 
 
-def _oof_fasttext(texts: list[str], y: np.ndarray, cfg: QualityTrainConfig, folds: int) -> np.ndarray:
+def _oof_fasttext(texts: list[str], y: np.ndarray, cfg: QualityTrainSettings, folds: int) -> np.ndarray:
     """Out-of-fold fastText probabilities, so the stacker never sees predictions on training pages."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -188,7 +188,7 @@ def _oof_fasttext(texts: list[str], y: np.ndarray, cfg: QualityTrainConfig, fold
     return out
 
 
-def _fit(texts: list[str], y: np.ndarray, cfg: QualityTrainConfig, emb):
+def _fit(texts: list[str], y: np.ndarray, cfg: QualityTrainSettings, emb):
     ft, lr_used = train_fasttext(texts, y, cfg)
     if not cfg.features and emb is None:
         return ft, None, lr_used
@@ -205,7 +205,7 @@ def _predict(ft, stacker: Stacker | None, texts: Sequence[str], use_features: bo
     return stacker.predict(X)
 
 
-def cross_validate(texts: list[str], y: np.ndarray, cfg: QualityTrainConfig) -> dict:
+def cross_validate(texts: list[str], y: np.ndarray, cfg: QualityTrainSettings) -> dict:
     """k-fold ROC-AUC of plain fastText and of the stacked model, on the same folds."""
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
@@ -228,7 +228,7 @@ def cross_validate(texts: list[str], y: np.ndarray, cfg: QualityTrainConfig) -> 
     }
 
 
-def train_quality_model(texts: list[str], y: np.ndarray, cfg: QualityTrainConfig, out_dir: str | os.PathLike
+def train_quality_model(texts: list[str], y: np.ndarray, cfg: QualityTrainSettings, out_dir: str | os.PathLike
                         ) -> dict:
     """Cross-validate, then train on everything and write the model folder. Returns the report."""
     if len(set(y.tolist())) < 2:

@@ -11,14 +11,14 @@ from prefect.cache_policies import NO_CACHE
 from corpora.manifest import now_iso
 from corpora.readers import FieldMap, expand_inputs, read_records
 from corpora.records import BadRecord
-from filters.quality import QualityTrainConfig, train_quality_model
+from filters.quality import QualityTrainSettings, train_quality_model
 from flows.config import RunConfig
 from flows.registry import Pipeline
 from flows.reporting import console, publish_artifact, run_logger
 
 
 class QualityTrainFlowConfig(RunConfig):
-    train: QualityTrainConfig = QualityTrainConfig()
+    train: QualityTrainSettings = QualityTrainSettings()
 
 
 @task(name="load-labelled", cache_policy=NO_CACHE)

@@ -51,7 +51,7 @@ from filters.sentences import first_sentence, is_full_sentence, left_contexts, n
 from generators.backends.base import SamplingParams
 from generators.contract import GeneratedDedup, Generator, GeneratorConfig, GeneratorResult
 from generators.judge import Judge, yes_no
-from generators.student import TrainConfig
+from generators.student import TrainSettings
 from generators.task import Task, Template, run_task
 
 TEMPLATE_VERSION = 1
@@ -131,7 +131,7 @@ class SelfDistillConfig(StrictModel):
     contexts: int | None = Field(None, ge=1, description="NEW contexts per stage: the shuffled contexts after "
                                  "the ones stage 0 used (and earlier stages'); None: all that are left, split "
                                  "evenly over the stages")
-    train: TrainConfig = TrainConfig()
+    train: TrainSettings = TrainSettings()
     sampling: DistillSampling = DistillSampling()
 
 

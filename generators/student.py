@@ -29,7 +29,7 @@ from generators.finetune import train_steps
 READY = "student.json"
 
 
-class TrainConfig(StrictModel):
+class TrainSettings(StrictModel):
     epochs: int = Field(1, ge=1)
     max_steps: int | None = Field(None, ge=1, description="exactly this many optimizer steps, epochs ignored "
                                                           "(None: `epochs` passes)")
@@ -56,7 +56,7 @@ def causal_example(tokenizer, prompt: str, target: str, max_length: int) -> tupl
     return ids, labels
 
 
-def _batches(n: int, cfg: TrainConfig) -> list[list[int]]:
+def _batches(n: int, cfg: TrainSettings) -> list[list[int]]:
     """Example indices of every optimizer step: `epochs` shuffled passes, or exactly `max_steps` steps (as many
     passes as they take)."""
     rng = random.Random(cfg.seed)
@@ -71,7 +71,7 @@ def _batches(n: int, cfg: TrainConfig) -> list[list[int]]:
 
 
 def fine_tune(base: str | os.PathLike, examples: Sequence[tuple[str, str]], target: str | os.PathLike,
-              cfg: TrainConfig, log=print) -> dict:
+              cfg: TrainSettings, log=print) -> dict:
     """Fine-tune `base` on (prompt, target) `examples`, save to `target`; reuse `target` if it is finished.
     Returns the training log (`reused`, `steps`, `losses`, `seconds`, ...)."""
     target = Path(target)

@@ -61,7 +61,7 @@ VOCAB = [X1, A, B, "It adds 300 buses. It starts in May.", "Given context, parap
 
 # ---- the fine-tuning loop -------------------------------------------------------------------------------------
 def test_fine_tune_learns_the_target_masks_the_prompt_is_seeded_and_reuses(tmp_path):
-    from generators.student import TrainConfig, causal_example, fine_tune, model_kind
+    from generators.student import TrainSettings, causal_example, fine_tune, model_kind
 
     base = build_tiny_causal(tmp_path / "base", VOCAB)
     tok = transformers.AutoTokenizer.from_pretrained(base)
@@ -70,7 +70,7 @@ def test_fine_tune_learns_the_target_masks_the_prompt_is_seeded_and_reuses(tmp_p
     assert labels[:n_prompt] == [-100] * n_prompt and labels[n_prompt:] == ids[n_prompt:]
     assert ids[-1] == tok.eos_token_id and len(causal_example(tok, A, B, 8)[0]) == 8
     examples = [("Sentence: " + A + "\nParaphrase:", " " + B), ("Sentence: " + B + "\nParaphrase:", " " + A)]
-    cfg = TrainConfig(epochs=8, lr=1e-2, batch_size=2)
+    cfg = TrainSettings(epochs=8, lr=1e-2, batch_size=2)
     one = fine_tune(base, examples, tmp_path / "s1", cfg, log=lambda m: None)
     assert not one["reused"] and one["steps"] == 8 and one["kind"] == "causal"
     assert one["losses"][-1] < 0.5 * one["losses"][0]  # it learns the targets
@@ -112,13 +112,13 @@ def build_tiny_t5(path: Path, texts: list[str]) -> Path:
 def test_seq2seq_student_trains_and_only_vllm_is_refused(tmp_path):
     from flows.config import load_config
     from generators.impossible_distillation import ImpossibleConfig, _preflight
-    from generators.student import TrainConfig, fine_tune, model_kind
+    from generators.student import TrainSettings, fine_tune, model_kind
 
     base = build_tiny_causal(tmp_path / "bart", VOCAB, seq2seq=True)
-    got = fine_tune(base, [("Sentence: " + A, " " + B)], tmp_path / "s", TrainConfig(max_steps=2), log=lambda m: None)
+    got = fine_tune(base, [("Sentence: " + A, " " + B)], tmp_path / "s", TrainSettings(max_steps=2), log=lambda m: None)
     assert got["kind"] == "seq2seq" == model_kind(tmp_path / "s") and len(got["losses"]) == 2
     t5 = build_tiny_t5(tmp_path / "t5", VOCAB)
-    got = fine_tune(t5, [("Sentence: " + A, " " + B)], tmp_path / "s5", TrainConfig(max_steps=2), log=lambda m: None)
+    got = fine_tune(t5, [("Sentence: " + A, " " + B)], tmp_path / "s5", TrainSettings(max_steps=2), log=lambda m: None)
     assert got["kind"] == "seq2seq" and len(got["losses"]) == 2
     ok = load_config(ImpossibleConfig, sets=["self_distill.enabled=true", f"self_distill.student={t5}"])
     _preflight(ok)  # the transformers backend runs seq2seq students

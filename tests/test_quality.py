@@ -1,7 +1,7 @@
 """The fastText quality classifier: training with CV, NaN recovery, applying it as a filter."""
 import json
 
-from filters.quality import QualityConfig, QualityModel, QualityTrainConfig, quality, train_fasttext
+from filters.quality import QualityConfig, QualityModel, QualityTrainSettings, quality, train_fasttext
 from flows.config import load_config
 from flows.quality_train import QualityTrainFlowConfig, quality_train_flow
 from tests.conftest import shared_path
@@ -29,6 +29,6 @@ def test_fasttext_nan_is_retried_with_a_smaller_learning_rate():
     texts = ["good clean prose about rivers and bread"] * 20 + ["buy cheap pills now now now"] * 20
     labels = [True] * 20 + [False] * 20
     # an absurd learning rate makes fastText diverge ("Encountered NaN"); training must still succeed
-    model, lr_used = train_fasttext(texts, labels, QualityTrainConfig(lr=1e6, epoch=5, max_nan_retries=40))
+    model, lr_used = train_fasttext(texts, labels, QualityTrainSettings(lr=1e6, epoch=5, max_nan_retries=40))
     assert lr_used <= 1e6
     assert model.predict("good clean prose about rivers")[0][0] in ("__label__pos", "__label__neg")
