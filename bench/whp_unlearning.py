@@ -220,15 +220,19 @@ def part_demo(extra: list[str]) -> list[str]:
     models = {"baseline (SmolLM2)": stats["baseline_model"], "reinforced": stats["reinforced_model"],
               "unlearned (model/)": str(out / "model")}
     res = compare(models, sets, web_texts())
-    lab = stats["labelling"]["by_alpha"][f"{stats['train_alpha']:g}"]
-    ft, rf = stats["finetune"], stats.get("reinforce", {})
-    head = (f"demo: flows run unlearning-whp {' '.join(extra)} ({secs:.0f} s end to end); reinforce "
-            f"{rf.get('steps')} steps lr {rf.get('settings', {}).get('lr')} loss {rf.get('loss_before')} -> "
-            f"{rf.get('loss_after')}; data/ alpha {stats['train_alpha']:g}: {lab['labelled']} labels, "
-            f"{lab['changed_vs_baseline']} differ from the baseline's argmax; fine-tune {ft['steps']} steps lr "
-            f"{ft['settings']['lr']} loss {ft['loss_curve'][0]} -> {ft['loss_curve'][-1]} ({ft['train_s']} s); "
+    head = (f"demo: flows run unlearning-whp {' '.join(extra)} ({secs:.0f} s end to end); {whp_run_summary(stats)}; "
             "retain = 40 web_sample texts")
     return table(head, res, "baseline (SmolLM2)", "unlearned (model/)", ["target"])
+
+
+def whp_run_summary(stats: dict) -> str:
+    """One run's reinforce, labelling and fine-tune line, from its stats.json."""
+    lab = stats["labelling"]["by_alpha"][f"{stats['train_alpha']:g}"]
+    ft, rf = stats["finetune"], stats.get("reinforce", {})
+    return (f"reinforce {rf.get('steps')} steps lr {rf.get('settings', {}).get('lr')} loss {rf.get('loss_before')} -> "
+            f"{rf.get('loss_after')}; data/ alpha {stats['train_alpha']:g}: {lab['labelled']} labels, "
+            f"{lab['changed_vs_baseline']} differ from the baseline's argmax; fine-tune {ft['steps']} steps lr "
+            f"{ft['settings']['lr']} loss {ft['loss_curve'][0]} -> {ft['loss_curve'][-1]} ({ft['train_s']} s)")
 
 
 def part_tofu(extra: list[str], know_steps: int) -> list[str]:
@@ -262,15 +266,10 @@ def part_tofu(extra: list[str], know_steps: int) -> list[str]:
     models = {"SmolLM2 (never saw TOFU)": str(dequantised_smollm2_dir()), "TOFU model (baseline)": str(know / "model"),
               "reinforced": stats["reinforced_model"], "unlearned (model/)": str(out / "model")}
     res = compare(models, sets, [whp.qa_text(x["question"], x["answer"]) for x in retain])
-    lab = stats["labelling"]["by_alpha"][f"{stats['train_alpha']:g}"]
-    ft, rf = stats["finetune"], stats.get("reinforce", {})
     head = (f"tofu forget01 (40 QA, 2 authors): TOFU model = SmolLM2 + unlearning-reinforce {know_steps} steps lr 2e-4 on "
             f"forget01 + retain99[:40] (loss {kstats['loss_before']} -> {kstats['loss_after']}, {k_secs:.0f} s); "
-            f"flows run unlearning-whp --baseline_model <TOFU model> {' '.join(extra)} ({secs:.0f} s): reinforce "
-            f"{rf.get('steps')} steps loss {rf.get('loss_before')} -> {rf.get('loss_after')}; data/ alpha "
-            f"{stats['train_alpha']:g}: {lab['labelled']} labels, {lab['changed_vs_baseline']} differ from the "
-            f"baseline's argmax; fine-tune {ft['steps']} steps lr {ft['settings']['lr']} loss {ft['loss_curve'][0]} -> "
-            f"{ft['loss_curve'][-1]} ({ft['train_s']} s); {len(TOFU_ANCHORS)} anchors; retain = retain99[:40]")
+            f"flows run unlearning-whp --baseline_model <TOFU model> {' '.join(extra)} ({secs:.0f} s): "
+            f"{whp_run_summary(stats)}; {len(TOFU_ANCHORS)} anchors; retain = retain99[:40]")
     return table(head, res, "TOFU model (baseline)", "unlearned (model/)", ["forget answers", "paraphrased"])
 
 
