@@ -7,6 +7,12 @@ Different rounds may use different models: before a round loads its engine, ever
 holds is released, so two never share a GPU. `rounds.until(...)` loops a round ("until N accepted or R rounds");
 every finished round is a cache hit on rerun, so a rerun after a kill regenerates nothing that was written.
 
+Training and scoring are places of the mechanism too, so a generator never releases engines or keeps caches itself:
+`rounds.train(name, key, fit)` is a training step (a student, a reinforced model): every engine is released, `fit`
+trains into `<work>/<name>/<key>/` (the key names what was trained on: a rerun with the same key finds the folder
+and the trainer reuses it) and its stats are kept under `rounds.trained[name]`; `rounds.hold(name)` releases every
+engine before the caller loads a model of its own (an NLI critic, an embedder).
+
 No Prefect here: a flow that wants one Prefect task per shard passes a `shard_runner`.
 """
 from __future__ import annotations
@@ -61,7 +67,24 @@ class Rounds:
     shard_runner: ShardRunner | None = None
     log: Callable[[str], None] = print
     reports: dict[str, dict] = field(default_factory=dict)
+    trained: dict[str, dict] = field(default_factory=dict)  # training step name -> {"folder", "key", stats...}
     wall_s: float = 0.0
+
+    def hold(self, name: str) -> None:
+        """Release every generation engine this process holds before `name` loads a model of its own."""
+        released = release_backends()
+        if released:
+            self.log(f"{name}: released {', '.join(released)} before loading its model")
+
+    def train(self, name: str, key: str, fit: Callable[[Path], dict[str, Any]]) -> Path:
+        """Training step `name`: every engine is released, then `fit(folder)` trains into (or reuses, when its
+        trainer finds a finished model there) `<work>/<name>/<key>/`; returns the folder. `name` follows the round
+        names' rule ("student#2" -> folder "student-2")."""
+        self.hold(name)
+        folder = Path(self.work_dir) / round_dir_name(name) / key
+        stats = fit(folder)
+        self.trained[name] = {"folder": str(folder), "key": key, **(stats or {})}
+        return folder
 
     def generate(self, name: str, requests: Sequence[GenerationRequest],
                  settings: GenerationSettings | None = None) -> RoundOutput:
