@@ -28,6 +28,12 @@ comes back.
   reason None keeps `row` (None: the record unchanged); a reason rejects the row (None: the record) with that
   reason. Without `accept`, a value of None rejects the record with `task.unparsed` ("unparseable").
 - Failed requests (`reason="generation_failed"`) are in `out.failed`, apart from the rejected ones.
+- Per-input accept: a task with `combine(record, ok, failed) -> (row, reason)` gets, for each input record, the
+  generated records of the requests that record made (`ok`) and of those that failed (`failed`), and makes one row
+  of them (e.g. a translation assembled from its parts): reason None keeps it, a reason rejects it; every input
+  gives exactly one row, in input order, also when all its requests failed. `parse` / `accept` are not used then.
+- A template whose text is built in code from parts may name the variant used: `task.ask(..., variant=h)` writes
+  `template_id` "name@vN.h" (e.g. a hash of the few-shot examples it holds).
 - A loop round (`rounds.until`) sorts each round's output with `task.sort(output)`.
 """
 from __future__ import annotations
@@ -58,6 +64,7 @@ class Template:
 
 RequestFn = Callable[["Task", Any], "GenerationRequest | Sequence[GenerationRequest] | None"]
 AcceptFn = Callable[[dict, Any], "tuple[dict | None, str | None]"]
+CombineFn = Callable[[Any, list[dict], list[dict]], "tuple[dict, str | None]"]
 
 
 @dataclass
@@ -72,32 +79,55 @@ class Task:
     parse: Callable[[str], Any] | None = None
     accept: AcceptFn | None = None
     unparsed: str = "unparseable"  # the reject reason of a parse that gave None (when there is no `accept`)
+    combine: CombineFn | None = None  # per-input accept (see the module docstring)
 
     def ask(self, id: str, *, prompt: str | None = None, user: str | None = None,
             messages: list[dict[str, str]] | None = None, parent_ids: Iterable[str] = (),
             meta: dict[str, Any] | None = None, template: Template | None = None,
-            sampling: SamplingParams | None = None) -> GenerationRequest:
+            sampling: SamplingParams | None = None, variant: str | None = None) -> GenerationRequest:
         """A request of this task: exactly one of `prompt` (raw), `user` (one user message) or `messages`."""
         if user is not None:
             if messages is not None:
                 raise ValueError(f"request {id!r}: give `user` or `messages`, not both")
             messages = [{"role": "user", "content": user}]
         template = template or self.template
+        template_id = (template.id if template else "") + (f".{variant}" if variant else "")
         return GenerationRequest(id=id, prompt=prompt, messages=messages, sampling=sampling or self.sampling,
-                                 template_id=template.id if template else "", parent_ids=list(parent_ids),
+                                 template_id=template_id, parent_ids=list(parent_ids),
                                  meta=dict(meta or {}))
 
     def requests(self, records: Iterable[Any]) -> list[GenerationRequest]:
         """Every record's request(s), in record order (a record whose `request` gives None is skipped)."""
+        return [q for made in self.requests_by_input(records) for q in made]
+
+    def requests_by_input(self, records: Iterable[Any]) -> list[list[GenerationRequest]]:
+        """The request(s) each record makes (an empty list where `request` gives None), in record order."""
         if self.request is None:
             raise TypeError(f"task {self.name!r} declares no `request`")
-        out: list[GenerationRequest] = []
+        out: list[list[GenerationRequest]] = []
         for record in records:
             got = self.request(self, record)
-            if got is None:
-                continue
-            out.extend([got] if isinstance(got, GenerationRequest) else got)
+            out.append([] if got is None else [got] if isinstance(got, GenerationRequest) else list(got))
         return out
+
+    def combine_output(self, records: Sequence[Any], made: Sequence[Sequence[GenerationRequest]],
+                       output: RoundOutput) -> TaskOutput:
+        """One row per input record from the generated records of its own requests (`combine`)."""
+        if self.combine is None:
+            raise TypeError(f"task {self.name!r} declares no `combine`")
+        ok, failed = output.by_request, {}
+        for r in output.failed:
+            failed.setdefault(r["request_id"], []).append(r)
+        accepted, rejected = [], []
+        for record, qs in zip(records, made, strict=True):
+            row, reason = self.combine(record, [r for q in qs for r in ok.get(q.id, ())],
+                                       [r for q in qs for r in failed.get(q.id, ())])
+            if reason is None:
+                accepted.append(row)
+            else:
+                row["reason"] = reason
+                rejected.append(row)
+        return TaskOutput(accepted, rejected, list(output.failed), {}, output)
 
     def sort(self, output: RoundOutput) -> TaskOutput:
         """Parse and accept each generated record of a round's output."""
@@ -129,5 +159,10 @@ class TaskOutput:
 def run_task(rounds: Rounds, task: Task, records: Iterable[Any], name: str | None = None,
              settings: GenerationSettings | None = None) -> TaskOutput:
     """Build the task's requests from `records`, run them as round `name` (default `task.name`; e.g. "judge#2")
-    and sort the completions."""
+    and sort the completions (a task with `combine`: one row per record)."""
+    if task.combine is not None:
+        records = list(records)
+        made = task.requests_by_input(records)
+        output = rounds.generate(name or task.name, [q for qs in made for q in qs], settings=settings)
+        return task.combine_output(records, made, output)
     return task.sort(rounds.generate(name or task.name, task.requests(records), settings=settings))

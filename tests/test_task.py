@@ -106,3 +106,23 @@ def test_a_rounds_engine_is_picked_by_round_name(tmp_path):
     out = run_task(rounds, _task(), ["France"], settings=switched)
     assert out.accepted[0]["text"] == "Lyon" and out.accepted[0]["model"] == "m2"
     assert run_task(rounds, _task(), ["France"], name="capitals#2").accepted[0]["text"] == "Paris"
+
+
+def test_combine_gives_one_row_per_input_in_input_order(tmp_path):
+    rounds = _rounds(tmp_path, {"France": " Paris.", "Peru": " Lima."})
+
+    def combine(country, ok, failed):
+        row = {"country": country, "answers": [r["text"] for r in ok], "failed": len(failed)}
+        return row, None if ok else ("no_request" if not failed else "all_failed")
+
+    out = run_task(rounds, _task(combine=combine), ["Peru", None, "Atlantis", "France"])
+    assert [r["country"] for r in out.accepted] == ["Peru", "France"]
+    assert out.accepted[0]["answers"] == [" Lima."]
+    assert [(r["country"], r["reason"], r["failed"]) for r in out.rejected] == [(None, "no_request", 0),
+                                                                              ("Atlantis", "all_failed", 1)]
+    assert len(out.failed) == 1 and out.failed[0]["reason"] == "generation_failed"
+
+
+def test_variant_is_part_of_the_template_id():
+    req = _task().ask("x", user="u", variant="ab12")
+    assert req.template_id == "test/capital@v2.ab12"
