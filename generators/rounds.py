@@ -138,9 +138,7 @@ class Rounds:
 
     def summary(self) -> dict[str, Any]:
         """Totals over rounds, for stats.json (each round's own report is under `rounds`)."""
-        keys = ("requests", "cached", "generated", "failed", "completions", "prompt_tokens", "completion_tokens",
-                "parts_written")
-        total = {k: sum(r[k] for r in self.reports.values()) for k in keys}
+        total = {k: sum(r[k] for r in self.reports.values()) for k in GenerationReport.TOTALS}
         total["models"] = sorted({r["model"] for r in self.reports.values() if r["model"]})
         gen_s = sum(r["wall_s"] for r in self.reports.values())
         total.update(wall_s=round(gen_s, 3), tokens_per_s=round(total["completion_tokens"] / gen_s, 1) if gen_s else 0,

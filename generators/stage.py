@@ -30,7 +30,7 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -350,6 +350,9 @@ class GenerationReport(Counts):
     model: str = ""
     backend: str = ""
     parts: list[str] = field(default_factory=list)
+    # the counters a run adds up over its rounds (`Rounds.summary`, stats.json), in stats.json's order
+    TOTALS: ClassVar[tuple[str, ...]] = ("requests", "cached", "generated", "failed", "completions", "prompt_tokens",
+                                         "completion_tokens", "parts_written")
 
     @property
     def requests_per_s(self) -> float:
