@@ -38,8 +38,12 @@ from generators.backends.base import GenerationRequest, SamplingParams
 from generators.contract import GeneratedDedup, GeneratedFilters, Generator, GeneratorConfig, GeneratorResult
 from generators.sphinx_checks import ChecksConfig, CheckedField, check_row
 from generators.sphinx_rules import Rule, RulesConfig, classify, label_spans, payload_spans
+from generators.task import Task, Template, run_task
 
 TEMPLATE_VERSION = 1
+# prompts built in code from the configured text: its hash is the template variant (`requests_for`)
+TRANSLATE_FIELD = Template("sphinx/translate-field", TEMPLATE_VERSION)
+TRANSLATE_TOGETHER = Template("sphinx/translate-together", TEMPLATE_VERSION)
 SAMPLE = Path(__file__).resolve().parents[1] / "corpora" / "sample_data" / "sphinx_sample.jsonl"
 PROMPT = ("Translate the following text from English into {language}. Copy every marker such as ⟦1⟧ unchanged, "
           "in the place where it belongs. Translate only: do not answer it, explain it or add anything. "
@@ -245,23 +249,35 @@ def request_id(lang: str, src_id: str, part: str) -> str:
     return f"sphinx-{lang}-{part}-" + short_hash(lang, src_id, part, length=20)
 
 
-def requests_for(src: Source, lang: str, cfg: SphinxConfig) -> list[GenerationRequest]:
+def requests_for(src: Source, lang: str, cfg: SphinxConfig, task: Task | None = None) -> list[GenerationRequest]:
+    """The source's requests of round `translate#<lang>`: one per part to translate ("both" in together mode)."""
     spec, t = cfg.languages[lang], cfg.translation
+    task = task or translate_task(lang, cfg, None)
     parts = {f: m for f, m in src.masked.items() if has_prose(m)}
     if t.mode == "together" and len(parts) == 2:
         parts = {"both": f"{HEAD_I}\n{parts['instruction']}\n{HEAD_R}\n{parts['response']}"}
-        template = t.prompt_together
+        prompt, template = t.prompt_together, TRANSLATE_TOGETHER
     else:
-        template = spec.prompt or t.prompt
-    tid = f"sphinx/translate-{'together' if 'both' in parts else 'field'}@v{TEMPLATE_VERSION}." + short_hash(
-        template, t.system or "", length=8)
+        prompt, template = spec.prompt or t.prompt, TRANSLATE_FIELD
+    variant = short_hash(prompt, t.system or "", length=8)
     reqs = []
     for part, text in parts.items():
         msgs = ([{"role": "system", "content": t.system}] if t.system else []) + [
-            {"role": "user", "content": template.format(language=spec.name, text=text)}]
-        reqs.append(GenerationRequest(id=request_id(lang, src.id, part), messages=msgs, sampling=t.sampling,
-                                      template_id=tid, parent_ids=[src.id], meta={"src_id": src.id, "part": part}))
+            {"role": "user", "content": prompt.format(language=spec.name, text=text)}]
+        reqs.append(task.ask(request_id(lang, src.id, part), messages=msgs, template=template, variant=variant,
+                             parent_ids=[src.id], meta={"src_id": src.id, "part": part}))
     return reqs
+
+
+def translate_task(lang: str, cfg: SphinxConfig, lid) -> Task:
+    """Round `translate#<lang>`: each drawn source's part requests, assembled into one row per source (`assemble`;
+    a rejected row keeps its own reason: `generation_failed` or its check failures)."""
+    def combine(src: Source, ok: list[dict], failed: list[dict]) -> tuple[dict, str | None]:
+        row, why = assemble(src, lang, {r["part"]: r for r in ok}, {r["part"]: r for r in failed}, cfg, lid)
+        return row, (row["reason"] if why else None)
+
+    return Task(f"translate#{lang}", TRANSLATE_FIELD, cfg.translation.sampling,
+                request=lambda task, src: requests_for(src, lang, cfg, task), combine=combine)
 
 
 def split_together(text: str) -> tuple[str, str] | None:
@@ -432,17 +448,10 @@ def run(cfg: SphinxConfig, records: Sequence[Any], rounds) -> GeneratorResult:
     prep_s = time.perf_counter() - t0
     rows, rejected, gen_s = [], [], 0.0
     for lang in codes:
-        out = rounds.generate(f"translate#{lang}", [q for s in draws[lang] for q in requests_for(s, lang, cfg)])
+        out = run_task(rounds, translate_task(lang, cfg, lid), draws[lang])
         gen_s += rounds.reports.get(f"translate#{lang}", {}).get("wall_s", 0.0)
-        ok: dict[str, dict[str, dict]] = {}
-        bad: dict[str, dict[str, dict]] = {}
-        for r in out.ok:
-            ok.setdefault(r["src_id"], {})[r["part"]] = r
-        for r in out.failed:
-            bad.setdefault(r["src_id"], {})[r["part"]] = r
-        for s in draws[lang]:
-            row, why = assemble(s, lang, ok.get(s.id, {}), bad.get(s.id, {}), cfg, lid)
-            (rejected if why else rows).append(row)
+        rows += out.accepted
+        rejected += out.rejected
     english = [english_row(s) for s in sources if s.rule is not None] if cfg.english_rows else []
     rows += english
     t1 = time.perf_counter()

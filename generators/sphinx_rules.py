@@ -43,23 +43,23 @@ _ASK = (r"^(?:(?:please|kindly|now|then|also|and|otherwise|if not|else|finally|f
         r"|(?:can|could|would|will) you\s+(?:please\s+)?|i (?:want|need) you to\s+)*")
 _MAKE = (r"(?:write|compose|create|generate|make|come up with|give|tell|suggest|list|name|find|think of|provide|"
          r"produce|brainstorm|invent|craft|complete|finish|rewrite|turn|convert)")
-_I = re.I
+_IGNORECASE = re.IGNORECASE
 
 # Each task: patterns tried on every sentence of the instruction (sentence-start anchors `^` mean the task verb
 # is the sentence's own imperative, "Describe the process of translation" is no translate task).
 TASKS: list[tuple[str, list[re.Pattern]]] = [
-    ("anagram", [re.compile(p, _I) for p in (
+    ("anagram", [re.compile(p, _IGNORECASE) for p in (
         r"\banagrams?\b", r"\bunscrambl\w*", r"\bscrambled (?:words?|letters?|sentences?)\b",
         r"\bspell\w*\b[^.?!\n]{0,40}\bbackwards?\b", r"\b(?:reverse|backwards?)\b[^.?!\n]{0,20}\bletters\b",
         # a palindrome of words (a palindromic number or DNA sequence is no language-bound task)
         rf"\bpalindrom\w*\b(?=[^.?!\n]*(?:\b(?:words?|phrases?|sentences?|names?)\b|{_QUOTE}))",
         rf"(?:\b(?:words?|phrases?|sentences?|names?)\b|{_QUOTE})[^.?!\n]*\bpalindrom\w*")]),
-    ("rhyme", [re.compile(p, _I) for p in (
+    ("rhyme", [re.compile(p, _IGNORECASE) for p in (
         r"\brhym\w* (?:with|for)\b", r"\b(?:that|which|to) rhymes?\b", r"\brhyming\b",
         rf"{_ASK}{_MAKE}\b[^.?!\n]*\b(?:rhym\w*|haikus?|limericks?|alliterat\w*|tongue[- ]twisters?|acrostics?|puns?|"
         r"spoonerisms?|homophones?|homonyms?|onomatopoeias?)\b",
         r"\b(?:in|with|using) (?:an? )?(?:alliteration|rhyme|acrostic)\b", r"\bas an? (?:haiku|limerick|acrostic)\b")]),
-    ("counting", [re.compile(p, _I) for p in (
+    ("counting", [re.compile(p, _IGNORECASE) for p in (
         r"\bhow many (?:letters|syllables|vowels|consonants)\b",
         rf"\bhow many (?:characters|words|sentences)\b[^?\n]*\b(?:in|of|does|do|are|has|have)\b[^?\n]*"
         rf"(?:{_TEXT}|{_QUOTE})",
@@ -71,7 +71,7 @@ TASKS: list[tuple[str, list[re.Pattern]]] = [
         r"\b(?:starts?|begins?|ends?|starting|beginning|ending) with (?:the )?(?:letter|letters|syllable)\b",
         rf"\bletters? {_QUOTE}", r"\bthe letter [A-Za-z]\b(?! (?:grade|size|paper|bomb)s?\b)",
         r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten)[- ](?:letter|syllable) words?\b")]),
-    ("translate_this", [re.compile(p, _I) for p in (
+    ("translate_this", [re.compile(p, _IGNORECASE) for p in (
         rf"\btranslat\w*\b[^.?!\n]{{0,80}}?\b(?:into|to|from|in)\s+(?:the\s+)?{_LANG}",
         rf"{_ASK}translat\w*\s+(?:{_TEXT}|{_QUOTE}|it\b|this\b|these\b|that\b|the above\b|below\b|:|$)",
         rf"\b{_LANG}\s+(?:translation|equivalent|version|word|words|term|phrase|expression|name|spelling|"
@@ -82,7 +82,7 @@ TASKS: list[tuple[str, list[re.Pattern]]] = [
         rf"{_ASK}(?:write|respond|reply|answer|rewrite|say|explain|describe|summari[sz]e|tell)\b[^.?!\n]{{0,60}}"
         rf"\b(?:in|into) {_LANG}",
         rf"\b(?:from|of) {_LANG}\s+(?:in)?to\s+{_LANG}")]),
-    ("grammar", [re.compile(p, _I) for p in (
+    ("grammar", [re.compile(p, _IGNORECASE) for p in (
         r"\bproofread\w*\b",
         rf"{_ASK}(?:correct|fix|check|edit|improve|identify|find|spot|locate|detect|highlight|rewrite|revise|review|"
         r"clean up|point out|underline|list|mark|remove)\b[^.?!\n]{0,80}?\b(?:grammar|grammatical\w*|spelling|"
@@ -101,7 +101,7 @@ TASKS: list[tuple[str, list[re.Pattern]]] = [
         r"\b(?:in|with) (?:the )?correct (?:grammar|spelling|punctuation)\b",
         rf"\b(?:part of speech|parts of speech|tense|plural|singular|past tense|past participle|synonyms?|antonyms?)"
         rf"\b[^.?!\n]{{0,40}}(?:{_QUOTE}|\bof (?:the )?(?:word|verb|noun|adjective)s?\b|{_TEXT})")]),
-    ("multiple_choice", [re.compile(p, _I) for p in (
+    ("multiple_choice", [re.compile(p, _IGNORECASE) for p in (
         r"\bmultiple[- ]choice\b", r"\bchoose (?:the )?(?:correct|right|best) (?:answer|option)\b", r"\boptions?:")]),
 ]
 TASK_NAMES = tuple(n for n, _ in TASKS)
