@@ -384,23 +384,55 @@ def parse_instances_reference(raw: str) -> list[tuple[str | None, str, str]]:
     return out
 
 
+# the instances' prompts: one template per type, its variant the demos file's version (`templates`)
+INSTANCES = {t: Template(f"ensemble-instruct/instances-{t}", TEMPLATE_VERSION) for t in TYPES}
+
+
+def instances_task(cfg: "EnsembleInstructConfig") -> Task:
+    """The `instances` round: an accepted instruction -> its type's few-shot prompt + the instruction."""
+    tpl = templates(cfg.instances.demos_file)
+
+    def ask(task: Task, a: dict) -> GenerationRequest:
+        prefix, version = tpl[a["type"]]
+        return task.ask("ei-inst-" + _rid(a["id"]), prompt=prefix + " " + a["text"].strip() + "\n",
+                        template=INSTANCES[a["type"]], variant=str(version),
+                        sampling=_seeded(cfg.instances.sampling, "instances", a["id"]), parent_ids=[a["id"]],
+                        meta={"type": a["type"], "instruction": a["text"], "instruction_id": a["id"]})
+
+    return Task("instances", None, cfg.instances.sampling, request=ask)
+
+
+def instance_rows_of(rec: dict, parse: str) -> list[tuple[dict, str | None]]:
+    """(instance row, parse failure or None) per instance of a completion: one (ours), or one per instance the
+    reference's rules find (its first keeps the record's id; none: one failed row, "no_instance")."""
+    if parse == "reference":
+        parsed = [({**rec, "id": rec["id"] if j == 0 else f"{rec['id']}-{j}",
+                    "instruction": ins if ins is not None else rec["instruction"]}, inp, output, None)
+                  for j, (ins, inp, output) in enumerate(parse_instances_reference(rec["text"]))]
+        parsed = parsed or [(rec, None, None, "no_instance")]
+    else:
+        parsed = [(rec, *parse_instance(rec["text"], rec["type"]))]
+    return [({**base, "input": inp, "output": output, "parse_status": reason or "ok"}, reason)
+            for base, inp, output, reason in parsed]
+
+
 # ---- stage 4: ensemble (the decision: `generators.voting.consensus`) ------------------------------------------
 def row_text(instruction: str, inp: str, output: str) -> str:
     return "\n\n".join(p for p in (instruction, inp, output) if p)
 
 
 # ---- schemas -------------------------------------------------------------------------------------------------
-_S, _L = pa.string(), pa.list_(pa.string())
-INSTRUCTION_FIELDS = [pa.field("type", _S), pa.field("status", _S), pa.field("piece", pa.int32()),
-                      pa.field("novelty_rougeL", pa.float64()), pa.field("novelty_nearest", _S)]
-INSTANCE_FIELDS = [pa.field("type", _S), pa.field("instruction", _S), pa.field("instruction_id", _S),
-                   pa.field("input", _S), pa.field("output", _S), pa.field("parse_status", _S)]
-VOTE_FIELDS = [pa.field("voter", _S), pa.field("instance_id", _S)]
-FIELDS = INSTANCE_FIELDS + VOTE_FIELDS + [ pa.field("generator_model", _S), pa.field("voter_names", _L),
-    pa.field("voter_models", _L), pa.field("candidates", _L), pa.field("vote_ids", _L),
+STR, STR_LIST = pa.string(), pa.list_(pa.string())
+INSTRUCTION_FIELDS = [pa.field("type", STR), pa.field("status", STR), pa.field("piece", pa.int32()),
+                      pa.field("novelty_rougeL", pa.float64()), pa.field("novelty_nearest", STR)]
+INSTANCE_FIELDS = [pa.field("type", STR), pa.field("instruction", STR), pa.field("instruction_id", STR),
+                   pa.field("input", STR), pa.field("output", STR), pa.field("parse_status", STR)]
+VOTE_FIELDS = [pa.field("voter", STR), pa.field("instance_id", STR)]
+FIELDS = INSTANCE_FIELDS + VOTE_FIELDS + [ pa.field("generator_model", STR), pa.field("voter_names", STR_LIST),
+    pa.field("voter_models", STR_LIST), pa.field("candidates", STR_LIST), pa.field("vote_ids", STR_LIST),
     pa.field("pairwise_rougeL", pa.list_(pa.struct([("a", pa.int32()), ("b", pa.int32()), ("rougeL", pa.float64())]))),
-    pa.field("worst_rougeL", pa.float64()), pa.field("decided_by", _S), pa.field("chosen", pa.int32()),
-    pa.field("output_model", _S)]
+    pa.field("worst_rougeL", pa.float64()), pa.field("decided_by", STR), pa.field("chosen", pa.int32()),
+    pa.field("output_model", STR)]
 
 
 def _rid(*parts: Any) -> str:
@@ -479,24 +511,11 @@ def run(cfg: EnsembleInstructConfig, records: Sequence[Any], rounds) -> Generato
     rejected = [f for o in ins_outs for f in o.failed]
 
     # instances
-    tpl = templates(cfg.instances.demos_file)
-    inst_out = rounds.generate("instances", [GenerationRequest(
-        id="ei-inst-" + _rid(a["id"]), prompt=tpl[a["type"]][0] + " " + a["text"].strip() + "\n",
-        template_id=f"ensemble-instruct/instances-{a['type']}@v{TEMPLATE_VERSION}.{tpl[a['type']][1]}",
-        sampling=_seeded(cfg.instances.sampling, "instances", a["id"]), parent_ids=[a["id"]],
-        meta={"type": a["type"], "instruction": a["text"], "instruction_id": a["id"]}) for a in accepted])
+    inst_out = run_task(rounds, instances_task(cfg), accepted).output
     rejected += inst_out.failed
     instance_rows, valid = [], []
     for rec in _by_order(inst_out):
-        if cfg.instances.parse == "reference":
-            items = parse_instances_reference(rec["text"])
-            parsed = [({**rec, "id": rec["id"] if j == 0 else f"{rec['id']}-{j}",
-                        "instruction": ins if ins is not None else rec["instruction"]}, inp, output, None)
-                      for j, (ins, inp, output) in enumerate(items)] or [(rec, None, None, "no_instance")]
-        else:
-            parsed = [(rec, *parse_instance(rec["text"], rec["type"]))]
-        for base, inp, output, reason in parsed:
-            row = {**base, "input": inp, "output": output, "parse_status": reason or "ok"}
+        for row, reason in instance_rows_of(rec, cfg.instances.parse):
             instance_rows.append(row)
             if reason:
                 rejected.append({**row, "instance_id": rec["id"], "reason": "instance_unparsed",

@@ -15,7 +15,7 @@ import xxhash
 
 from filters.dedup.clusters import Clusters, choose_kept, clusters_from_keys, id_ranks
 
-_WS = re.compile(r"\s+")
+WHITESPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ExactConfig:
 def normalise_for_exact(text: str, config: ExactConfig = ExactConfig()) -> str:
     if not text.isascii():
         text = unicodedata.normalize(config.unicode_form, text)
-    text = _WS.sub(" ", text).strip()
+    text = WHITESPACE.sub(" ", text).strip()
     return text.lower() if config.lowercase else text
 
 

@@ -39,9 +39,9 @@ _OTHER_NUMBERS = "\u00b2\u00b3\u00b9\u00bc-\u00be\u2070-\u209f\u2150-\u218f\u246
 _MARKS = ("\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0900-\u0903"
           "\u093a-\u094f\u0951-\u0957\u0962\u0963\u0981-\u0983\u09bc-\u09d7\u0e31\u0e34-\u0e3a\u0e47-\u0e4e"
           "\u200c\u200d\ufe00-\ufe0f")
-_W = rf"(?:[^\W{_SOLO}{_OTHER_NUMBERS}]|[{_MARKS}])"
+WORD_CHAR = rf"(?:[^\W{_SOLO}{_OTHER_NUMBERS}]|[{_MARKS}])"
 _TOKEN_RE = re.compile(
-    rf"{_W}+(?:(?:(?<=[^\W\d_])[.'‘’:·](?=[^\W\d_{_SOLO}])|(?<=\d)[.,;'‘’](?=\d)){_W}+)*|\S[{_MARKS}]*")
+    rf"{WORD_CHAR}+(?:(?:(?<=[^\W\d_])[.'‘’:·](?=[^\W\d_{_SOLO}])|(?<=\d)[.,;'‘’](?=\d)){WORD_CHAR}+)*|\S[{_MARKS}]*")
 _EMPTY_PARAGRAPH = xxhash.xxh3_64_intdigest(b"")  # the one "n-gram" of a blank paragraph (skip_empty=False)
 
 
