@@ -421,7 +421,9 @@ class Tally:
                     if not item.error:
                         raise AssertionError("quarantine row without a reason")
                     lc = lost_count(item)
-                    if isinstance(item, LostRecords):
+                    if item.error.startswith("empty file"):  # a file-level row for a file of no records
+                        t["lost_rows"] += 1
+                    elif isinstance(item, LostRecords):
                         t["lost_rows"] += 1
                         if lc is None:
                             unknown = True
@@ -684,7 +686,7 @@ def print_fuzz_table(t: Tally) -> None:
     print("-" * len(hdr))
     print(f"{'total':<26} {tot['files']:5d} {tot['records']:7d} {tot['quarantined']:8d} {tot['lost_rows']:9d} "
           f"{tot['q_lost']:12d} {tot['crashes']:7d} {tot['unaccounted']:11d} {tot['overcount']:9d}")
-    print("(quarant.: per-line/record quarantine rows; lost rows: file-level rows standing for several records, "
+    print("(quarant.: per-line/record quarantine rows; lost rows: file-level rows standing for several records (or none: an empty file), "
           "'counted lost' the records they count; a row saying 'unknown number lost after line N' covers the rest "
           "of its file; overcount: more records+rows than input records, exact counts only)")
     for kind, ex in t.examples.items():
