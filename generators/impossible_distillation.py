@@ -158,18 +158,19 @@ class ImpossibleConfig(GeneratorConfig):
     dedup: PairDedup = PairDedup()
 
 
-def _s(*names: str) -> list[pa.Field]:
+def string_fields(*names: str) -> list[pa.Field]:
     return [pa.field(n, pa.string()) for n in names]
 
 
-CONTEXT_FIELDS = _s("prefix", "prefix_id", "x_l", "y_orig") + [pa.field("sentence_index", pa.int32()),
-                                                               pa.field("selected", pa.bool_())]
-CANDIDATE_FIELDS = _s("context_id", "x_l", "completion") + [pa.field("candidate_ok", pa.bool_())]
-FIELDS = _s("context_id", "x_l", "y_orig", "y_new", "mode") + [pa.field(n, pa.float64()) for n in (
+CONTEXT_FIELDS = string_fields("prefix", "prefix_id", "x_l", "y_orig") + [
+    pa.field("sentence_index", pa.int32()), pa.field("selected", pa.bool_())]
+CANDIDATE_FIELDS = string_fields("context_id", "x_l", "completion") + [pa.field("candidate_ok", pa.bool_())]
+FIELDS = string_fields("context_id", "x_l", "y_orig", "y_new", "mode") + [pa.field(n, pa.float64()) for n in (
     "len_ratio", "nli_fwd", "nli_rev")] + [pa.field("numbers_ok", pa.bool_()), pa.field("rougeL", pa.float64()),
-    *_s("component"), pa.field("passed", pa.bool_()), *_s("generator_model", "critic_model", "nli_rev_note"),
+    *string_fields("component"), pa.field("passed", pa.bool_()),
+    *string_fields("generator_model", "critic_model", "nli_rev_note"),
     pa.field("stage", pa.int32())]
-DISTILLED_FIELDS = FIELDS + _s("completion", "reason", "student_model", "student_base") + [
+DISTILLED_FIELDS = FIELDS + string_fields("completion", "reason", "student_model", "student_base") + [
     pa.field("candidate_ok", pa.bool_()), pa.field("selected", pa.bool_())]
 
 
@@ -237,9 +238,7 @@ def build_critic(cfg: CriticConfig, rounds):
 
     if cfg.kind == "llm":
         return JudgeCritic(rounds, cfg.edge_threshold)
-    from generators.backends import release_backends
-
-    release_backends()  # the generator's engine leaves the GPU before the critic loads
+    rounds.hold("critic")  # the generator's engine leaves the GPU before the critic loads
     if cfg.kind == "nli":
         return NLICritic(cfg.nli_model, cfg.batch_size, cfg.max_length, cfg.device)
     edge = cfg.edge_threshold if cfg.minilm_threshold is None else cfg.minilm_threshold
@@ -433,8 +432,10 @@ def self_distill(cfg: ImpossibleConfig, pairs: list[dict], new_contexts: list[di
         ident = str((Path(student) / weights).stat().st_size) if weights else ""
         key = short_hash(json.dumps(examples), student, ident, sd.train.model_dump_json(), str(stage),
                          str(TEMPLATE_VERSION), length=16)
-        folder = Path(rounds.work_dir) / "student" / key
-        train = fine_tune(student, examples, folder, sd.train, log=rounds.log)
+        # the training step's folder: <work>/student/<key>/ (`rounds.train`; fine_tune reuses a finished one)
+        folder = rounds.train("student", key, lambda target, base_model=student, pairs=examples: fine_tune(
+            base_model, pairs, target, sd.train, log=rounds.log))
+        train = {k: v for k, v in rounds.trained["student"].items() if k not in ("folder", "key")}
         bcfg = student_backend(rounds.settings, str(folder))
         task = round_task("distill", "distill", sd.sampling, lambda c, key=key: (
             c["id"] + key, template.format(x_l=c["x_l"], x=c["y_orig"]), {"context_id": c["id"]}))
