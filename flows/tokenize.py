@@ -27,7 +27,7 @@ class TokenizeConfig(RunConfig):
 
 
 def _tokenizer_path(cfg: TokenizeConfig) -> str:
-    from flows.mix import _tokenizer_path as mix_tokenizer  # the very same resolution as the mix's counts
+    from corpora.mix_steps import tokenizer_path as mix_tokenizer  # the very same resolution as the mix's counts
 
     return mix_tokenizer(cfg)
 
