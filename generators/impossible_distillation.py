@@ -433,9 +433,8 @@ def self_distill(cfg: ImpossibleConfig, pairs: list[dict], new_contexts: list[di
         key = short_hash(json.dumps(examples), student, ident, sd.train.model_dump_json(), str(stage),
                          str(TEMPLATE_VERSION), length=16)
         # the training step's folder: <work>/student/<key>/ (`rounds.train`; fine_tune reuses a finished one)
-        folder = rounds.train("student", key, lambda target, base_model=student, pairs=examples: fine_tune(
+        folder, train = rounds.train("student", key, lambda target, base_model=student, pairs=examples: fine_tune(
             base_model, pairs, target, sd.train, log=rounds.log))
-        train = {k: v for k, v in rounds.trained["student"].items() if k not in ("folder", "key")}
         bcfg = student_backend(rounds.settings, str(folder))
         task = round_task("distill", "distill", sd.sampling, lambda c, key=key: (
             c["id"] + key, template.format(x_l=c["x_l"], x=c["y_orig"]), {"context_id": c["id"]}))

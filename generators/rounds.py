@@ -10,7 +10,7 @@ every finished round is a cache hit on rerun, so a rerun after a kill regenerate
 Training and scoring are places of the mechanism too, so a generator never releases engines or keeps caches itself:
 `rounds.train(name, key, fit)` is a training step (a student, a reinforced model): every engine is released, `fit`
 trains into `<work>/<name>/<key>/` (the key names what was trained on: a rerun with the same key finds the folder
-and the trainer reuses it) and its stats are kept under `rounds.trained[name]`; `rounds.hold(name)` releases every
+and the trainer reuses it) and its stats come back with the folder (and are listed, per step, in `rounds.trained[name]`); `rounds.hold(name)` releases every
 engine before the caller loads a model of its own (an NLI critic, an embedder).
 
 No Prefect here: a flow that wants one Prefect task per shard passes a `shard_runner`.
@@ -67,7 +67,7 @@ class Rounds:
     shard_runner: ShardRunner | None = None
     log: Callable[[str], None] = print
     reports: dict[str, dict] = field(default_factory=dict)
-    trained: dict[str, dict] = field(default_factory=dict)  # training step name -> {"folder", "key", stats...}
+    trained: dict[str, list[dict]] = field(default_factory=dict)  # step name -> [{"folder", "key", stats...}]
     wall_s: float = 0.0
 
     def hold(self, name: str) -> None:
@@ -76,15 +76,15 @@ class Rounds:
         if released:
             self.log(f"{name}: released {', '.join(released)} before loading its model")
 
-    def train(self, name: str, key: str, fit: Callable[[Path], dict[str, Any]]) -> Path:
+    def train(self, name: str, key: str, fit: Callable[[Path], dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
         """Training step `name`: every engine is released, then `fit(folder)` trains into (or reuses, when its
-        trainer finds a finished model there) `<work>/<name>/<key>/`; returns the folder. `name` follows the round
-        names' rule ("student#2" -> folder "student-2")."""
+        trainer finds a finished model there) `<work>/<name>/<key>/`; returns (the folder, fit's stats). `name`
+        follows the round names' rule ("student#2" -> folder "student-2")."""
         self.hold(name)
         folder = Path(self.work_dir) / round_dir_name(name) / key
-        stats = fit(folder)
-        self.trained[name] = {"folder": str(folder), "key": key, **(stats or {})}
-        return folder
+        stats = fit(folder) or {}
+        self.trained.setdefault(name, []).append({"folder": str(folder), "key": key, **stats})
+        return folder, stats
 
     def generate(self, name: str, requests: Sequence[GenerationRequest],
                  settings: GenerationSettings | None = None) -> RoundOutput:

@@ -126,3 +126,18 @@ def test_combine_gives_one_row_per_input_in_input_order(tmp_path):
 def test_variant_is_part_of_the_template_id():
     req = _task().ask("x", user="u", variant="ab12")
     assert req.template_id == "test/capital@v2.ab12"
+
+
+def test_a_training_step_trains_into_its_named_folder_and_lists_every_step(tmp_path):
+    rounds = _rounds(tmp_path, {})
+    seen = []
+
+    def fit(folder):
+        seen.append(folder)
+        return {"steps": len(seen)}
+
+    first = rounds.train("student#2", "k1", fit)
+    second = rounds.train("student#2", "k2", fit)
+    assert first == (tmp_path / "work" / "student-2" / "k1", {"steps": 1})
+    assert second[0] == tmp_path / "work" / "student-2" / "k2" and seen == [first[0], second[0]]
+    assert [(t["key"], t["steps"]) for t in rounds.trained["student#2"]] == [("k1", 1), ("k2", 2)]
