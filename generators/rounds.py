@@ -8,10 +8,11 @@ holds is released, so two never share a GPU. `rounds.until(...)` loops a round (
 every finished round is a cache hit on rerun, so a rerun after a kill regenerates nothing that was written.
 
 Training and scoring are places of the mechanism too, so a generator never releases engines or keeps caches itself:
-`rounds.train(name, key, fit)` is a training step (a student, a reinforced model): every engine is released, `fit`
-trains into `<work>/<name>/<key>/` (the key names what was trained on: a rerun with the same key finds the folder
-and the trainer reuses it) and its stats come back with the folder (and are listed, per step, in `rounds.trained[name]`); `rounds.hold(name)` releases every
-engine before the caller loads a model of its own (an NLI critic, an embedder).
+`rounds.train(name, key, fit)` is a training step (e.g. Impossible Distillation's student): every engine is
+released, `fit` trains into `<work>/<name>/<key>/` (the key names what was trained on: a rerun with the same key
+finds the folder and the trainer reuses it), and the folder and fit's stats come back (every step is also listed
+in `rounds.trained[name]`); `rounds.hold(name)` releases every engine before the caller loads a model of its own
+(an NLI critic, an embedder).
 
 No Prefect here: a flow that wants one Prefect task per shard passes a `shard_runner`.
 """
