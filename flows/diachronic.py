@@ -28,6 +28,7 @@ from flows.config import RunConfig, config_hash
 from flows.registry import Pipeline
 from flows.reporting import run_logger, stage_progress
 from flows.scaffold import Run
+from generators.contract import DocumentFields
 from generators.settings import GenerationSettings, preflight_settings
 
 
@@ -35,9 +36,7 @@ from generators.settings import GenerationSettings, preflight_settings
 LAYOUT = Layout((Kind("works", WORKS_SCHEMA), Kind("slices", SLICE_SCHEMA, splits=True)))
 
 
-class DiachronicConfig(RunConfig):
-    text_field: str = "text"
-    id_field: str = "id"
+class DiachronicConfig(DocumentFields, RunConfig):
     metadata: MetadataSettings = MetadataSettings()
     authors: AuthorsSettings = AuthorsSettings()
     style: StyleSettings = StyleSettings()

