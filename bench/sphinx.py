@@ -20,7 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from corpora.readers import FieldMap, read_records  # noqa: E402
 from filters.langid import find_lid_model, load_fasttext  # noqa: E402
 from filters.protected_spans import restore  # noqa: E402
-from generators.sphinx import SphinxConfig, assemble, draw, english_source, prepare, requests_for  # noqa: E402
+from generators.sphinx import assemble, requests_for  # noqa: E402
+from generators.sphinx_config import SphinxConfig  # noqa: E402
+from generators.sphinx_sources import draw, english_source, prepare  # noqa: E402
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "instruct" / "self_instruct_seed_tasks.jsonl"
 

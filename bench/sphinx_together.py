@@ -30,8 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from corpora.readers import FieldMap, read_records  # noqa: E402
 from filters.langid import find_lid_model, load_fasttext  # noqa: E402
-from generators.sphinx import (GENERATOR, SAMPLE, SphinxConfig, _needs_model, assemble, draw,  # noqa: E402
-                               english_source, prepare, requests_for)
+from filters.protected_spans import has_prose as _needs_model  # noqa: E402
+from generators.sphinx import GENERATOR, SAMPLE, assemble, requests_for  # noqa: E402
+from generators.sphinx_config import SphinxConfig  # noqa: E402
+from generators.sphinx_sources import draw, english_source, prepare  # noqa: E402
 
 REPLAY = ROOT / "bench" / "data" / "replay" / "sphinx"
 TOGETHER = REPLAY / "together"

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from corpora.records import Record
-from generators.sphinx import (SphinxConfig, add_neighbours, assemble, draw, english_source, nearest, prepare,
-                               request_id, requests_for, split_together)
+from generators.sphinx import assemble, request_id, requests_for, split_together
+from generators.sphinx_config import SphinxConfig
+from generators.sphinx_nshot import add_neighbours, nearest
+from generators.sphinx_sources import draw, english_source, prepare
 from generators.sphinx_checks import ChecksConfig, CheckedField, check_row
 from generators.sphinx_rules import RulesConfig, classify
 
