@@ -9,9 +9,10 @@ declaration through the registry (`table_of`, `card_config`), so `flows report D
     Kind("slices", splits=True)           slices/<group>/<split>/part-*.parquet        card: config `slices_<group>`
                                                                                         with its splits + `slices`
     Kind("attributes", project=True)      only the columns of its schema (staged parts carry more)
+    Kind("tofu", tables=True)             tofu/<table>/part-*.parquet                  card: what the names imply
 
-A name no kind declares (a pipeline without a layout, `remove`'s copies of another run's kinds) gets the layout the
-name implies: a `<col>=<value>` folder is a partition of its kind, `<kind>[/<group>]/<split>` a split.
+A name no kind declares (a pipeline without a layout, `remove`'s copies of another run's folders, a `tables` kind's
+tables) gets the layout the name implies: a `<col>=<value>` folder is a partition of its kind, `<kind>[/<group>]/<split>` a split.
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ class Kind:
     partition_by: str | None = None   # Hive partitions `<name>/<col>=<value>/` (e.g. "lang")
     splits: bool = False              # `<name>/<group>/<split>/`: a card config per group, its splits inside
     project: bool = False             # publish only the schema's columns of the staged parts (dolma's attributes)
+    tables: bool = False              # `<name>/<table>/`: named tables inside, each its own card config
+                                      # (unlearning-split's packages: tofu/forget01, muse/retain1 ...)
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,9 @@ class Layout:
         if k.splits:
             group, split = part
             return f"{kind}/{group}/{split}"
-        raise ValueError(f"output kind {kind!r} has no partitions (declare partition_by or splits)")
+        if k.tables:
+            return f"{kind}/{part}"
+        raise ValueError(f"output kind {kind!r} has no partitions (declare partition_by, splits or tables)")
 
     def _declared(self, name: str) -> Kind | None:
         head = name.split("/", 1)[0]

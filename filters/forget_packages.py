@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import yaml
 
 from corpora.atomic import atomic_write_text
+from corpora.layout import Kind, Layout
 from corpora.readers import FieldMap, InputError, expand_inputs
 from corpora.records import QUARANTINE_SCHEMA
 from corpora.sample import sample_corpus_path
@@ -22,6 +23,9 @@ from filters.forget_match import read_id_list, unmatched_summary
 
 SAMPLE_SPEC = Path(__file__).resolve().parents[1] / "corpora" / "sample_data" / "forget_sample.yaml"
 LAYOUT_KINDS = ("tofu", "muse", "verbmem", "knowmem", "sets")
+# what unlearning-split publishes: the splits and quarantine, and the packages, each a folder of named tables
+# (tofu/forget01, muse/retain1, verbmem/forget, knowmem/<split>, sets/<set>/forget)
+LAYOUT = Layout(tuple(Kind(s) for s in fs.SPLITS + ("quarantine",)) + tuple(Kind(k, tables=True) for k in LAYOUT_KINDS))
 MUSE_DATA = "muse_data"  # MUSE's own file layout (JSON / TXT per split), beside the Parquet packages
 
 SEMANTICS = {
@@ -82,7 +86,7 @@ def package_tables(corpus: fs.Corpus, res: fs.SplitResult, requested_layouts: Se
                    verbmem: fs.ProbeConfig, knowmem: fs.KnowledgeConfig, layout_stats: dict,
                    tofu: fs.TofuEvalSets = fs.TofuEvalSets(), muse_export: fs.MuseExport = fs.MuseExport(),
                    files: dict | None = None, seed: int = 0) -> Iterator[tuple[str, pa.Table, str | None]]:
-    """(kind, table, folder under the output or None) in publishing order; `layout_stats` is filled on the way
+    """(kind, table, table name inside a package kind or None) in publishing order (`LAYOUT`); `layout_stats` is filled on the way
     (written / skipped layouts, verbmem and knowmem counts), and `files` with the files that are not Parquet
     (path under the output -> a list written as JSON or a text): MUSE's own layout `muse_data/`, TOFU's
     `tofu/idontknow.jsonl`."""
@@ -105,22 +109,22 @@ def package_tables(corpus: fs.Corpus, res: fs.SplitResult, requested_layouts: Se
         tabs, tstats = fs.tofu_tables(table, res.sets, res.stats["weight_by_split"], res.stats["total_weight"], evals)
         layout_stats["tofu"] = tstats
         for name, t in tabs.items():
-            yield name, t, "tofu"
+            yield "tofu", t, name
         if tofu.idontknow:
             files["tofu/idontknow.jsonl"] = fs.read_idontknow(tofu.idontknow)
     verb = know = None
     if "muse" in layouts:
         for s, t in fs.muse_tables(table).items():
-            yield s, t, "muse"
+            yield "muse", t, s
     if "verbmem" in layouts:
         verb, short = fs.verbmem_table(table, verbmem, corpus.kind)
         layout_stats["verbmem"] = {"probes": verb.num_rows, "too_short": short}
-        yield "forget", verb, "verbmem"
+        yield "verbmem", verb, "forget"
     if "knowmem" in layouts:
         know, kstats = fs.knowmem_tables(table, corpus.kind, probes, knowmem.link)
         layout_stats["knowmem"] = {**{s: t.num_rows for s, t in know.items()}, **kstats}
         for s, t in know.items():
-            yield s, t, "knowmem"
+            yield "knowmem", t, s
     if "muse" in layouts and muse_export.enabled:
         mfiles, mskipped = fs.muse_files(table, verb, know, muse_export, seed)
         files.update({f"{MUSE_DATA}/{k}": v for k, v in mfiles.items()})
@@ -128,7 +132,7 @@ def package_tables(corpus: fs.Corpus, res: fs.SplitResult, requested_layouts: Se
                                                if k.endswith(".json")}, "skipped": mskipped}
     for name, masks in res.sets.items():
         for part in ("forget", "retain"):
-            yield part, table.filter(pa.array(masks[part])), f"sets/{name}"
+            yield "sets", table.filter(pa.array(masks[part])), f"{name}/{part}"
 
 
 def write_files(out_dir: Path, files: dict, work: Path) -> None:

@@ -367,7 +367,7 @@ def derived_lineage(names: list[str], derived: Sequence[DerivedSpec], plans: lis
 @dataclass
 class VersionParts:
     """A new version's kinds in publishing order: (leaf, files, schema, under, name) each."""
-    kinds: list[tuple[str, list[Path], pa.Schema, Path | None, str]]
+    kinds: list[tuple[str, list[Path], pa.Schema]]  # (folder as the source manifest names it, parts, schema)
     tombstones: pa.Table
     unchecked: list[str]
     rows_in: int
@@ -387,7 +387,6 @@ def version_parts(plan: VersionPlan, tables: dict[str, pa.Table], schemas: dict[
     for kind, t in tables.items():
         if kind == TOMBSTONES:
             continue
-        under, leaf = (str(Path(kind).parent), Path(kind).name) if "/" in kind else (None, kind)
         if is_internal(kind) or "id" not in t.column_names:
             kept = t
             if not is_internal(kind) and t.num_rows:
@@ -402,14 +401,14 @@ def version_parts(plan: VersionPlan, tables: dict[str, pa.Table], schemas: dict[
             files = source_files[kind]
         else:
             files = [Path(write_table_atomic(work / (kind.replace("/", "__") + ".parquet"), kept).path)]
-        kinds.append((leaf, files, schemas[kind], Path(under) if under else None, kind))
+        kinds.append((kind, files, schemas[kind]))
     for kind, t in extra_kinds.items():  # regenerate/<dataset>
         path = write_table_atomic(work / (kind.replace("/", "__") + ".parquet"), t).path
-        kinds.append((Path(kind).name, [Path(path)], t.schema, Path(kind).parent, kind))
+        kinds.append((kind, [Path(path)], t.schema))
     tomb = pa.concat_tables([p.cast(TOMBSTONE_SCHEMA) for p in tomb_parts]) if tomb_parts else \
         TOMBSTONE_SCHEMA.empty_table()
     path = write_table_atomic(work / "tombstones.parquet", tomb).path
-    kinds.append((TOMBSTONES, [Path(path)], TOMBSTONE_SCHEMA, None, TOMBSTONES))
+    kinds.append((TOMBSTONES, [Path(path)], TOMBSTONE_SCHEMA))
     counts = counts_of({k: v for k, v in hits.items() if k in tables and not is_internal(k)})
     return VersionParts(kinds, tomb, unchecked, rows_in, rows_out, counts)
 

@@ -74,8 +74,8 @@ def _write_version(cfg: RemoveConfig, plan: rm.VersionPlan, key: str, tables: di
     run = Run.start("remove", cfg.model_copy(update={"output": str(plan.target), "overwrite": False}),
                     kinds=(), clear=False)
     parts = rm.version_parts(plan, tables, schemas, hits, extra_kinds, run.out_dir / WORK)
-    for leaf, files, schema, under, name in parts.kinds:
-        run.publish(leaf, files, schema, under=under, name=name)
+    for path, files, schema in parts.kinds:  # the source run's folders: its layout, as its manifest names them
+        run.publish_at(path, files, schema)
     entry = rm.write_changelog(run.out_dir, plan, rules, parts.counts, lineage, parts.unchecked, now_iso())
     removed, rows_in, rows_out = parts.counts["rows"], parts.rows_in, parts.rows_out
     inv = {"rows_in": rows_in, "rows_out": rows_out, "rows_removed": removed, "holds": rows_in == rows_out + removed}

@@ -47,28 +47,32 @@ class Run:
         return self.layout.names()
 
     def publish(self, kind: str, files: Iterable[Path | pa.Table], schema: pa.Schema | None = None, *,
-                part: str | tuple[str, str] | None = None, under: Path | None = None,
-                name: str | None = None) -> list[dict]:
-        """Publish staged parts (Parquet files or tables) as the shards of `kind` (or of one partition value / (group, split) of
-        it: `part`) into the folder the layout names, recorded in the manifest under that path. `schema`: when no
-        part is staged (default: the kind's declared one). `under`: a folder a run copies from another run's layout
-        (`remove`, `unlearning-split`'s packages), published as `<under>/<kind>` (`name`: that path, as they give
-        it)."""
+                part: str | tuple[str, str] | None = None) -> list[dict]:
+        """Publish staged parts (Parquet files or tables) as the shards of `kind` (or of one partition value / (group,
+        split) / table of it: `part`) into the folder the layout names, recorded in the manifest under that path.
+        `schema`: when no part is staged (default: the kind's declared one)."""
+        k = self.layout.kind(kind)
+        return self._publish(self.layout.path(kind, part), list(files), schema if schema is not None else k.schema,
+                             project=k.project)
+
+    def publish_at(self, path: str, files: Iterable[Path | pa.Table], schema: pa.Schema) -> list[dict]:
+        """Publish at `path`, a folder another run's manifest names (`remove` writes a new version of any run, so
+        its layout is the source run's)."""
+        return self._publish(Path(path).as_posix(), list(files), schema)
+
+    def _publish(self, path: str, files: list, schema: pa.Schema | None, project: bool = False) -> list[dict]:
         if not self.outputs:  # before the first swap: a reader can tell a half-published folder
             self._write_manifest("publishing")
             for old in self.layout.retired:  # an earlier run's kind this run does not publish
                 shutil.rmtree(self.out_dir / old, ignore_errors=True)
-        path = f"{Path(under).as_posix()}/{kind}" if under else self.layout.path(kind, part)
-        k = self.layout.kind(kind) if not under else None
-        schema = schema if schema is not None else k.schema if k else None
         if schema is None:
-            raise ValueError(f"{self.pipeline}: output kind {kind!r} has no schema (declare it in the layout)")
+            raise ValueError(f"{self.pipeline}: output kind {path!r} has no schema (declare it in the layout)")
         base, leaf = (self.out_dir / path).parent, path.rsplit("/", 1)[-1]
-        shards = publish_kind(base, leaf, list(files), schema, shard_rows=self.config.shard_rows,
-                              shard_mb=self.config.shard_mb, columns=schema.names if k and k.project else None)
+        shards = publish_kind(base, leaf, files, schema, shard_rows=self.config.shard_rows,
+                              shard_mb=self.config.shard_mb, columns=schema.names if project else None)
         prefix = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
         out = [{**s.as_dict(), "path": prefix + s.path} for s in shards]
-        self.outputs[name or path] = out
+        self.outputs[path] = out
         return out
 
     def publish_partitions(self, kind: str, files: dict[str, Path | pa.Table], schema: pa.Schema | None = None

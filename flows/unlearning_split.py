@@ -67,12 +67,10 @@ def split_corpus(cfg: SplitConfig, corpus: fs.Corpus, spec: fs.ForgetSpec) -> fs
                             seed=cfg.seed, sets=cfg.sets)
 
 
-def _publish_table(run: Run, kind: str, table: pa.Table, *, under: str | None = None) -> None:
-    stage = run.out_dir / WORK / (f"{under}/{kind}" if under else kind).replace("/", "__")
-    path = stage.with_suffix(".parquet")
+def _publish_table(run: Run, kind: str, table: pa.Table, table_name: str | None = None) -> None:
+    path = run.out_dir / WORK / (run.layout.path(kind, table_name).replace("/", "__") + ".parquet")
     write_table_atomic(path, table)
-    run.publish(kind, [path], table.schema, under=Path(under) if under else None,
-                name=f"{under}/{kind}" if under else kind)
+    run.publish(kind, [path], table.schema, part=table_name)
 
 
 @flow(name="unlearning-split", log_prints=True)
@@ -81,16 +79,16 @@ def split_flow(config: SplitConfig) -> dict:
     if demo:
         run_logger().info("unlearning-split: no --input: the bundled sample corpus with the bundled spec %s",
                           pk.SAMPLE_SPEC)
-    run = Run.start("unlearning-split", config, kinds=fs.SPLITS + ("quarantine",) + pk.LAYOUT_KINDS)
+    run = Run.start("unlearning-split", config, kinds=pk.LAYOUT)
     started = time.monotonic()
     corpus = read_corpus(config, paths)
     res = split_corpus(config, corpus, spec)
     pk.say_unmatched("unlearning-split", res.stats["match"], pk.empty_id_files([spec.ids_file]), config.strict, _say)
     layout_stats: dict = {}
     files: dict = {}
-    for kind, table, under in pk.package_tables(corpus, res, config.layouts, config.verbmem, config.knowmem,
+    for kind, table, table_name in pk.package_tables(corpus, res, config.layouts, config.verbmem, config.knowmem,
                                                 layout_stats, config.tofu, config.muse_export, files, config.seed):
-        _publish_table(run, kind, table, under=under)
+        _publish_table(run, kind, table, table_name)
     pk.write_files(run.out_dir, files, run.out_dir / WORK)
     pk.remove_stale_packages(run.out_dir, run.outputs, res.sets, files)
     seconds = time.monotonic() - started
@@ -125,5 +123,5 @@ def split_preflight(cfg: SplitConfig) -> None:
 SPLIT_PIPELINE = Pipeline(
     name="unlearning-split",
     description="Forget/retain/holdout packages disjoint by id and near-dup cluster (TOFU, MUSE, verbmem, knowmem)",
-    config_model=SplitConfig, flow=split_flow, preflight=split_preflight,
+    config_model=SplitConfig, flow=split_flow, preflight=split_preflight, layout=pk.LAYOUT,
 )

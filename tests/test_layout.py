@@ -103,3 +103,23 @@ def test_split_kinds_projected_kinds_retired_kinds_and_a_missing_schema(tmp_path
         {"split": "test", "path": ["slices/1750_1820/test/*.parquet"]}]
     assert [d["split"] for d in configs["slices"]["data_files"]] == ["train", "test"]
     assert configs["slices"].get("default") and "ids" in configs
+
+
+def test_table_kinds_and_publishing_at_another_runs_folder(tmp_path):
+    """unlearning-split's packages are `tables` kinds (`tofu/<table>`); remove publishes at the folders the source
+    run's manifest names. Both land where the name says and are counted under that name only."""
+    out = tmp_path / "out"
+    layout = Layout((Kind("forget"), Kind("tofu", tables=True)))
+    run = Run.start("demo", RunConfig(output=str(out)), kinds=layout, clear=False)
+    part = write_table_atomic(tmp_path / "p.parquet", pa.table({"id": ["a", "b"], "lang": ["en", "de"]},
+                                                               schema=SCHEMA)).path
+    run.publish("tofu", [part], SCHEMA, part="forget01")
+    run.publish_at("regenerate/web", [part], SCHEMA)
+    assert layout.path("tofu", "forget01") == "tofu/forget01"
+    with pytest.raises(ValueError, match="no partitions"):
+        layout.path("forget", "x")
+    assert sorted(run.outputs) == ["regenerate/web", "tofu/forget01"]
+    assert pq.read_table(out / "tofu" / "forget01").num_rows == 2 and run.rows("tofu/forget01") == 2
+    assert run.rows("tofu") == 0  # a tables kind is not one table
+    assert all(s["path"].startswith("regenerate/web/") for s in run.outputs["regenerate/web"])
+    assert layout.card_config("tofu/forget01") == ("tofu_forget01", "train", None)  # what the name implies
