@@ -6,14 +6,10 @@ import random
 
 import pytest
 
-from generators.ensemble_instruct import (
-    InstructionsConfig,
-    encode_prompt,
-    parse_instance,
-    parse_instructions,
-    seed_tasks,
-    templates,
-)
+from generators.ensemble_config import InstructionsConfig
+from generators.ensemble_parse import parse_instance, parse_instructions
+from generators.ensemble_prompts import encode_prompt, templates
+from generators.ensemble_seeds import seed_tasks
 from filters.rouge import NoveltyPool, lcs_length, rouge_l_text, tokenize
 from generators.voting import consensus, normalize_answer
 
@@ -263,7 +259,8 @@ def test_no_seed_of_a_type_is_one_clear_line_before_any_generation(tmp_path):
     import sys
     from pathlib import Path
 
-    from generators.ensemble_instruct import EnsembleInstructConfig, SeedError, check_seed_types, preflight_seeds
+    from generators.ensemble_config import EnsembleInstructConfig
+    from generators.ensemble_seeds import SeedError, check_seed_types, preflight_seeds
 
     with pytest.raises(SeedError, match=r"no seed task of type B \(first instance has no input\)"):
         check_seed_types(seed_tasks([_rec("a", [{"input": "x"}])])[0], InstructionsConfig())
@@ -301,7 +298,7 @@ def test_votes_agree_keep_the_vote_or_the_generators_output():
 
 
 def test_one_model_voting_with_itself_needs_allow_same_model():
-    from generators.ensemble_instruct import EnsembleInstructConfig, same_model_candidates
+    from generators.ensemble_config import EnsembleInstructConfig, same_model_candidates
 
     default = EnsembleInstructConfig()  # one offline LM: said explicitly, allowed
     assert default.ensemble.allow_same_model is True and len(same_model_candidates(default)) == 3
@@ -327,7 +324,7 @@ def test_one_model_voting_with_itself_needs_allow_same_model():
                                         ("instances.sampling.min_new_tokens", 600)])
 def test_probabilities_and_thresholds_are_bounded(key, value):
     from flows.config import ConfigError, load_config
-    from generators.ensemble_instruct import EnsembleInstructConfig
+    from generators.ensemble_config import EnsembleInstructConfig
 
     with pytest.raises(ConfigError, match=key.split(".")[-1]):
         load_config(EnsembleInstructConfig, sets=[f"{key}={value}"])
@@ -372,7 +369,7 @@ def test_rouge_l_equals_rouge_score_on_1000_sampled_pairs():
 
 
 def test_reference_templates_are_the_references_verbatim():
-    from generators.ensemble_instruct import demos_path
+    from generators.ensemble_prompts import demos_path
 
     tpl = templates("generators/ensemble_instruct_reference_demos.yaml")
     a, b = tpl["A"][0], tpl["B"][0]

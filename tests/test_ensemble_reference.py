@@ -15,12 +15,9 @@ import pytest
 
 from tests.conftest import setting
 
-from generators.ensemble_instruct import (
-    EnsembleInstructConfig,
-    parse_instance,
-    parse_instances_reference,
-    templates,
-)
+from generators.ensemble_config import EnsembleInstructConfig
+from generators.ensemble_parse import parse_instance, parse_instances_reference
+from generators.ensemble_prompts import templates
 from generators.voting import consensus
 
 ROOT = Path(__file__).resolve().parents[1]
