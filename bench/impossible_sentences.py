@@ -31,7 +31,7 @@ SHARED = Path("/work/shared/data/impossible/news_prefix.json")
 def main() -> None:
     from generators.backends import TransformersConfig
     from generators.backends.base import SamplingParams
-    from generators.impossible_distillation import SAMPLE_RESOURCE, _request, news_prefixes
+    from generators.impossible_distillation import SAMPLE_RESOURCE, news_prefixes, round_task
     from generators.rounds import Rounds
     from generators.settings import GenerationSettings
 
@@ -48,7 +48,8 @@ def main() -> None:
                     log=lambda m: print(m, file=sys.stderr))
     sp = SamplingParams(n=args.n, temperature=1.0, top_p=0.9, max_tokens=args.max_tokens,
                         banned_substrings=["\n"])
-    out = rounds.generate("contexts", [_request("context", p["id"], p["text"], sp, p["id"], {}) for p in prefixes])
+    task = round_task("contexts", "context", sp, lambda p: (p["id"], p["text"], {}))  # the generator's requests
+    out = rounds.generate("contexts", task.requests(prefixes))
     texts = [r["text"] for r in out.ok]
     used = splitter(args.spacy_model)
     print(f"{len(prefixes)} news prefixes from {args.news_file} (seed 0), {len(texts)} continuations of "
