@@ -9,6 +9,13 @@ with a reason). It never sees Parquet paths, caches, retries or Prefect; `flows/
 Generated rows then go through the same document steps as `dolma` (`filters` = the web filter models, with only
 language ID on by default; `dedup` = the dedup stage's model, with exact and MinHash near-dedup on and n-gram
 decontamination available), and rejected rows land in `rejected/` with their reason.
+
+A generator whose rows are not generated documents (`unlearning-whp`: labelled token blocks) declares
+`postprocess=False`: it hands `data` and `rejected` over as tables of its own schema (`GeneratorResult.tables`),
+published as they are (no filters, dedup or empty-text check; its config needs no `filters` / `dedup` /
+`execution` sections, so any `DocumentFields, RunConfig` model with a `generation` section will do), and may bring
+its own seed reader (`read_seeds`), its own last step and row accounting (`finish`) and say which configs run no
+round at all (`uses_rounds`: no backend is checked for them).
 """
 from __future__ import annotations
 
@@ -86,13 +93,25 @@ class GeneratorResult:
     # seed records the generator cannot use (file, location, error, raw: QUARANTINE_SCHEMA rows), published with the
     # reader's quarantine rows and counted out of the seeds
     quarantine: list[dict] = field(default_factory=list)
+    # JSON files published at the output's root (name -> JSON-able), e.g. unlearning-whp's `anchors.review.json`
+    files: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Published:
+    """What `Generator.finish` gets once the run's outputs are published."""
+
+    run: Any  # flows.scaffold.Run: `out_dir`, `rows(kind)`
+    rounds: Any  # the run's Rounds (`hold` before a step loads a model of its own)
+    inputs: list[dict]  # the seed reader's per-input entries (the manifest's inputs)
+    demo: dict[str, Any]  # the demo overrides applied (bundled sample)
 
 
 @dataclass(frozen=True)
 class Generator:
     name: str
     description: str
-    config: type[GeneratorConfig]
+    config: type[GeneratorConfig]  # (postprocess=False: a DocumentFields, RunConfig model with `generation`)
     fields: list[pa.Field]  # the columns this generator adds to the generated-record schema
     rounds: tuple[str, ...]  # round names (generation.rounds.<name> overrides)
     run: Callable[[Any, Sequence[Record], Any], GeneratorResult]  # (cfg, seeds, rounds) -> result
@@ -104,3 +123,15 @@ class Generator:
     preflight: Callable[[Any], None] | None = None  # the generator's own checks (its files)
     # publish data/ as Hive partitions `data/<column>=<value>/part-*.parquet` (e.g. "lang"); None: one data/
     partition_by: str | None = None
+    # False: no document steps; `run` gives `tables["data"]` and `tables["rejected"]` (its own schemas), published
+    # as they are (see the module docstring)
+    postprocess: bool = True
+    # its own seed reader: (inputs, cfg, warn) -> (seeds, quarantine rows, per-input entries); None: generators.seeds
+    read_seeds: Callable[[list[str], Any, Callable[..., None]], tuple[list, list[dict], list[dict]]] | None = None
+    # its own last step and accounting, after publishing: (cfg, result, Published) -> (stats, invariant, summary,
+    # markdown); None: generators.outcome's (data + rejected == generated rows)
+    finish: Callable[[Any, GeneratorResult, Published], tuple[dict, dict, Any, str]] | None = None
+    uses_rounds: Callable[[Any], bool] | None = None  # (cfg) -> whether it runs any round; None: always
+    # True: the demo overrides are applied before the run starts, so the manifest and the card show the config
+    # that ran (False, the older generators': they are in stats.json's `seeds.demo` only)
+    demo_in_card: bool = False

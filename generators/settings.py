@@ -102,14 +102,17 @@ def preflight_backend(bcfg, where: str = "generation.backend", probe_server: boo
                                          ) from None
 
 
-def preflight_settings(settings: GenerationSettings, rounds: set[str] | None = None, where: str = "generation"
-                       ) -> None:
-    """Every backend a run will use (the run's and each round's), and round names the generator knows."""
+def preflight_settings(settings: GenerationSettings, rounds: set[str] | None = None, where: str = "generation",
+                       backends: bool = True) -> None:
+    """Every backend a run will use (the run's and each round's; `backends=False`: a run that uses none), and
+    round names the generator knows."""
     if rounds is not None:
         unknown = settings.round_names_unknown(rounds)
         if unknown:
             raise BackendUnavailable(f"{where}.rounds: unknown round(s) {unknown} (this generator's rounds: "
                                      f"{', '.join(sorted(rounds))})")
+    if not backends:
+        return
     preflight_backend(settings.backend_config(), f"{where}.backend")
     for name, over in settings.rounds.items():
         if over.backend is not None:

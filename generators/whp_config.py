@@ -1,6 +1,10 @@
 """The configs of `flows run unlearning-whp` and `flows run unlearning-reinforce` (their sections' settings:
 `generators/whp_settings.py`, `generators/reinforce.py`, `generators/whp_finetune.py`), the bundled demo's
-overrides and the labels' resume key."""
+overrides and the labels' resume key.
+
+`WhpConfig` is not a `GeneratorConfig`: its rows skip the document steps (`Generator.postprocess=False`), so it has
+no `filters` / `dedup` / `execution` / `max_seeds` (`max_docs` is its own), and its keys keep their order (the
+config the dataset card prints)."""
 from __future__ import annotations
 
 from pydantic import Field
@@ -25,6 +29,14 @@ class WhpConfig(DocumentFields, RunConfig):
     models: ModelSettings = ModelSettings()
     finetune: FinetuneSettings = FinetuneSettings()
     generation: GenerationSettings = GenerationSettings()
+
+    def labels_key(self) -> str:
+        """The labelled blocks' resume key: every key but `BLOCKS_KEY_EXCLUDE`; `blocks.train_alpha` only picks
+        which labelled rows become data/, so a change of it reuses the labels."""
+        from flows.config import config_hash  # the one config hash (a light module: pydantic and yaml)
+
+        key_cfg = self.model_copy(update={"blocks": self.blocks.model_copy(update={"train_alpha": None})})
+        return config_hash(key_cfg, exclude=BLOCKS_KEY_EXCLUDE)
 
 
 class ReinforceConfig(DocumentFields, RunConfig, ReinforceSettings):

@@ -1,6 +1,6 @@
 """The `unlearning-whp` steps, usable without Prefect: read the targets, build the anchors (file or round
-`anchors`), label blocks with both models (one staged part per run key, reused on rerun). The flow
-(`flows/unlearning.py`) chooses the config, wraps these as tasks and publishes."""
+`anchors`), label blocks with both models (one staged part per run key, reused on rerun). The generator
+(`generators/whp_generator.py`, on the contract) and the reinforce flow (`flows/unlearning.py`) use them."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,6 @@ from rich.table import Table
 
 from corpora.atomic import atomic_write_json
 from corpora.hashing import short_hash
-from corpora.plan import WORK_DIR
 from corpora.progress import no_progress
 from corpora.shards import write_table_atomic
 from generators import whp
@@ -24,6 +23,7 @@ from generators.whp_settings import (BLOCK_SCHEMA, LABEL_CONVENTION, REJECTED_SC
                                      AnchorSettings, BlockSettings, ModelSettings)
 
 _log = logging.getLogger("generators.whp")
+REVIEW_FILE = "anchors.review.json"  # the anchors, published for review: edit and pass back with --set anchors.path=
 
 
 def baseline_path(path: str | None) -> str:
@@ -44,10 +44,9 @@ def check_model_dir(key: str, path: str | None) -> None:
 
 
 def preflight(baseline_model: str | None, reinforced_model: str | None, anchors: AnchorSettings, has_inputs: bool,
-              generation, log: logging.Logger = _log) -> None:
-    """The one-line errors before an unlearning-whp run starts: model folders, anchors file or round `anchors`."""
-    from generators.settings import preflight_settings
-
+              log: logging.Logger = _log) -> None:
+    """The one-line errors before an unlearning-whp run starts: model folders, anchors file (round `anchors`'
+    backend: the generation flow's preflight)."""
     check_model_dir("baseline_model", baseline_model)
     if reinforced_model:
         check_model_dir("reinforced_model", reinforced_model)
@@ -59,8 +58,6 @@ def preflight(baseline_model: str | None, reinforced_model: str | None, anchors:
             raise whp.AnchorError("anchors.path: give the anchored-terms file for your targets (JSON "
                                   "{term: translation}), or --set anchors.source=llm to have a model propose one")
         whp.load_anchors(anchors.path or SAMPLE_ANCHORS)
-    else:
-        preflight_settings(generation, {"anchors"})
 
 
 def model_identity(path: str) -> str:
@@ -71,13 +68,13 @@ def model_identity(path: str) -> str:
 
 
 def load_targets(inputs: list[str], text_field: str, id_field: str, max_docs: int | None,
-                 log: logging.Logger = _log) -> tuple[list[whp.TargetDoc], list[dict], list[str]]:
+                 warn: Callable[..., None] = _log.warning) -> tuple[list[whp.TargetDoc], list[dict], list[str]]:
     inputs = [str(p) for p in inputs] or [str(SAMPLE_TARGET)]
     docs, bad = whp.read_target_texts(inputs, text_field, id_field)
     if max_docs:
         docs = docs[:max_docs]
     for b in bad[:20]:
-        log.warning("quarantined %s %s: %s", b.file, b.location, b.error)
+        warn("quarantined %s %s: %s", b.file, b.location, b.error)
     if not docs:
         raise ValueError(f"{', '.join(inputs)}: no target text to use ({len(bad)} item(s) quarantined)")
     seen: dict[str, int] = {}
@@ -89,10 +86,10 @@ def load_targets(inputs: list[str], text_field: str, id_field: str, max_docs: in
     return docs, [b.as_row() for b in bad], inputs
 
 
-def build_anchors(a: AnchorSettings, generation, docs: list[whp.TargetDoc], out_dir: Path,
-                  log: logging.Logger = _log) -> tuple[dict[str, list[str]], list[dict], dict]:
-    """The anchored terms (file, or round `anchors` under `generation`), their rows and report; the terms are
-    also written to <out_dir>/anchors.review.json for review."""
+def build_anchors(a: AnchorSettings, docs: list[whp.TargetDoc], rounds, log: Callable[[str], None] = _log.info
+                  ) -> tuple[dict[str, list[str]], list[dict], dict]:
+    """The anchored terms (file, or round `anchors` of `rounds`), their rows and report (the terms are published as
+    `anchors.review.json` for review)."""
     texts = [d.text for d in docs]
     if a.source == "file":
         path = a.path or str(SAMPLE_ANCHORS)
@@ -101,9 +98,7 @@ def build_anchors(a: AnchorSettings, generation, docs: list[whp.TargetDoc], out_
         report = {"source": "file", "path": path}
     else:
         from generators.backends.base import SamplingParams
-        from generators.rounds import Rounds
 
-        rounds = Rounds(out_dir / WORK_DIR, generation, source="unlearning-whp", progress=False, log=log.info)
         reqs = whp.anchor_requests(docs, a.max_chars, SamplingParams(temperature=0.0, max_tokens=a.max_tokens))
         out = rounds.generate("anchors", reqs)
         rows, dropped = whp.merge_proposed_anchors(out.ok, texts)
@@ -124,29 +119,27 @@ def build_anchors(a: AnchorSettings, generation, docs: list[whp.TargetDoc], out_
         counts[term] = counts.get(term, 0) + 1
     for r in rows:
         r["occurrences"] = counts.get(r["term"], 0)
-    review = out_dir / "anchors.review.json"  # edit and pass back with --set anchors.path=...
-    atomic_write_json(review, anchors)
     report.update(terms=len(anchors), unused_terms=sorted(t for t in anchors if not counts.get(t)),
-                  review_file=str(review), sha=whp.anchors_hash(anchors))
-    log.info("%d anchored terms (%s); %d never occur in the targets; for review: %s", len(anchors),
-             report["source"], len(report["unused_terms"]), review)
+                  review_file=REVIEW_FILE, sha=whp.anchors_hash(anchors))
+    log(f"{len(anchors)} anchored terms ({report['source']}); {len(report['unused_terms'])} never occur in the "
+        f"targets; for review: {REVIEW_FILE} in the output folder")
     return anchors, rows, report
 
 
 def label_blocks(b: BlockSettings, models: ModelSettings, case_sensitive: bool, settings_key: str,
                  docs: list[whp.TargetDoc], anchors: dict[str, list[str]], baseline: str, reinforced: str,
-                 out_dir: Path, log: logging.Logger = _log, progress: Callable = no_progress) -> dict:
+                 work_dir: Path, log: Callable[[str], None] = _log.info, progress: Callable = no_progress) -> dict:
     """Blocks labelled with both models; one staged part per run key (`settings_key`: the run's settings that
-    change the labels, then anchors, targets, models), reused on rerun."""
+    change the labels, then anchors, targets, models) under `<work_dir>/blocks/`, reused on rerun."""
     import torch
 
     key = short_hash(settings_key, whp.anchors_hash(anchors), str(case_sensitive),
                      data_hash([d.id + "\x00" + d.text for d in docs]), model_identity(baseline),
                      model_identity(reinforced))
-    staged = out_dir / WORK_DIR / "blocks"
+    staged = Path(work_dir) / "blocks"
     part, rej, done = staged / f"{key}.parquet", staged / f"{key}.rejected.parquet", staged / f"{key}.json"
     if done.is_file() and part.is_file() and rej.is_file():
-        log.info("blocks already labelled with this config, anchors, targets and models: reused")
+        log("blocks already labelled with this config, anchors, targets and models: reused")
         return {**json.loads(done.read_text()), "reused": True}
     if models.threads:
         torch.set_num_threads(models.threads)
@@ -210,16 +203,12 @@ def block_row(blk: whp.Block, res: dict, baseline: str, reinforced: str) -> dict
             "topk_ids": res["topk_ids"], "topk_probs": res["topk_probs"]}
 
 
-def training_part(blocks_part: str | Path, alpha: float, target: Path) -> Path:
+def training_rows(blocks: pa.Table, alpha: float) -> pa.Table:
     """The rows of one alpha (the training kind `data/`: one row per block, no conflicting labels) out of the
-    labelled part (one row per block and alpha), in the part's order; written atomically to `target`."""
+    labelled blocks (one row per block and alpha), in their order."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    table = pq.read_table(blocks_part, schema=BLOCK_SCHEMA)
-    picked = table.filter(pc.equal(table["alpha"], pa.scalar(alpha, pa.float32())))
-    write_table_atomic(target, picked)
-    return target
+    return blocks.filter(pc.equal(blocks["alpha"], pa.scalar(alpha, pa.float32())))
 
 
 def blocks_invariant(read: int, labelled: dict, n_alphas: int, rows: Callable[[str], int]) -> dict:
