@@ -15,6 +15,9 @@ Methods (each in its own process; peak memory is the process tree's PSS (RSS wit
 sampled every 50 ms):
   ours           filters.dedup.minhash.near_duplicate_clusters over the texts in memory
   ours-pipeline  our datatrove steps (signatures, buckets, clusters, apply) on LocalPipelineExecutor, JSONL in/out
+                 (datatrove's JsonlReader / JsonlWriter)
+  ours-flow      the dedup stage `flows run dedup` runs (filters/dedup/stage.py DedupStage, MinHash only, flow
+                 defaults otherwise): staged Parquet shards in, kept/rejected Parquet parts out, workers=1
   datasketch     MinHash.generator (affine64, xxh3 shingle hashes) + MinHashLSH(params=(14, 8)), union-find
   datatrove      MinhashDedupSignature/Buckets/Cluster/Filter as shipped (spaCy word tokenizer), on a subset
   datatrove-ws   the same pipeline with a whitespace tokenizer on the normalised text (its tokenizer dominates)
@@ -151,6 +154,19 @@ def write_shards(docs: list[dict], folder: Path, shards: int) -> None:
                 fh.write(json.dumps(d, ensure_ascii=False) + "\n")
 
 
+def write_parquet_shards(docs: list[dict], folder: Path, shards: int) -> None:
+    """The same shards as `write_shards`, as the Parquet parts the flow stages its inputs into."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    per = (len(docs) + shards - 1) // shards
+    for s in range(shards):
+        part = docs[s * per:(s + 1) * per]
+        table = pa.table({"id": [d["id"] for d in part], "text": [d["text"] for d in part]})
+        pq.write_table(table, folder / f"part-{s:03d}.parquet", compression="zstd")
+
+
 def read_corpus(folder: Path) -> list[dict]:
     out = []
     for f in sorted(folder.glob("part-*.jsonl")):
@@ -259,6 +275,33 @@ def run_ours_pipeline(work: Path) -> tuple[float, dict[str, str], int]:
     return seconds, labels, int((work / "count").read_text())
 
 
+def run_ours_flow(work: Path) -> tuple[float, dict[str, str], int]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from filters.dedup.config import DedupConfig
+    from filters.dedup.stage import DedupStage
+    from filters.execution import ExecutorConfig
+
+    out = work / "ours-flow"
+    shutil.rmtree(out, ignore_errors=True)
+    shards = [[p] for p in sorted((work / "corpus-parquet").glob("part-*.parquet"))]
+    off = {"enabled": False}
+    cfg = DedupConfig(url=off, exact=off, paragraph=off, minhash={"num_bands": NUM_BANDS, "rows_per_band": ROWS})
+    schema = pa.schema([("id", pa.string()), ("text", pa.string())])
+    t0 = time.perf_counter()
+    res = DedupStage(shards, out, cfg, ExecutorConfig(), schema, log=lambda msg: None).run()
+    seconds = time.perf_counter() - t0
+    labels, n = {}, 0
+    for part in [p for s in res.kept + res.rejected for p in s]:
+        t = pq.read_table(part, columns=["id", "dup_cluster_id", "dup_cluster_size"]).to_pydict()
+        n += len(t["id"])
+        for i, c, size in zip(t["id"], t["dup_cluster_id"], t["dup_cluster_size"]):
+            if size is not None and size > 1:
+                labels[i] = c
+    return seconds, labels, n
+
+
 class _WhitespaceTokenizer:
     def word_tokenize(self, text: str) -> list[str]:
         return text.split()
@@ -348,6 +391,8 @@ def child(method: str, work: Path, arg: int, seed: int) -> None:
         seconds, labels, n = run_ours(work)
     elif method == "ours-pipeline":
         seconds, labels, n = run_ours_pipeline(work)
+    elif method == "ours-flow":
+        seconds, labels, n = run_ours_flow(work)
     elif method == "datasketch":
         seconds, labels, n = run_datasketch(work)
     elif method in ("datatrove", "datatrove-ws"):
@@ -460,7 +505,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--work", default="/tmp/dedup-bench")
-    ap.add_argument("--methods", default="ours,ours-pipeline,datasketch,datatrove-ws,datatrove")
+    ap.add_argument("--methods", default="ours,ours-pipeline,ours-flow,datasketch,datatrove-ws,datatrove")
     ap.add_argument("--datatrove-subset", type=int, default=10_000,
                     help="documents for datatrove as shipped (its spaCy tokenizer runs ~100 docs/s here)")
     ap.add_argument("--scale", default="100000,300000,1000000",
@@ -483,6 +528,8 @@ def main() -> None:
     words = load_words()
     docs, families = build_corpus(args.docs, args.seed, words)
     write_shards(docs, work / "corpus", args.shards)
+    if "ours-flow" in args.methods.split(","):
+        write_parquet_shards(docs, work / "corpus-parquet", args.shards)
     write_shards(docs[: args.datatrove_subset], work / "corpus-subset", 1)
     (work / "count").write_text(str(len(docs)))
     texts = {d["id"]: d["text"] for d in docs}

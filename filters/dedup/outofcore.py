@@ -333,7 +333,7 @@ class AssignmentReader:
         self.path = Path(work_dir) / ASSIGN_DIR / shard_name(shard)
         self.rows = read_meta(self.path)["rows"]
         self._batches = iter_validated(self.path)
-        self._buf: tuple[list, list, list, list] | None = None
+        self._buf: list[tuple] | None = None  # (id_hash, cluster_id, cluster_size, kept_id) rows
         self._pos = 0
         self.row = 0
 
@@ -342,14 +342,14 @@ class AssignmentReader:
         if batch is None:
             raise IntermediateError(f"{self.path}: has {self.rows} rows but the shard has more documents; the "
                                     "input changed since the signature step; rerun the dedup steps")
-        self._buf = tuple(batch.column(i).to_pylist() for i in range(4))
+        self._buf = list(zip(*(batch.column(i).to_pylist() for i in range(4))))
         self._pos = 0
 
     def next(self, doc_id: str) -> tuple[str | None, int, str | None]:
         """(cluster_id or None for a singleton, cluster_size, kept_id or None when the document is kept)."""
-        if self._buf is None or self._pos >= len(self._buf[0]):
+        if self._buf is None or self._pos >= len(self._buf):
             self._fill()
-        h, cid, size, kept = (c[self._pos] for c in self._buf)
+        h, cid, size, kept = self._buf[self._pos]
         if h != id_hash(doc_id):
             raise IntermediateError(f"{self.path}: row {self.row} belongs to another document than {doc_id!r}; the "
                                     "input order changed since the signature step; rerun the dedup steps")

@@ -77,12 +77,34 @@ class ParquetShardReader(PipelineStep):
         for path in self.shards[rank]:
             row = 0
             for batch in pq.ParquetFile(path).iter_batches(batch_size=self.batch_rows):
-                for rec in batch.to_pylist():
-                    text = rec.pop(self.text_field, None)
-                    doc_id = rec.pop(self.id_field, None)
-                    problem = ("no text" if text is None else "no id" if doc_id is None or str(doc_id) == ""
-                               else None if isinstance(text, str) else f"text is {type(text).__name__}, not a string")
-                    if problem:
+                # column by column (one Arrow -> Python conversion per column, no per-row dict from Arrow): the
+                # same values and key order as batch.to_pylist() minus the text and id keys
+                n = batch.num_rows
+                names = batch.schema.names
+                cols = [batch.column(i).to_pylist() for i in range(len(names))]
+                texts = ids = None
+                meta_names, meta_cols = [], []
+                for name, col in zip(names, cols):
+                    if name == self.text_field:
+                        texts = col
+                    elif name == self.id_field:
+                        ids = col
+                    else:
+                        meta_names.append(name)
+                        meta_cols.append(col)
+                texts = texts if texts is not None else [None] * n
+                ids = ids if ids is not None else [None] * n
+                rows = zip(texts, ids, *meta_cols) if meta_cols else zip(texts, ids)
+                good = 0
+                for text, doc_id, *values in rows:
+                    rec = dict(zip(meta_names, values))
+                    sid = doc_id if type(doc_id) is str else None if doc_id is None else str(doc_id)
+                    if sid and isinstance(text, str):
+                        good += 1
+                        yield Document(text=text, id=sid, metadata=rec)
+                    else:
+                        problem = ("no text" if text is None else "no id" if not sid
+                                   else f"text is {type(text).__name__}, not a string")
                         if not self.skip_bad:
                             raise ValueError(f"{path} row {row}: {problem}")
                         if qw is not None:
@@ -90,10 +112,9 @@ class ParquetShardReader(PipelineStep):
                             raw = {self.text_field: text, **rec} if problem.startswith("text is") else rec
                             qw.write_rows([{"file": path, "location": f"row {row}", "error": problem,
                                             "raw": json.dumps(raw, default=str)[:200]}])
-                    else:
-                        self.stat_update("documents")
-                        yield Document(text=text, id=str(doc_id), metadata=rec)
                     row += 1
+                if good:
+                    self.stat_update("documents", value=good)  # once per batch: datatrove's per-call cost
         if qw is not None:
             qw.close()
             atomic_write_json(Path(self.quarantine_dirs[rank]) / "quarantine.json", {"quarantined": quarantined})
@@ -124,23 +145,25 @@ class ShardPartsWriter(PipelineStep):
         names = [f.name for f in kept_schema if f.name not in (self.text_field, self.id_field)]
         kept = ShardWriter(out / "kept", kept_schema, max_rows=self.shard_rows)
         rej = ShardWriter(out / "rejected", rej_schema, max_rows=self.shard_rows)
-        bufs: dict[str, list] = {"kept": [], "rejected": []}
+        # rows are gathered column by column (what pa.Table.from_pylist(rows, schema) would build from per-row
+        # dicts) and written 2000 rows at a time per kind, as before
+        id_f, text_f = self.id_field, self.text_field
+        kept_cols = _ColumnBuffer(kept, kept_schema.names)
+        rej_cols = _ColumnBuffer(rej, rej_schema.names)
         seen = 0
         for doc in data or []:
             seen += 1
             m = doc.metadata
-            row = {self.id_field: doc.id, self.text_field: doc.text, **{n: m.get(n) for n in names}}
+            values = {id_f: doc.id, text_f: doc.text}
+            for n in names:
+                values[n] = m.get(n)
             if "reason" in m:
-                row["reason"], row["reason_detail"] = m["reason"], m.get("reason_detail")
-                bufs["rejected"].append(row)
+                values["reason"], values["reason_detail"] = m["reason"], m.get("reason_detail")
+                rej_cols.add(values)
             else:
-                bufs["kept"].append(row)
-            for kind, writer in (("kept", kept), ("rejected", rej)):
-                if len(bufs[kind]) >= 2000:
-                    writer.write_rows(bufs[kind])
-                    bufs[kind] = []
-        kept.write_rows(bufs["kept"])
-        rej.write_rows(bufs["rejected"])
+                kept_cols.add(values)
+        kept_cols.flush()
+        rej_cols.flush()
         kept.close()
         rej.close()
         if kept.rows_written + rej.rows_written != seen:
@@ -150,6 +173,32 @@ class ShardPartsWriter(PipelineStep):
                                               "rejected": rej.rows_written})
         return
         yield  # a generator, as datatrove expects
+
+
+class _ColumnBuffer:
+    """Rows for one ShardWriter as per-column lists, handed over every `every` rows as one Arrow table (the same
+    table `pa.Table.from_pylist` makes from the rows' dicts; a name missing from a row is null)."""
+
+    def __init__(self, writer: ShardWriter, names: list[str], every: int = 2000):
+        self.writer = writer
+        self.names = names
+        self.every = every
+        self.cols: list[list] = [[] for _ in names]
+        self.rows = 0
+
+    def add(self, values: dict) -> None:
+        get = values.get
+        for col, name in zip(self.cols, self.names):
+            col.append(get(name))
+        self.rows += 1
+        if self.rows >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.writer.write_table(pa.Table.from_arrays(self.cols, schema=self.writer.schema))
+        self.cols = [[] for _ in self.names]
+        self.rows = 0
 
 
 class DrainStep(PipelineStep):
