@@ -38,8 +38,8 @@ def read_targets(inputs: list[str], cfg: WhpConfig, warn: Callable[..., None]
 def run(cfg: WhpConfig, docs: list, rounds) -> GeneratorResult:
     log = rounds.log
     if not cfg.inputs:
-        log(f"no --input: the bundled sample ({SAMPLE_TARGET.name}, anchors {SAMPLE_ANCHORS.name}; --set "
-            "finetune.enabled=false for labels only)")
+        log(f"no --input: the bundled sample ({SAMPLE_TARGET.name}, anchors {SAMPLE_ANCHORS.name})"
+            + ("; --set finetune.enabled=false for labels only" if cfg.finetune.enabled else ""))
     anchors, anchor_rows, anchor_report = steps.build_anchors(cfg.anchors, docs, rounds, log)
     baseline = steps.baseline_path(cfg.baseline_model)
     reinforce_report = None
