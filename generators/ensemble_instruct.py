@@ -36,7 +36,7 @@ from generators.ensemble_parse import instance_rows_of, parse_instructions
 from generators.ensemble_prompts import INSTANCES, INSTRUCTIONS, ZERO_SHOT, encode_prompt, templates
 from generators.ensemble_seeds import SAMPLE_SEEDS, check_seed_types, preflight_seeds, seed_tasks
 from generators.ensemble_stats import run_stats
-from generators.task import Task, run_task
+from generators.task import Task, in_request_order, run_task
 from filters.rouge import NoveltyPool
 from generators.voting import consensus
 
@@ -63,11 +63,6 @@ def _seeded(sp: SamplingParams, *parts: Any) -> SamplingParams:
     return SamplingParams(**{**sp.model_dump(), "seed": int(_rid(*parts)[:8], 16)})
 
 
-def _by_order(out) -> list[dict]:
-    order = {r.id: i for i, r in enumerate(out.requests)}
-    return sorted(out.ok, key=lambda r: (order[r["request_id"]], r["id"]))
-
-
 def row_text(instruction: str, inp: str, output: str) -> str:
     return "\n\n".join(p for p in (instruction, inp, output) if p)
 
@@ -84,7 +79,9 @@ def instances_task(cfg: "EnsembleInstructConfig") -> Task:
                         sampling=_seeded(cfg.instances.sampling, "instances", a["id"]), parent_ids=[a["id"]],
                         meta={"type": a["type"], "instruction": a["text"], "instruction_id": a["id"]})
 
-    return Task("instances", None, cfg.instances.sampling, request=ask)
+    # a completion may hold several instances (the reference's parser): one row each (`instance_rows_of`)
+    return Task("instances", None, cfg.instances.sampling, request=ask, ordered=True,
+                accept_many=lambda rec, _text: instance_rows_of(rec, cfg.instances.parse))
 
 
 # ---- the generator -------------------------------------------------------------------------------------------
@@ -126,7 +123,7 @@ def run(cfg: EnsembleInstructConfig, records: Sequence[Any], rounds) -> Generato
     def accept(out, accepted: list[dict]) -> list[dict]:
         new = []
         t0 = time.perf_counter()
-        for rec in _by_order(out):
+        for rec in in_request_order(out):
             t = rec["type"]
             for j, (ins, reason) in enumerate(parse_instructions(rec["text"], icfg)):
                 row = {**rec, "id": f"{rec['id']}-{j}", "text": ins, "piece": j, "status": reason or "accepted"}
@@ -150,17 +147,11 @@ def run(cfg: EnsembleInstructConfig, records: Sequence[Any], rounds) -> Generato
     rejected = [f for o in ins_outs for f in o.failed]
 
     # instances
-    inst_out = run_task(rounds, instances_task(cfg), accepted).output
-    rejected += inst_out.failed
-    instance_rows, valid = [], []
-    for rec in _by_order(inst_out):
-        for row, reason in instance_rows_of(rec, cfg.instances.parse):
-            instance_rows.append(row)
-            if reason:
-                rejected.append({**row, "instance_id": rec["id"], "reason": "instance_unparsed",
-                                 "reason_detail": reason})
-            else:
-                valid.append(row)
+    inst = run_task(rounds, instances_task(cfg), accepted)
+    instance_rows, valid = inst.rows, inst.accepted
+    # a completion that does not parse is one row with the completion's id (`instance_rows_of`)
+    rejected += inst.failed + [{**r, "instance_id": r["id"], "reason": "instance_unparsed",
+                                "reason_detail": r["reason"]} for r in inst.rejected]
 
     # votes: one round per voter
     vote_rows, votes, voter_info = [], {}, []
@@ -178,7 +169,7 @@ def run(cfg: EnsembleInstructConfig, records: Sequence[Any], rounds) -> Generato
             parent_ids=[v["id"]], meta={"voter": voter.name, "instance_id": v["id"]}))
         out = run_task(rounds, task, valid, settings=settings).output
         rejected += out.failed
-        for rec in _by_order(out):
+        for rec in in_request_order(out):
             vote_rows.append(rec)
             votes[(rec["instance_id"], k)] = rec
         voter_info.append({"name": voter.name, "round": f"votes#{k}", "model": out.report.model or None,

@@ -32,6 +32,12 @@ comes back.
   generated records of the requests that record made (`ok`) and of those that failed (`failed`), and makes one row
   of them (e.g. a translation assembled from its parts): reason None keeps it, a reason rejects it; every input
   gives exactly one row, in input order, also when all its requests failed. `parse` / `accept` are not used then.
+- Several rows per completion: a task with `accept_many(record, value) -> [(row, reason | None), ...]` (instead of
+  `accept`) makes any number of rows of one completion (none: the completion gives no row), each kept (reason
+  None) or rejected with its reason (e.g. a completion that holds several instances). `out.rows` lists every row
+  the task made, kept and rejected, in order, as made (without the `reason` the rejected list adds).
+- `Task(..., ordered=True)` sorts a round's completions in request order (then generated record id) before parsing
+  (`in_request_order`), so the rows do not depend on the order the engine or the cache gave them back in.
 - A template whose text is built in code from parts may name the variant used: `task.ask(..., variant=h)` writes
   `template_id` "name@vN.h" (e.g. a hash of the few-shot examples it holds).
 - A loop round (`rounds.until`) sorts each round's output with `task.sort(output)`.
@@ -65,6 +71,13 @@ class Template:
 RequestFn = Callable[["Task", Any], "GenerationRequest | Sequence[GenerationRequest] | None"]
 AcceptFn = Callable[[dict, Any], "tuple[dict | None, str | None]"]
 CombineFn = Callable[[Any, list[dict], list[dict]], "tuple[dict, str | None]"]
+AcceptManyFn = Callable[[dict, Any], "Iterable[tuple[dict, str | None]]"]
+
+
+def in_request_order(output: RoundOutput) -> list[dict]:
+    """A round's generated records in the order of its requests (then by record id)."""
+    order = {r.id: i for i, r in enumerate(output.requests)}
+    return sorted(output.ok, key=lambda r: (order[r["request_id"]], r["id"]))
 
 
 @dataclass
@@ -80,6 +93,12 @@ class Task:
     accept: AcceptFn | None = None
     unparsed: str = "unparseable"  # the reject reason of a parse that gave None (when there is no `accept`)
     combine: CombineFn | None = None  # per-input accept (see the module docstring)
+    accept_many: AcceptManyFn | None = None  # one completion -> several rows (see the module docstring)
+    ordered: bool = False  # parse the completions in request order (`in_request_order`), not as they came back
+
+    def __post_init__(self) -> None:
+        if self.accept is not None and self.accept_many is not None:
+            raise ValueError(f"task {self.name!r}: give `accept` (one row per completion) or `accept_many`, not both")
 
     def ask(self, id: str, *, prompt: str | None = None, user: str | None = None,
             messages: list[dict[str, str]] | None = None, parent_ids: Iterable[str] = (),
@@ -118,33 +137,38 @@ class Task:
         ok, failed = output.by_request, {}
         for r in output.failed:
             failed.setdefault(r["request_id"], []).append(r)
-        accepted, rejected = [], []
+        accepted, rejected, rows = [], [], []
         for record, qs in zip(records, made, strict=True):
             row, reason = self.combine(record, [r for q in qs for r in ok.get(q.id, ())],
                                        [r for q in qs for r in failed.get(q.id, ())])
+            rows.append(row)
             if reason is None:
                 accepted.append(row)
             else:
                 row["reason"] = reason
                 rejected.append(row)
-        return TaskOutput(accepted, rejected, list(output.failed), {}, output)
+        return TaskOutput(accepted, rejected, list(output.failed), {}, output, rows)
 
     def sort(self, output: RoundOutput) -> TaskOutput:
-        """Parse and accept each generated record of a round's output."""
-        accepted, rejected, parsed = [], [], {}
-        for record in output.ok:
+        """Parse and accept each generated record of a round's output (`ordered`: in request order)."""
+        accepted, rejected, parsed, rows = [], [], {}, []
+        for record in in_request_order(output) if self.ordered else output.ok:
             value = self.parse(record["text"]) if self.parse is not None else record["text"]
             parsed[record["id"]] = value
-            if self.accept is not None:
-                row, reason = self.accept(record, value)
+            if self.accept_many is not None:
+                made = list(self.accept_many(record, value))
+            elif self.accept is not None:
+                made = [self.accept(record, value)]
             else:
-                row, reason = record, (self.unparsed if value is None else None)
-            row = record if row is None else row
-            if reason is None:
-                accepted.append(row)
-            else:
-                rejected.append({**row, "reason": reason})
-        return TaskOutput(accepted, rejected, list(output.failed), parsed, output)
+                made = [(record, self.unparsed if value is None else None)]
+            for row, reason in made:
+                row = record if row is None else row
+                rows.append(row)
+                if reason is None:
+                    accepted.append(row)
+                else:
+                    rejected.append({**row, "reason": reason})
+        return TaskOutput(accepted, rejected, list(output.failed), parsed, output, rows)
 
 
 @dataclass
@@ -154,6 +178,8 @@ class TaskOutput:
     failed: list[dict]  # one record per failed request (`reason="generation_failed"`, `error`)
     parsed: dict[str, Any]  # generated record id -> parsed value (rejected ones too)
     output: RoundOutput  # the round's requests, records and report
+    rows: list[dict] = field(default_factory=list)  # every row made, kept and rejected, in order (sort: without
+    # the rejected list's `reason`; combine's rows are the ones it marks)
 
 
 def run_task(rounds: Rounds, task: Task, records: Iterable[Any], name: str | None = None,

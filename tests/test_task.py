@@ -141,3 +141,41 @@ def test_a_training_step_trains_into_its_named_folder_and_lists_every_step(tmp_p
     assert first == (tmp_path / "work" / "student-2" / "k1", {"steps": 1})
     assert second[0] == tmp_path / "work" / "student-2" / "k2" and seen == [first[0], second[0]]
     assert [(t["key"], t["steps"]) for t in rounds.trained["student#2"]] == [("k1", 1), ("k2", 2)]
+
+
+def test_accept_many_makes_several_rows_of_one_completion(tmp_path):
+    """One completion -> any number of rows (here one per comma-separated city), each kept or rejected with its
+    reason; a completion that holds none gives no row; `rows` lists every row in order, as made."""
+    rounds = _rounds(tmp_path, {"France": " Paris, lyon, Nice", "Peru": " ", "Chile": " Santiago"})
+
+    def cities(record, text):
+        names = [w.strip() for w in text.split(",") if w.strip()]
+        return [({**record, "id": f"{record['id']}-{j}", "text": name}, None if name.istitle() else "lower_case")
+                for j, name in enumerate(names)]
+
+    out = run_task(rounds, _task(accept_many=cities), ["France", "Peru", "Chile"])
+    assert [r["text"] for r in out.accepted] == ["Paris", "Nice", "Santiago"]
+    assert [(r["text"], r["reason"], r["country"]) for r in out.rejected] == [("lyon", "lower_case", "France")]
+    assert [r["text"] for r in out.rows] == ["Paris", "lyon", "Nice", "Santiago"]
+    assert all("reason" not in r for r in out.rows) and len({r["id"] for r in out.rows}) == 4
+    assert set(out.parsed) == {r["id"] for r in out.output.ok} and out.failed == []  # Peru: answered, no row
+    # one-row tasks list their rows too: a rejected one without the reason the rejected list adds
+    one = run_task(rounds, _task(parse=lambda t: t.strip() or None), ["France", "Peru"])
+    assert [r["country"] for r in one.rows] == ["France", "Peru"] and "reason" not in one.rows[1]
+    assert [r["reason"] for r in one.rejected] == ["unparseable"]
+    with pytest.raises(ValueError, match="not both"):
+        _task(accept=lambda r, v: (r, None), accept_many=cities)
+
+
+def test_ordered_sorts_completions_in_request_order(tmp_path):
+    """`ordered=True`: the rows follow the requests' order whatever order the round's records came back in."""
+    from dataclasses import replace
+
+    from generators.task import in_request_order
+
+    rounds = _rounds(tmp_path, {"France": "Paris", "Peru": "Lima", "Chile": "Santiago"})
+    out = run_task(rounds, _task(), ["Peru", "France", "Chile"]).output
+    shuffled = replace(out, ok=[out.ok[2], out.ok[0], out.ok[1]])
+    assert [r["text"] for r in _task().sort(shuffled).accepted] == ["Santiago", "Lima", "Paris"]  # as they came
+    assert [r["text"] for r in _task(ordered=True).sort(shuffled).accepted] == ["Lima", "Paris", "Santiago"]
+    assert [r["id"] for r in in_request_order(shuffled)] == [r["id"] for r in out.ok]

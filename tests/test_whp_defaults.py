@@ -26,3 +26,39 @@ def test_the_reinforce_default_is_light():
     # 1e-4 x 10 steps lowered every raw logit by ~9 on the demo, so the labels stayed the baseline's argmax
     assert ReinforceSettings().lr == 1e-5 and ReinforceSettings().steps == 10
     assert load_config(WHP_PIPELINE.config_model).reinforce.lr == 1e-5
+
+
+def test_whp_is_a_generator_on_the_contract_with_its_config_keys_in_their_order(tmp_path):
+    import pytest
+
+    from generators.settings import BackendUnavailable
+    from generators.whp_generator import GENERATOR
+
+    assert WHP_PIPELINE.config_model is GENERATOR.config and not GENERATOR.postprocess
+    assert WHP_PIPELINE.layout.names() == ("data", "rejected", "quarantine", "blocks", "anchors", "model")
+    # the dataset card prints the config in this order: the keys of the pipeline before it moved onto the contract
+    assert list(WHP_PIPELINE.config_model.model_fields) == [
+        "inputs", "output", "overwrite", "shard_rows", "shard_mb", "license", "text_field", "id_field", "max_docs",
+        "baseline_model", "reinforced_model", "reinforce", "anchors", "blocks", "models", "finetune", "generation"]
+    # file anchors run no round: no backend is checked, but a round override that names no round is still an error
+    missing = tmp_path / "none.jsonl"
+    ok = load_config(WHP_PIPELINE.config_model, sets=["generation.backend.kind=replay",
+                                                      f"generation.backend.path={missing}"])
+    WHP_PIPELINE.preflight(ok)
+    with pytest.raises(BackendUnavailable, match=r"generation.backend.path"):
+        WHP_PIPELINE.preflight(ok.model_copy(update={"anchors": ok.anchors.model_copy(update={"source": "llm"})}))
+    typo = load_config(WHP_PIPELINE.config_model, sets=["generation.rounds.anchor.shard_size=2"])
+    with pytest.raises(BackendUnavailable, match=r"unknown round\(s\) \['anchor'\] .*anchors"):
+        WHP_PIPELINE.preflight(typo)
+
+
+def test_document_fields_are_declared_once_with_the_same_defaults():
+    from flows.diachronic import DiachronicConfig
+    from generators.contract import DocumentFields, GeneratorConfig
+    from generators.whp_config import ReinforceConfig, WhpConfig
+
+    for model in (GeneratorConfig, WhpConfig, ReinforceConfig, DiachronicConfig):
+        assert issubclass(model, DocumentFields)
+        assert (model().text_field, model().id_field) == ("text", "id")
+        names = list(model.model_fields)
+        assert names.index("id_field") == names.index("text_field") + 1 == names.index("license") + 2
