@@ -3,7 +3,9 @@ mean pooling over token states + L2 norm, as sentence-transformers does, with pl
 
 `threads`: torch's intra-op thread count while embedding (None: torch's default, unchanged). On a busy 2-core
 machine one thread was measured 3.6x faster than the default (issue 31). torch's setting is process-wide: it is set
-for each call and put back after."""
+for each call and put back after. Not given in code, it comes from the environment: FLOWS_MINILM_THREADS=1 sets it
+for every MiniLM of the process (sphinx's N-shot neighbours, impossible-distillation's critic, the quality
+classifier's embeddings), for users on a shared machine; unset: torch's default, as before."""
 from __future__ import annotations
 
 import hashlib
@@ -20,11 +22,31 @@ def minilm_path() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
+THREADS_ENV = "FLOWS_MINILM_THREADS"
+
+
+def threads_from_env() -> int | None:
+    """FLOWS_MINILM_THREADS as a thread count (unset or empty: None, torch's default)."""
+    import os
+
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{THREADS_ENV}={raw!r}: a thread count >= 1 (or unset for torch's default)")
+    return n
+
+
 class MiniLM:
     name = "all-MiniLM-L6-v2"
 
     def __init__(self, path: str | Path | None = None, max_tokens: int = 256, batch_size: int = 32,
                  threads: int | None = None):
+        threads = threads if threads is not None else threads_from_env()
         if threads is not None and threads < 1:
             raise ValueError(f"MiniLM threads must be >= 1 (or None for torch's default), got {threads}")
         import torch
